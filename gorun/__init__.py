@@ -1,0 +1,32 @@
+"""gorun: Go's memory management as a real multiprocess runtime over shared memory.
+
+    import gorun
+    Node = gorun.struct("Node", left=gorun.PTR, right=gorun.PTR, val=gorun.INT)
+
+    def work(g, n=1000):
+        head = None
+        for i in range(n):
+            x = g.new(Node)
+            x.val, x.left = i, head
+            head = x
+        return head.val
+
+    print(gorun.Runtime(procs=2).run(work, n=1000).summary())
+
+See README.md and docs/design.md.
+"""
+
+from . import _gorun
+
+_EXPECTED_ABI = 3
+if _gorun.ABI_VERSION != _EXPECTED_ABI:  # the version handshake between Python and C
+    raise ImportError(f"gorun's C core has ABI {_gorun.ABI_VERSION}, the Python package expects "
+                      f"{_EXPECTED_ABI}: rebuild with `make install`")
+
+from ._gorun import ArrayHandle, BytesHandle, GorunError, Handle, OutOfMemory  # noqa: E402
+from .runtime import Interrupted, RunError, RunResult, Runtime  # noqa: E402
+from .types import BYTES, FLOAT, INT, PTR, struct  # noqa: E402
+
+__all__ = ["Runtime", "RunResult", "RunError", "Interrupted", "OutOfMemory", "GorunError", "Handle",
+           "ArrayHandle", "BytesHandle", "struct", "PTR", "INT", "FLOAT", "BYTES"]
+__version__ = "0.1.0"

@@ -1,0 +1,68 @@
+"""The mutator context `g` a workload receives in each worker process (one per P)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+
+from . import _gorun
+from .types import array_tid
+
+
+class Globals:
+    """Shared root slots every P sees (Go's package-level pointer variables).
+    ``g.globals[i] = h`` stores through the write barrier; ``g.globals[i]`` returns a handle."""
+
+    __slots__ = ("_n",)
+
+    def __init__(self, n: int):
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: int):
+        return _gorun.global_get(i)
+
+    def __setitem__(self, i: int, h) -> None:
+        _gorun.global_set(i, h)
+
+
+class Context:
+    """What a workload function receives: ``fn(g, **params)``.
+
+    g.id, g.nprocs       this P's id and the number of P's
+    g.params             the run's parameters (also passed as keyword arguments)
+    g.rng, g.random      numpy Generator and random.Random seeded with (seed, P id)
+    g.new(T)             a zeroed object of struct type T, as a handle
+    g.new_bytes(n|data)  a noscan byte buffer (buffer protocol, read(), write())
+    g.new_array(e, n)    []int, []float, []ptr or []*T for a struct type T
+    g.globals            shared root slots
+    g.safepoint()        poll for GC requests (call it in long loops)
+    g.deadline           time.monotonic() at which --duration ends, or None
+    """
+
+    def __init__(self, pid: int, nprocs: int, params: dict, seed: int, duration: float | None,
+                 nglobals: int):
+        self.id = pid
+        self.nprocs = nprocs
+        self.params = dict(params)
+        self.seed = seed
+        self.rng = np.random.default_rng([seed, pid])
+        self.random = random.Random(seed * 1000003 + pid)
+        self.deadline = None if duration is None else time.monotonic() + duration
+        self.globals = Globals(nglobals)
+        self.new = _gorun.new
+        self.new_bytes = _gorun.new_bytes
+        self.safepoint = _gorun.safepoint
+
+    def new_array(self, elem, n: int):
+        return _gorun.new_array(array_tid(elem), n)
+
+    def time_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline

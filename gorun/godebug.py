@@ -1,0 +1,42 @@
+"""GODEBUG-style debug knobs: ``GODEBUG=name=value,name=value``.
+
+Every knob is documented in README.md ("Debug knobs") with what it prints or changes.
+Unknown names are an error (a typo should not silently do nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# name -> (C flag bit or 0, description)
+KNOBS = {
+    "mcachebypass": (1 << 0, "1: every small allocation refills through its mcentral (lock stress)"),
+}
+
+
+@dataclass
+class Debug:
+    values: dict = field(default_factory=dict)
+    flags: int = 0
+
+    def get(self, name: str, default: int = 0) -> int:
+        return self.values.get(name, default)
+
+
+def parse(text: str) -> Debug:
+    d = Debug()
+    for item in filter(None, (s.strip() for s in (text or "").split(","))):
+        name, eq, val = item.partition("=")
+        if not eq:
+            raise ValueError(f"bad GODEBUG item {item!r}: expected name=value")
+        if name not in KNOBS:
+            raise ValueError(f"unknown GODEBUG setting {name!r}: known are {', '.join(sorted(KNOBS))}")
+        try:
+            v = int(val)
+        except ValueError:
+            raise ValueError(f"bad GODEBUG value {item!r}: expected an integer") from None
+        d.values[name] = v
+        bit = KNOBS[name][0]
+        if bit and v:
+            d.flags |= bit
+    return d

@@ -1,0 +1,124 @@
+"""The run summary (text) and the --json document (docs/design.md "Output")."""
+
+from __future__ import annotations
+
+from .sizeclasses import CLASS_TO_SIZE
+from .units import fmt_bytes, fmt_ns
+
+PAGE_SIZE = 8192
+LOCK_FIELDS = ("acquisitions", "contended", "wait_ns_total", "wait_ns_max", "hold_ns_total", "recovered")
+
+
+def _hist_quantile(hist: list[int], q: float) -> float:
+    """Upper bound (ns) of the log2 bucket holding quantile q of the waits."""
+    total = sum(hist)
+    if not total:
+        return 0.0
+    need = q * total
+    acc = 0
+    for i, n in enumerate(hist):
+        acc += n
+        if acc >= need:
+            return float(2 ** (i + 1))
+    return float(2 ** len(hist))
+
+
+def lock_summary(locks: list[dict]) -> dict:
+    out = {k: 0 for k in LOCK_FIELDS}
+    hist = [0] * len(locks[0]["wait_hist"]) if locks else []
+    for lk in locks:
+        for k in LOCK_FIELDS:
+            out[k] = max(out[k], lk[k]) if k == "wait_ns_max" else out[k] + lk[k]
+        hist = [a + b for a, b in zip(hist, lk["wait_hist"])]
+    out["wait_hist"] = hist
+    out["wait_ns_p99"] = _hist_quantile(hist, 0.99)
+    out["wait_ns_mean"] = out["wait_ns_total"] / out["contended"] if out["contended"] else 0.0
+    return out
+
+
+def result_dict(r) -> dict:
+    st = r.stats
+    heap = st["mheap"]
+    per_p = []
+    for p, o in zip(st["ps"], r.outcomes):
+        dur = max(p["end_ns"] - p["start_ns"], 1) if p["end_ns"] else 0
+        per_p.append({
+            "id": p["id"], "pid": o.ospid, "status": o.status, "objects": p["objects"], "bytes": p["bytes"],
+            "tiny_allocs": p["tiny_allocs"], "large_allocs": p["large_allocs"], "refills": p["refills"],
+            "seconds": dur / 1e9, "objects_per_s": p["objects"] / (dur / 1e9) if dur else 0.0,
+            "bytes_per_s": p["bytes"] / (dur / 1e9) if dur else 0.0,
+        })
+    by_class = {}
+    for spc, c in enumerate(st["central"]):
+        if c["nspans"] or st["locks"]["mcentral"][spc]["acquisitions"]:
+            by_class[str(spc)] = {
+                "sizeclass": spc >> 1, "noscan": bool(spc & 1), "elemsize": CLASS_TO_SIZE[spc >> 1],
+                "spans": c["nspans"], **{k: st["locks"]["mcentral"][spc][k] for k in LOCK_FIELDS},
+            }
+    mc = lock_summary(st["locks"]["mcentral"])
+    mh = lock_summary([st["locks"]["mheap"]])
+    return {
+        "workload": r.workload, "params": r.params, "procs": r.procs, "lock": r.lock,
+        "max_heap": r.max_heap, "wall_s": r.wall_ns / 1e9, "error": r.error,
+        "alloc": {
+            "objects": sum(p["objects"] for p in per_p), "bytes": sum(p["bytes"] for p in per_p),
+            "per_p": per_p,
+        },
+        "heap": {
+            "inuse_bytes": heap["pages_inuse"] * PAGE_SIZE, "peak_inuse_bytes": heap["peak_pages_inuse"] * PAGE_SIZE,
+            "grown_bytes": heap["grown_pages"] * PAGE_SIZE, "heap_live": heap["heap_live"],
+            "spans_inuse": heap["spans_inuse"], "large_spans": heap["large_spans"],
+            "spans_by_class": {k: v["spans"] for k, v in by_class.items()},
+        },
+        "locks": {
+            "mheap": {k: mh[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
+            "mcentral": {k: mc[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
+            "mcentral_by_class": by_class,
+        },
+    }
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def summary_text(r) -> str:
+    d = result_dict(r)
+    out = [f"gorun: workload {d['workload']}, {d['procs']} P, lock {d['lock']}, "
+           f"wall {d['wall_s']:.2f}s" + (f"  [ended: {d['error'].splitlines()[0]}]" if d["error"] else "")]
+    rows = [[f"P{p['id']}", p["status"], f"{p['objects']:,}", fmt_bytes(p["bytes"]), f"{p['tiny_allocs']:,}",
+             f"{p['large_allocs']:,}", f"{p['objects_per_s'] / 1e6:.2f} M/s", f"{fmt_bytes(p['bytes_per_s'])}/s"]
+            for p in d["alloc"]["per_p"]]
+    rows.append(["all", "", f"{d['alloc']['objects']:,}", fmt_bytes(d["alloc"]["bytes"]), "", "",
+                 f"{sum(p['objects_per_s'] for p in d['alloc']['per_p']) / 1e6:.2f} M/s", ""])
+    out += ["", "allocation", _table(rows, ["P", "status", "objects", "bytes", "tiny", "large", "rate", "bytes/s"])]
+    h = d["heap"]
+    out += ["", f"heap: in use {fmt_bytes(h['inuse_bytes'])} (peak {fmt_bytes(h['peak_inuse_bytes'])}), "
+                f"grown {fmt_bytes(h['grown_bytes'])} of max {fmt_bytes(d['max_heap'])}, "
+                f"{h['spans_inuse']} spans ({h['large_spans']} large)"]
+    byc = d["locks"]["mcentral_by_class"]
+    top = sorted(byc.items(), key=lambda kv: -kv[1]["spans"])[:8]
+    if top:
+        out.append("spans per class (top 8): " + ", ".join(
+            f"{v['elemsize'] or 'large'}{'n' if v['noscan'] else ''}:{v['spans']}" for _, v in top))
+    lrows = []
+    for name, lk in (("mheap", d["locks"]["mheap"]), ("mcentral (all)", d["locks"]["mcentral"])):
+        lrows.append(_lock_row(name, lk))
+    busiest = sorted(byc.items(), key=lambda kv: -kv[1]["acquisitions"])[:4]
+    for spc, v in busiest:
+        lrows.append(_lock_row(f"  mcentral[{spc}] {v['elemsize'] or 'large'}{'n' if v['noscan'] else ''}",
+                               {**v, "wait_ns_p99": None}))
+    out += ["", "locks", _table(lrows, ["lock", "acquisitions", "contended", "wait total", "wait mean",
+                                        "wait p99", "wait max", "hold total"])]
+    return "\n".join(out)
+
+
+def _lock_row(name: str, lk: dict) -> list[str]:
+    acq = lk["acquisitions"]
+    cont = lk["contended"]
+    mean = lk["wait_ns_total"] / cont if cont else 0
+    p99 = lk.get("wait_ns_p99")
+    return [name, f"{acq:,}", f"{cont:,} ({100 * cont / acq:.1f}%)" if acq else "0", fmt_ns(lk["wait_ns_total"]),
+            fmt_ns(mean), "<" + fmt_ns(p99) if p99 else "-", fmt_ns(lk["wait_ns_max"]), fmt_ns(lk["hold_ns_total"])]

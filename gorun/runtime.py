@@ -1,0 +1,294 @@
+"""The launcher: creates the shared heap, starts one worker process per P, watches them,
+collects results and statistics, and removes every segment on every exit path
+(ARCHITECTURE.md section 1; docs/design.md "Processes").
+
+    rt = gorun.Runtime(procs=2, lock="futex")
+    result = rt.run(workload, n=1000)      # workload(g, n=1000) runs in each worker
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import select
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from . import _gorun, godebug, shm, types
+from .context import Context
+from .units import parse_size
+
+GorunError = _gorun.GorunError
+OutOfMemory = _gorun.OutOfMemory
+
+LOCK_KINDS = ("futex", "pthread", "sem")
+DEFAULT_MAX_HEAP = 4 << 30
+MIN_MAX_HEAP = 1 << 20
+
+
+class RunError(GorunError):
+    """A run ended abnormally: a worker raised, died, or the run was interrupted.
+    ``.result`` holds the statistics gathered so far."""
+
+    def __init__(self, msg: str, result=None):
+        super().__init__(msg)
+        self.result = result
+
+
+class Interrupted(RunError):
+    """The run was stopped by SIGINT or SIGTERM."""
+
+
+@dataclass
+class WorkerOutcome:
+    pid: int
+    ospid: int
+    status: str = "running"   # ok | error | oom | died
+    value: object = None
+    error: str = ""
+    exit_desc: str = ""
+
+
+@dataclass
+class RunResult:
+    procs: int
+    lock: str
+    max_heap: int
+    wall_ns: int
+    stats: dict
+    outcomes: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    workload: str = ""
+    error: str = ""
+
+    @property
+    def values(self) -> list:
+        """What the workload function returned in each P, by P id."""
+        return [o.value for o in self.outcomes]
+
+    def to_dict(self) -> dict:
+        from .report import result_dict
+        return result_dict(self)
+
+    def summary(self) -> str:
+        from .report import summary_text
+        return summary_text(self)
+
+
+def _set_pdeathsig() -> None:
+    """Ask the kernel to kill this worker if the launcher dies, so no worker outlives a run."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"killed by signal {sig} ({name})"
+    if os.WIFEXITED(status):
+        return f"exit status {os.WEXITSTATUS(status)}"
+    return f"status {status:#x}"
+
+
+class Runtime:
+    """A gorun runtime: N worker processes (Go's P's) over one shared-memory heap."""
+
+    def __init__(self, procs: int | None = None, lock: str = "futex", max_heap: int | str = DEFAULT_MAX_HEAP,
+                 seed: int = 0, duration: float | None = None, root_slots: int = 1 << 20,
+                 nglobals: int = 1024, godebug_env: str | None = None, pin: bool = False):
+        if procs is None:
+            procs = int(os.environ.get("GOMAXPROCS", "0") or 0) or os.cpu_count() or 1
+        if not isinstance(procs, int) or isinstance(procs, bool) or not 1 <= procs <= _gorun.constants()["max_procs"]:
+            raise ValueError(f"bad procs {procs!r}: need 1..{_gorun.constants()['max_procs']}")
+        if lock not in LOCK_KINDS:
+            raise ValueError(f"unknown lock kind {lock!r}: choose one of {', '.join(LOCK_KINDS)}")
+        self.max_heap = parse_size(max_heap, "max heap")
+        if self.max_heap < MIN_MAX_HEAP:
+            raise ValueError(f"max heap {max_heap!r} is too small to start: need at least 1MiB")
+        if duration is not None and not duration > 0:
+            raise ValueError(f"bad duration {duration!r}: must be > 0 seconds")
+        if not 1 <= root_slots <= 1 << 28:
+            raise ValueError(f"bad root_slots {root_slots!r}")
+        if not 1 <= nglobals <= 1 << 24:
+            raise ValueError(f"bad nglobals {nglobals!r}")
+        self.procs = procs
+        self.lock = lock
+        self.seed = int(seed)
+        self.duration = duration
+        self.root_slots = root_slots
+        self.nglobals = nglobals
+        self.pin = pin
+        self.debug = godebug.parse(os.environ.get("GODEBUG", "") if godebug_env is None else godebug_env)
+
+    # ---- the run ----
+
+    def run(self, fn, **params) -> RunResult:
+        """Run fn(g, **params) in every P; return a RunResult. Raises OutOfMemory or RunError
+        (with ``.result``) if the run fails, Interrupted on SIGINT/SIGTERM."""
+        arena_size = (self.max_heap + 8191) // 8192 * 8192
+        meta_size = _gorun.meta_size(arena_size, self.procs, self.root_slots, self.nglobals)
+        meta_name, arena_name = shm.new_run_names()
+        segs: list[shm.Segment] = []
+        children: dict[int, tuple[int, int]] = {}  # ospid -> (P id, read fd)
+        outcomes = [WorkerOutcome(i, 0) for i in range(self.procs)]
+        old_term = None
+        t0 = time.monotonic_ns()
+        result = None
+        try:
+            if _gorun.attached():
+                raise GorunError("this process already has a gorun heap attached (nested run?)")
+            segs.append(shm.Segment(meta_name, meta_size))
+            segs.append(shm.Segment(arena_name, arena_size))
+            _gorun.init(segs[0].fd, meta_size, segs[1].fd, arena_size, self.procs,
+                        LOCK_KINDS.index(self.lock), self.root_slots, self.nglobals, self.debug.flags)
+            for s in segs:
+                s.close_fd()
+            types.register_all()
+            if hasattr(signal, "pthread_sigmask"):
+                old_term = signal.getsignal(signal.SIGTERM)
+                try:
+                    signal.signal(signal.SIGTERM, _raise_terminated)
+                except ValueError:  # not the main thread
+                    old_term = None
+            for i in range(self.procs):
+                r, w = os.pipe()
+                ospid = os.fork()
+                if ospid == 0:  # the worker
+                    os.close(r)
+                    for _, (_, fd) in children.items():
+                        os.close(fd)
+                    self._worker_main(i, fn, params, w)  # never returns
+                os.close(w)
+                children[ospid] = (i, r)
+                outcomes[i].ospid = ospid
+            failure = self._watch(children, outcomes)
+            result = self._result(t0, outcomes, params, fn, failure)
+            if failure:
+                kind, msg = failure
+                if kind == "oom":
+                    err = OutOfMemory(msg)
+                    err.result = result
+                    raise err
+                raise RunError(msg, result)
+            return result
+        except KeyboardInterrupt:
+            if result is None and _gorun.attached():
+                result = self._result(t0, outcomes, params, fn, ("interrupted", "interrupted"))
+            raise Interrupted("run interrupted (SIGINT/SIGTERM); workers stopped, segments removed", result) from None
+        finally:
+            self._kill_all(children)
+            _gorun.detach()
+            for s in segs:
+                s.close_fd()
+                s.unlink()
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
+
+    def _worker_main(self, pid: int, fn, params: dict, wfd: int) -> None:
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher coordinates Ctrl-C
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _set_pdeathsig()
+            if self.pin:
+                ncpu = os.cpu_count() or 1
+                os.sched_setaffinity(0, {pid % ncpu})
+            _gorun.set_p(pid)
+            g = Context(pid, self.procs, params, self.seed, self.duration, self.nglobals)
+            try:
+                value = fn(g, **params)
+                del g
+                _gorun.p_done()
+                msg = ("ok", value, "")
+            except OutOfMemory as e:
+                msg = ("oom", None, str(e))
+            except BaseException as e:  # noqa: BLE001 - report anything the workload raised
+                msg = ("error", None, "".join(traceback.format_exception(e)).rstrip())
+            try:
+                data = pickle.dumps(msg)
+            except Exception as e:  # noqa: BLE001
+                data = pickle.dumps(("error", None, f"workload result is not picklable: {e}"))
+            view = memoryview(data)
+            while view:
+                n = os.write(wfd, view)
+                view = view[n:]
+        except BaseException:  # noqa: BLE001
+            code = 1
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def _watch(self, children: dict, outcomes: list) -> tuple[str, str] | None:
+        """Read results as they come; a dead or failed worker ends the run at once."""
+        bufs: dict[int, bytearray] = {fd: bytearray() for _, (_, fd) in children.items()}
+        fd_to_pid = {fd: ospid for ospid, (_, fd) in children.items()}
+        open_fds = set(bufs)
+        while open_fds:
+            ready, _, _ = select.select(list(open_fds), [], [], 0.05)
+            for fd in ready:
+                chunk = os.read(fd, 1 << 16)
+                if chunk:
+                    bufs[fd] += chunk
+                    continue
+                open_fds.discard(fd)
+                ospid = fd_to_pid[fd]
+                pidx, _ = children[ospid]
+                _, status = os.waitpid(ospid, 0)
+                os.close(fd)
+                del children[ospid]
+                o = outcomes[pidx]
+                o.exit_desc = _describe_status(status)
+                try:
+                    kind, value, err = pickle.loads(bytes(bufs[fd])) if bufs[fd] else ("died", None, "")
+                except Exception:  # noqa: BLE001
+                    kind, value, err = "died", None, ""
+                o.status, o.value, o.error = kind, value, err
+                if kind == "ok" and not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                    o.status = kind = "died"
+                if kind == "oom":
+                    return "oom", f"P{pidx}: {err}"
+                if kind == "error":
+                    return "error", f"workload raised in P{pidx} (pid {ospid}):\n{err}"
+                if kind == "died":
+                    return "died", f"worker P{pidx} (pid {ospid}) died: {o.exit_desc}"
+        return None
+
+    def _kill_all(self, children: dict) -> None:
+        for ospid, (_, fd) in list(children.items()):
+            try:
+                os.kill(ospid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for ospid, (_, fd) in list(children.items()):
+            try:
+                os.waitpid(ospid, 0)
+            except ChildProcessError:
+                pass
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        children.clear()
+
+    def _result(self, t0: int, outcomes: list, params: dict, fn, failure) -> RunResult:
+        return RunResult(
+            procs=self.procs, lock=self.lock, max_heap=self.max_heap, wall_ns=time.monotonic_ns() - t0,
+            stats=_gorun.stats(), outcomes=outcomes, params=dict(params),
+            workload=getattr(fn, "__name__", str(fn)), error=failure[1] if failure else "",
+        )
+
+
+def _raise_terminated(signum, frame):
+    raise KeyboardInterrupt

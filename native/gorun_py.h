@@ -1,0 +1,38 @@
+/* gorun_py.h: declarations shared by the CPython binding files (handle.c, module.c). */
+#ifndef GORUN_PY_H
+#define GORUN_PY_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "runtime.h"
+
+/* A handle: a Python reference to a heap object that is also a GC root. It owns slot `slot`
+ * of its P's root table, which holds `addr` for as long as the handle lives. */
+typedef struct {
+    PyObject_HEAD
+    goaddr addr;      /* the address held (may be interior) */
+    goaddr base;      /* the object's first byte (header, or length byte for tiny) */
+    uint32_t slot;    /* root-table slot index */
+    uint32_t tid;     /* type id */
+    uint32_t len;     /* arrays: elements; bytes: length */
+    uint32_t dataoff; /* bytes/arrays: offset of element 0 from base */
+    Py_ssize_t shape; /* arrays: element count, for the buffer protocol */
+} HandleObject;
+
+extern PyTypeObject Handle_Type, ArrayHandle_Type, BytesHandle_Type, FieldDescr_Type;
+extern PyObject *OutOfMemoryError, *GorunError;
+
+int handle_types_ready(PyObject *m);
+PyObject *make_handle(goaddr addr);            /* new reference; None for 0 */
+PyObject *handle_new_object(PyObject *cls);    /* g.new(T) */
+PyObject *handle_new_bytes(PyObject *arg);     /* g.new_bytes(n | data) */
+PyObject *handle_new_array(uint32_t tid, Py_ssize_t n);
+int bind_class(uint32_t tid, PyObject *cls);
+int set_resolver(PyObject *fn);
+int roots_init_local(void);
+int ensure_p(void);                            /* 0 if this process is a P, else raises */
+goaddr handle_addr_arg(PyObject *v, int *ok);  /* Handle or None -> address */
+void raise_oom(uint64_t bytes);
+void safepoint_poll(void);
+
+#endif

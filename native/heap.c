@@ -1,0 +1,132 @@
+/* heap.c: the layout of the metadata segment, its initialization by the launcher, and the
+ * process-local runtime globals every other file uses. Overview: docs/design.md "Shared memory". */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+gorun_shared_t *G;
+uint8_t *A;
+gp_t *thisP;
+int32_t gorun_ospid;
+
+void gorun_throw(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "gorun: fatal error (pid %d%s%d): %s\n", (int)getpid(),
+            thisP ? ", P" : "", thisP ? (int)thisP->id : -1, buf);
+    fflush(stderr);
+    _exit(3);
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
+
+typedef struct layout {
+    uint64_t spans, allocbits, markbits, pagemap, pallocbits, pallocsum, roots, globals, end, nchunks;
+} layout_t;
+
+static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
+{
+    layout_t L;
+    uint64_t npages = arena_size / PAGE_SIZE;
+    L.nchunks = (npages + PALLOC_CHUNK_PAGES - 1) / PALLOC_CHUNK_PAGES;
+    uint64_t off = align_up(sizeof(gorun_shared_t), 4096);
+    L.spans = off;      off = align_up(off + npages * sizeof(mspan_t), 4096);
+    L.allocbits = off;  off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
+    L.markbits = off;   off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
+    L.pagemap = off;    off = align_up(off + npages * sizeof(uint32_t), 4096);
+    L.pallocbits = off; off = align_up(off + L.nchunks * (PALLOC_CHUNK_PAGES / 8), 4096);
+    L.pallocsum = off;  off = align_up(off + L.nchunks * sizeof(uint64_t), 4096);
+    L.roots = off;      off = align_up(off + (uint64_t)nprocs * root_slots * 8, 4096);
+    L.globals = off;    off = align_up(off + nglobals * 8, 4096);
+    L.end = off;
+    return L;
+}
+
+uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
+{
+    return compute_layout(arena_size, nprocs, root_slots, nglobals).end;
+}
+
+void gorun_attach_local(void *meta, void *arena)
+{
+    G = (gorun_shared_t *)meta;
+    A = (uint8_t *)arena;
+    thisP = NULL;
+    gorun_ospid = (int32_t)getpid();
+}
+
+static void add_builtin_type(uint32_t tid, const char *name, uint32_t kind, uint32_t elem_kind, uint32_t has_ptrs)
+{
+    gotype_t *t = &G->typetab.types[tid];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->kind = kind;
+    t->size = kind == TK_BYTES ? 1 : 8;
+    t->elem_kind = elem_kind;
+    t->has_ptrs = has_ptrs;
+}
+
+int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t arena_size, uint32_t nprocs,
+                      int lock_kind, uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags)
+{
+    layout_t L = compute_layout(arena_size, nprocs, root_slots, nglobals);
+    if (meta_size < L.end || nprocs == 0 || nprocs > MAX_PROCS || arena_size < 2 * PAGE_SIZE)
+        return -1;
+    gorun_attach_local(meta, arena);
+    /* The segment is fresh (ftruncate'd), so it is already zero. */
+    G->abi_version = GORUN_ABI_VERSION;
+    G->nprocs = nprocs;
+    G->lock_kind = (uint32_t)lock_kind;
+    G->debug_flags = debug_flags;
+    G->meta_size = meta_size;
+    G->arena_size = arena_size;
+    G->root_slots = root_slots;
+    G->nglobals = nglobals;
+    G->launcher_pid = (int32_t)getpid();
+    G->off_spans = L.spans;
+    G->off_allocbits = L.allocbits;
+    G->off_markbits = L.markbits;
+    G->off_pagemap = L.pagemap;
+    G->off_pallocbits = L.pallocbits;
+    G->off_pallocsum = L.pallocsum;
+    G->off_roots = L.roots;
+    G->off_globals = L.globals;
+    G->nchunks = L.nchunks;
+
+    mheap_t *h = &G->mheap;
+    if (glock_init(&h->lock, lock_kind, RANK_MHEAP, "mheap") != GLOCK_OK)
+        return -2;
+    h->npages = arena_size / PAGE_SIZE;
+    /* Page 0 is never handed out, so goaddr 0 is nil. Every page starts "in use" in the page
+     * bitmap; pagealloc_grow frees pages [grown_pages, ...) into the allocator. */
+    memset((char *)G + G->off_pallocbits, 0xff, L.nchunks * (PALLOC_CHUNK_PAGES / 8));
+    h->grown_pages = 1;
+    h->search_page = 0;
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "mcentral[%d]", i);
+        if (glock_init(&G->central[i].lock, lock_kind, RANK_MCENTRAL, name) != GLOCK_OK)
+            return -2;
+    }
+    for (uint32_t i = 0; i < MAX_PROCS; i++) {
+        G->allp[i].id = i;
+        G->allp[i].status = i < nprocs ? P_IDLE : P_DEAD;
+    }
+    if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK)
+        return -2;
+    add_builtin_type(TID_BYTES, "[]byte", TK_BYTES, 0, 0);
+    add_builtin_type(TID_INT_ARRAY, "[]int", TK_ARRAY, FK_INT, 0);
+    add_builtin_type(TID_FLOAT_ARRAY, "[]float", TK_ARRAY, FK_FLOAT, 0);
+    add_builtin_type(TID_PTR_ARRAY, "[]ptr", TK_ARRAY, FK_PTR, 1);
+    atomic_store(&G->typetab.ntypes, TID_FIRST_USER);
+    G->magic = GORUN_MAGIC; /* last: the block is valid */
+    return 0;
+}

@@ -1,0 +1,91 @@
+/* mcentral.c: the central free lists of one span class (Go's mcentral.go).
+ *
+ * Go keeps lock-free span sets; gorun keeps intrusive doubly-linked lists of span ids under the
+ * class's own cross-process lock (the lock users want to see contended). There are four lists:
+ * partial[2] (spans with free slots) and full[2] (no free slots). With k = (sweepgen/2) % 2,
+ * index k holds swept spans and 1-k unswept ones; advancing sweepgen by 2 swaps the roles
+ * without touching a span (go-runtime.md 6.1). Overview: docs/design.md "mcentral".
+ */
+#include "runtime.h"
+
+static inline spanid_t *list_head(mcentral_t *c, int which)
+{
+    return which < 2 ? &c->partial[which] : &c->full[which - 2];
+}
+
+/* which: 0,1 = partial[which]; 2,3 = full[which-2]. Caller holds c->lock. */
+void mcentral_list_push(mcentral_t *c, int which, spanid_t id)
+{
+    mspan_t *s = spanof_id(id);
+    spanid_t *head = list_head(c, which);
+    if (s->list != MCL_NONE)
+        gorun_throw("mcentral: span %u pushed while on list %d", id, s->list);
+    s->prev = 0;
+    s->next = *head;
+    if (*head)
+        spanof_id(*head)->prev = id;
+    *head = id;
+    s->list = (uint8_t)(which + 1);
+}
+
+void mcentral_list_remove(mcentral_t *c, spanid_t id)
+{
+    mspan_t *s = spanof_id(id);
+    if (s->list == MCL_NONE)
+        gorun_throw("mcentral: span %u removed but on no list", id);
+    spanid_t *head = list_head(c, s->list - 1);
+    if (s->prev)
+        spanof_id(s->prev)->next = s->next;
+    else
+        *head = s->next;
+    if (s->next)
+        spanof_id(s->next)->prev = s->prev;
+    s->next = s->prev = 0;
+    s->list = MCL_NONE;
+}
+
+static inline int swept_index(uint32_t sg) { return (int)((sg / 2) % 2); }
+
+/* Put a span an mcache is done with back on the swept lists. Caller holds c->lock. */
+static void uncache_locked(mcentral_t *c, spanid_t id, uint32_t sg)
+{
+    mspan_t *s = spanof_id(id);
+    atomic_store(&s->sweepgen, sg);
+    int k = swept_index(sg);
+    mcentral_list_push(c, s->allocCount == s->nelems ? 2 + k : k, id);
+}
+
+void mcentral_uncache_span(mcentral_t *c, spanid_t id)
+{
+    uint32_t sg = atomic_load(&G->mheap.sweepgen);
+    lock(&c->lock);
+    uncache_locked(c, id, sg);
+    unlock(&c->lock);
+}
+
+/* One lock acquisition per refill: return `old` (may be 0) and take a span with free slots,
+ * growing from mheap when the class has none. Returns 0 when the heap is exhausted. */
+spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
+{
+    uint32_t sg = atomic_load(&G->mheap.sweepgen);
+    int k = swept_index(sg);
+    lock(&c->lock);
+    if (old)
+        uncache_locked(c, old, sg);
+    spanid_t id = c->partial[k];
+    if (id)
+        mcentral_list_remove(c, id);
+    unlock(&c->lock);
+    if (!id) {
+        int sc = spanclass_sizeclass(spc);
+        id = mheap_alloc_span(class_to_npages[sc], spc);
+        if (!id)
+            return 0;
+        __atomic_fetch_add(&c->nspans, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->ngrow, 1, __ATOMIC_RELAXED);
+    }
+    atomic_store(&spanof_id(id)->sweepgen, sg + 3); /* cached and swept */
+    return id;
+}
+
+spanid_t mcentral_cache_span(mcentral_t *c, uint8_t spc) { return mcentral_exchange(c, spc, 0); }

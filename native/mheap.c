@@ -1,0 +1,107 @@
+/* mheap.c: spans from pages (Go's mheap.allocSpan / freeSpan), under the mheap lock.
+ *
+ * A span is named by its start page; its mspan record, alloc bits and mark bits live at that
+ * index in the metadata segment, so there is no span-struct allocator. The pagemap maps every
+ * page of an in-use span to the span (interior-pointer lookup for the GC, lock-free reads).
+ * Pages below `zeroed_base` may hold old data and are zeroed on reuse; pages above it were
+ * never handed out and are zero (sparse shared memory). Overview: docs/design.md "mheap".
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime.h"
+
+spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
+{
+    mheap_t *h = &G->mheap;
+    lock(&h->lock);
+    uint64_t page = pagealloc_alloc(npages);
+    if (page == 0 && pagealloc_grow(npages) == 0)
+        page = pagealloc_alloc(npages);
+    if (page == 0) {
+        h->ooms++;
+        unlock(&h->lock);
+        return 0;
+    }
+    spanid_t id = (spanid_t)page;
+    mspan_t *s = spanof_id(id);
+    int sc = spanclass_sizeclass(spanclass);
+    s->startpage = id;
+    s->npages = (uint32_t)npages;
+    s->spanclass = spanclass;
+    if (sc == 0) {
+        s->elemsize = (uint32_t)(npages * PAGE_SIZE);
+        s->nelems = 1;
+        s->divmagic = 0;
+    } else {
+        s->elemsize = class_to_size[sc];
+        s->nelems = (uint16_t)(npages * PAGE_SIZE / s->elemsize);
+        s->divmagic = class_to_divmagic[sc];
+    }
+    s->freeindex = 0;
+    s->allocCount = 0;
+    s->allocCache = 0;
+    s->next = s->prev = 0;
+    s->list = MCL_NONE;
+    s->needzero = page < h->zeroed_base;
+    if (page + npages > h->zeroed_base)
+        h->zeroed_base = page + npages;
+    atomic_store_explicit(&s->sweepgen, atomic_load(&h->sweepgen), memory_order_relaxed);
+    memset(allocbits_of(id), 0, SPAN_BITS_BYTES);
+    memset((void *)markbits_of(id), 0, SPAN_BITS_BYTES);
+    _Atomic uint32_t *pm = pagemap();
+    for (uint64_t p = page; p < page + npages; p++)
+        atomic_store_explicit(&pm[p], id, memory_order_release);
+    atomic_store_explicit(&s->state, MSPAN_INUSE, memory_order_release);
+    h->pages_inuse += npages;
+    if (h->pages_inuse > h->peak_pages_inuse)
+        h->peak_pages_inuse = h->pages_inuse;
+    h->spans_inuse++;
+    if (sc == 0)
+        h->large_spans++;
+    h->nalloc_spans++;
+    unlock(&h->lock);
+    return id;
+}
+
+void mheap_free_span(spanid_t id)
+{
+    mheap_t *h = &G->mheap;
+    mspan_t *s = spanof_id(id);
+    lock(&h->lock);
+    if (atomic_load(&s->state) != MSPAN_INUSE)
+        gorun_throw("mheap: freeing span %u that is not in use", id);
+    atomic_store_explicit(&s->state, MSPAN_DEAD, memory_order_release);
+    _Atomic uint32_t *pm = pagemap();
+    for (uint64_t p = s->startpage; p < (uint64_t)s->startpage + s->npages; p++)
+        atomic_store_explicit(&pm[p], 0, memory_order_release);
+    pagealloc_free(s->startpage, s->npages);
+    h->pages_inuse -= s->npages;
+    h->spans_inuse--;
+    if (spanclass_sizeclass(s->spanclass) == 0)
+        h->large_spans--;
+    h->nfree_spans++;
+    unlock(&h->lock);
+}
+
+static void fmt_bytes(char *buf, size_t len, uint64_t b)
+{
+    if (b >= (1ull << 30)) snprintf(buf, len, "%.2f GiB", (double)b / (1ull << 30));
+    else if (b >= (1ull << 20)) snprintf(buf, len, "%.1f MiB", (double)b / (1ull << 20));
+    else if (b >= 1024) snprintf(buf, len, "%.1f KiB", (double)b / 1024);
+    else snprintf(buf, len, "%llu B", (unsigned long long)b);
+}
+
+void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes)
+{
+    mheap_t *h = &G->mheap;
+    char req[32], lim[32], inuse[32], grown[32];
+    fmt_bytes(req, sizeof req, request_bytes);
+    fmt_bytes(lim, sizeof lim, h->npages * PAGE_SIZE);
+    fmt_bytes(inuse, sizeof inuse, h->pages_inuse * PAGE_SIZE);
+    fmt_bytes(grown, sizeof grown, h->grown_pages * PAGE_SIZE);
+    snprintf(buf, len,
+             "out of memory: cannot allocate %s: the heap is limited to --max-heap=%s; "
+             "in use: %s in %llu spans (%llu large), heap grown to %s",
+             req, lim, inuse, (unsigned long long)h->spans_inuse, (unsigned long long)h->large_spans, grown);
+}

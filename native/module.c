@@ -1,0 +1,485 @@
+/* module.c: the CPython module gorun._gorun: attach/initialize the shared segments, become a
+ * P, register types, allocate, read statistics, and the bounded test hooks. Thin by design:
+ * the policy is in Python (gorun/). Overview: docs/design.md "Python and C". */
+#include "gorun_py.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static void *meta_map, *arena_map;
+static uint64_t meta_len, arena_len;
+
+static int need_attached(void)
+{
+    if (!G) {
+        PyErr_SetString(GorunError, "no gorun heap is attached in this process");
+        return -1;
+    }
+    return 0;
+}
+
+static int do_map(int meta_fd, uint64_t msize, int arena_fd, uint64_t asize)
+{
+    void *m = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, meta_fd, 0);
+    if (m == MAP_FAILED) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
+    void *a = mmap(NULL, asize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, arena_fd, 0);
+    if (a == MAP_FAILED) { PyErr_SetFromErrno(PyExc_OSError); munmap(m, msize); return -1; }
+    meta_map = m; arena_map = a; meta_len = msize; arena_len = asize;
+    return 0;
+}
+
+static PyObject *py_meta_size(PyObject *mod, PyObject *args)
+{
+    unsigned long long arena, roots, nglobals;
+    unsigned int nprocs;
+    if (!PyArg_ParseTuple(args, "KIKK", &arena, &nprocs, &roots, &nglobals)) return NULL;
+    return PyLong_FromUnsignedLongLong(gorun_meta_size(arena, nprocs, roots, nglobals));
+}
+
+static PyObject *py_init(PyObject *mod, PyObject *args)
+{
+    int mfd, afd, lock_kind;
+    unsigned long long msize, asize, roots, nglobals;
+    unsigned int nprocs, dbg;
+    if (!PyArg_ParseTuple(args, "iKiKIiKKI", &mfd, &msize, &afd, &asize, &nprocs, &lock_kind, &roots, &nglobals, &dbg))
+        return NULL;
+    if (G) { PyErr_SetString(GorunError, "a heap is already attached in this process"); return NULL; }
+    if (lock_kind < 0 || lock_kind >= LOCK_NKINDS) { PyErr_Format(PyExc_ValueError, "bad lock kind %d", lock_kind); return NULL; }
+    if (do_map(mfd, msize, afd, asize) != 0) return NULL;
+    int rc = gorun_init_shared(meta_map, msize, arena_map, asize, nprocs, lock_kind, roots, nglobals, dbg);
+    if (rc != 0) {
+        munmap(meta_map, msize); munmap(arena_map, asize);
+        G = NULL; A = NULL;
+        PyErr_Format(GorunError, "initializing the shared heap failed (%d)", rc);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_attach(PyObject *mod, PyObject *args)
+{
+    int mfd, afd;
+    unsigned long long msize, asize;
+    if (!PyArg_ParseTuple(args, "iKiK", &mfd, &msize, &afd, &asize)) return NULL;
+    if (G) { PyErr_SetString(GorunError, "a heap is already attached in this process"); return NULL; }
+    if (do_map(mfd, msize, afd, asize) != 0) return NULL;
+    gorun_shared_t *g = meta_map;
+    if (g->magic != GORUN_MAGIC || g->abi_version != GORUN_ABI_VERSION) {
+        PyErr_Format(GorunError, "segment is not a gorun heap of ABI %d (magic %llx, abi %u)", GORUN_ABI_VERSION,
+                     (unsigned long long)g->magic, g->abi_version);
+        munmap(meta_map, msize); munmap(arena_map, asize);
+        return NULL;
+    }
+    gorun_attach_local(meta_map, arena_map);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_detach(PyObject *mod, PyObject *unused)
+{
+    if (G) {
+        thisP = NULL;
+        G = NULL; A = NULL;
+        munmap(meta_map, meta_len);
+        munmap(arena_map, arena_len);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_attached(PyObject *mod, PyObject *unused) { return PyBool_FromLong(G != NULL); }
+
+static PyObject *py_set_p(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    long id = PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    if (id < 0 || id >= (long)G->nprocs) { PyErr_Format(PyExc_ValueError, "P id %ld out of range", id); return NULL; }
+    gorun_ospid = (int32_t)getpid();
+    thisP = &G->allp[id];
+    atomic_store(&thisP->ospid, gorun_ospid);
+    thisP->mcache.flushGen = atomic_load(&G->mheap.sweepgen);
+    roots_init_local();
+    thisP->stats.start_ns = nanotime();
+    atomic_store(&thisP->status, P_RUNNING);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_p_done(PyObject *mod, PyObject *unused)
+{
+    if (!thisP) Py_RETURN_NONE;
+    mcache_release_all();
+    thisP->stats.end_ns = nanotime();
+    atomic_store(&thisP->status, P_DONE);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_register_type(PyObject *mod, PyObject *args)
+{
+    const char *name;
+    unsigned int kind, size, elem_kind, elem_tid, has_ptrs, nwords;
+    Py_buffer mask;
+    if (!PyArg_ParseTuple(args, "sIIIIIIy*", &name, &kind, &size, &elem_kind, &elem_tid, &has_ptrs, &nwords, &mask))
+        return NULL;
+    if (need_attached()) { PyBuffer_Release(&mask); return NULL; }
+    if (strlen(name) >= sizeof(((gotype_t *)0)->name) || nwords > MAX_STRUCT_WORDS ||
+        (size_t)mask.len > sizeof(((gotype_t *)0)->ptrmask)) {
+        PyErr_Format(PyExc_ValueError, "type %s: name longer than 47 bytes or more than %d words", name, MAX_STRUCT_WORDS);
+        PyBuffer_Release(&mask);
+        return NULL;
+    }
+    gotype_t t;
+    memset(&t, 0, sizeof t);
+    strcpy(t.name, name);
+    t.kind = kind; t.size = size; t.elem_kind = elem_kind; t.elem_tid = elem_tid;
+    t.has_ptrs = has_ptrs; t.nwords = nwords;
+    memcpy(t.ptrmask, mask.buf, (size_t)mask.len);
+    PyBuffer_Release(&mask);
+    typetab_t *tt = &G->typetab;
+    lock(&tt->lock);
+    uint32_t n = atomic_load(&tt->ntypes), tid = 0;
+    for (uint32_t i = 1; i < n; i++) {
+        if (strcmp(tt->types[i].name, name) == 0) {
+            if (memcmp(&tt->types[i], &t, sizeof t) != 0) {
+                unlock(&tt->lock);
+                PyErr_Format(GorunError, "type %s is already registered with a different layout", name);
+                return NULL;
+            }
+            tid = i;
+            break;
+        }
+    }
+    if (!tid) {
+        if (n >= MAX_TYPES) {
+            unlock(&tt->lock);
+            PyErr_Format(GorunError, "type table full (%d types)", MAX_TYPES);
+            return NULL;
+        }
+        tt->types[n] = t;
+        tid = n;
+        atomic_store_explicit(&tt->ntypes, n + 1, memory_order_release);
+    }
+    unlock(&tt->lock);
+    return PyLong_FromUnsignedLong(tid);
+}
+
+static PyObject *py_type_info(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    unsigned long tid = PyLong_AsUnsignedLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    if (tid == 0 || tid >= atomic_load(&G->typetab.ntypes)) { PyErr_Format(PyExc_ValueError, "no type %lu", tid); return NULL; }
+    gotype_t *t = type_of((uint32_t)tid);
+    return Py_BuildValue("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:y#}", "name", t->name, "kind", t->kind, "size", t->size,
+                         "elem_kind", t->elem_kind, "elem_tid", t->elem_tid, "has_ptrs", t->has_ptrs, "nwords",
+                         t->nwords, "ptrmask", (const char *)t->ptrmask, (Py_ssize_t)sizeof t->ptrmask);
+}
+
+static PyObject *py_bind_class(PyObject *mod, PyObject *args)
+{
+    unsigned int tid;
+    PyObject *cls;
+    if (!PyArg_ParseTuple(args, "IO!", &tid, &PyType_Type, &cls)) return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)cls, &Handle_Type)) { PyErr_SetString(PyExc_TypeError, "class must derive from gorun.Handle"); return NULL; }
+    if (bind_class(tid, cls) != 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_set_resolver(PyObject *mod, PyObject *fn)
+{
+    set_resolver(fn == Py_None ? NULL : fn);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_new(PyObject *mod, PyObject *cls) { return handle_new_object(cls); }
+static PyObject *py_new_bytes(PyObject *mod, PyObject *arg) { return handle_new_bytes(arg); }
+
+static PyObject *py_new_array(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "new_array(tid, n)"); return NULL; }
+    unsigned long tid = PyLong_AsUnsignedLong(args[0]);
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (PyErr_Occurred()) return NULL;
+    if (need_attached()) return NULL;
+    if (tid == 0 || tid >= atomic_load(&G->typetab.ntypes) || type_of((uint32_t)tid)->kind != TK_ARRAY) {
+        PyErr_Format(PyExc_ValueError, "type %lu is not an array type", tid);
+        return NULL;
+    }
+    return handle_new_array((uint32_t)tid, n);
+}
+
+static int global_index(PyObject *arg, uint64_t *i)
+{
+    if (need_attached()) return -1;
+    Py_ssize_t v = PyLong_AsSsize_t(arg);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0) v += (Py_ssize_t)G->nglobals;
+    if (v < 0 || (uint64_t)v >= G->nglobals) {
+        PyErr_Format(PyExc_IndexError, "global %zd out of range (%llu globals)", v, (unsigned long long)G->nglobals);
+        return -1;
+    }
+    *i = (uint64_t)v;
+    return 0;
+}
+
+void writebarrier_store(_Atomic uint64_t *slot, goaddr val);
+
+static PyObject *py_global_get(PyObject *mod, PyObject *arg)
+{
+    uint64_t i;
+    if (global_index(arg, &i)) return NULL;
+    return make_handle(atomic_load_explicit(&globals_base()[i], memory_order_acquire));
+}
+
+static PyObject *py_global_set(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t i;
+    int ok;
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "global_set(i, handle_or_None)"); return NULL; }
+    if (global_index(args[0], &i)) return NULL;
+    if (ensure_p()) return NULL;
+    goaddr v = handle_addr_arg(args[1], &ok);
+    if (!ok) return NULL;
+    safepoint_poll();
+    writebarrier_store(&globals_base()[i], v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_safepoint(PyObject *mod, PyObject *unused)
+{
+    safepoint_poll();
+    Py_RETURN_NONE;
+}
+
+/* ---- statistics ---- */
+
+static PyObject *lock_dict(glock_t *l)
+{
+    PyObject *hist = PyList_New(LOCK_HIST_BUCKETS);
+    if (!hist) return NULL;
+    for (int i = 0; i < LOCK_HIST_BUCKETS; i++) PyList_SET_ITEM(hist, i, PyLong_FromUnsignedLongLong(l->wait_hist[i]));
+    return Py_BuildValue("{s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "name", l->name, "kind", glock_kind_name((int)l->kind),
+                         "acquisitions", l->acquisitions, "contended", l->contended, "wait_ns_total", l->wait_ns_total,
+                         "wait_ns_max", l->wait_ns_max, "hold_ns_total", l->hold_ns_total, "recovered", l->recovered,
+                         "wait_hist", hist);
+}
+
+static PyObject *p_dict(gp_t *p)
+{
+    pstats_t *s = &p->stats;
+    PyObject *bc = PyList_New(NUM_SIZE_CLASSES);
+    if (!bc) return NULL;
+    for (int i = 0; i < NUM_SIZE_CLASSES; i++) PyList_SET_ITEM(bc, i, PyLong_FromUnsignedLongLong(s->nmalloc_by_class[i]));
+    return Py_BuildValue("{s:I,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "id", p->id, "ospid",
+                         (int)atomic_load(&p->ospid), "status", atomic_load(&p->status), "root_hwm",
+                         (unsigned long long)atomic_load(&p->root_hwm), "root_live",
+                         (unsigned long long)atomic_load(&p->root_live), "objects", s->nmalloc, "bytes", s->alloc_bytes,
+                         "tiny_allocs", s->tiny_allocs, "large_allocs", s->large_allocs, "large_bytes", s->large_bytes,
+                         "refills", s->refills, "start_ns", s->start_ns, "end_ns", s->end_ns, "by_class", bc);
+}
+
+static PyObject *py_stats(PyObject *mod, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    mheap_t *h = &G->mheap;
+    PyObject *mc_locks = PyList_New(NUM_SPAN_CLASSES), *central = PyList_New(NUM_SPAN_CLASSES), *ps = PyList_New(G->nprocs);
+    if (!mc_locks || !central || !ps) return NULL;
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        PyList_SET_ITEM(mc_locks, i, lock_dict(&G->central[i].lock));
+        PyList_SET_ITEM(central, i, Py_BuildValue("{s:K,s:K}", "nspans", (unsigned long long)G->central[i].nspans,
+                                                  "ngrow", (unsigned long long)G->central[i].ngrow));
+    }
+    for (uint32_t i = 0; i < G->nprocs; i++) PyList_SET_ITEM(ps, i, p_dict(&G->allp[i]));
+    PyObject *heap = Py_BuildValue(
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "npages", h->npages, "grown_pages", h->grown_pages,
+        "pages_inuse", h->pages_inuse, "peak_pages_inuse", h->peak_pages_inuse, "spans_inuse", h->spans_inuse,
+        "large_spans", h->large_spans, "nalloc_spans", h->nalloc_spans, "nfree_spans", h->nfree_spans, "grow_events",
+        h->grow_events, "ooms", h->ooms, "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen",
+        atomic_load(&h->sweepgen));
+    return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N},s:N,s:N}", "nprocs", G->nprocs, "lock",
+                         glock_kind_name((int)G->lock_kind), "arena_size", G->arena_size, "meta_size", G->meta_size,
+                         "mheap", heap, "locks", "mheap", lock_dict(&h->lock), "typetab", lock_dict(&G->typetab.lock),
+                         "mcentral", mc_locks, "central", central, "ps", ps);
+}
+
+/* ---- test and inspection hooks (bounded, one step each) ---- */
+
+static glock_t *lock_by_index(long which)
+{
+    if (which == -1) return &G->mheap.lock;
+    if (which == -2) return &G->typetab.lock;
+    if (which >= 0 && which < NUM_SPAN_CLASSES) return &G->central[which].lock;
+    PyErr_Format(PyExc_ValueError, "no lock %ld (-1 mheap, -2 typetab, 0..135 mcentral)", which);
+    return NULL;
+}
+
+static PyObject *py_lock_acquire(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    glock_t *l = lock_by_index(PyLong_AsLong(arg));
+    if (!l) return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = glock_acquire(l);
+    Py_END_ALLOW_THREADS
+    if (rc == GLOCK_HOLDER_DIED) { PyErr_Format(GorunError, "lock %s: holder died", l->name); return NULL; }
+    if (rc != GLOCK_OK) { PyErr_Format(GorunError, "lock %s: acquire failed", l->name); return NULL; }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_lock_release(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    glock_t *l = lock_by_index(PyLong_AsLong(arg));
+    if (!l) return NULL;
+    glock_release(l);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_lock_stats(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    glock_t *l = lock_by_index(PyLong_AsLong(arg));
+    return l ? lock_dict(l) : NULL;
+}
+
+static PyObject *py_lock_hammer(PyObject *mod, PyObject *args)
+{
+    long which, n;
+    if (!PyArg_ParseTuple(args, "ll", &which, &n)) return NULL;
+    if (need_attached()) return NULL;
+    glock_t *l = lock_by_index(which);
+    if (!l) return NULL;
+    int rc = GLOCK_OK;
+    Py_BEGIN_ALLOW_THREADS
+    for (long i = 0; i < n; i++) {
+        rc = glock_acquire(l);
+        if (rc != GLOCK_OK) break;
+        G->test_counter++;
+        glock_release(l);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc != GLOCK_OK) { PyErr_Format(GorunError, "lock %s: acquire failed (%d)", l->name, rc); return NULL; }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_test_counter(PyObject *mod, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    return PyLong_FromUnsignedLongLong(G->test_counter);
+}
+
+static PyObject *py_pages_alloc(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    unsigned long long n = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    lock(&G->mheap.lock);
+    uint64_t p = pagealloc_alloc(n);
+    if (!p && pagealloc_grow(n) == 0) p = pagealloc_alloc(n);
+    unlock(&G->mheap.lock);
+    return PyLong_FromUnsignedLongLong(p);
+}
+
+static PyObject *py_pages_free(PyObject *mod, PyObject *args)
+{
+    unsigned long long page, n;
+    if (!PyArg_ParseTuple(args, "KK", &page, &n)) return NULL;
+    if (need_attached()) return NULL;
+    if (page == 0 || page + n > G->mheap.grown_pages) { PyErr_SetString(PyExc_ValueError, "page range outside the heap"); return NULL; }
+    lock(&G->mheap.lock);
+    pagealloc_free(page, n);
+    unlock(&G->mheap.lock);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_pages_check(PyObject *mod, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    char err[256] = "";
+    lock(&G->mheap.lock);
+    uint64_t f = pagealloc_check(err, sizeof err);
+    uint64_t grown = G->mheap.grown_pages;
+    unlock(&G->mheap.lock);
+    if (f == (uint64_t)-1) { PyErr_Format(GorunError, "page allocator invalid: %s", err); return NULL; }
+    return Py_BuildValue("(KK)", f, grown);
+}
+
+static PyObject *py_span_of(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    unsigned long long a = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    spanid_t id = spanof_addr(a);
+    if (!id) Py_RETURN_NONE;
+    mspan_t *s = spanof_id(id);
+    return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "start", s->startpage, "npages", s->npages, "elemsize",
+                         s->elemsize, "nelems", (unsigned)s->nelems, "spanclass", (unsigned)s->spanclass, "allocCount",
+                         (unsigned)s->allocCount, "freeindex", (unsigned)s->freeindex, "state",
+                         (unsigned)atomic_load(&s->state), "sweepgen", atomic_load(&s->sweepgen));
+}
+
+static PyObject *py_read_word(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    unsigned long long a = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    if (a % 8 || a + 8 > G->arena_size) { PyErr_SetString(PyExc_ValueError, "unaligned or out-of-range address"); return NULL; }
+    return PyLong_FromUnsignedLongLong(*obj_word(a));
+}
+
+static PyObject *py_constants(PyObject *mod, PyObject *unused)
+{
+    return Py_BuildValue("{s:i,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "abi_version", GORUN_ABI_VERSION, "page_size",
+                         (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size",
+                         MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "max_procs",
+                         MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG);
+}
+
+static PyMethodDef methods[] = {
+    {"meta_size", py_meta_size, METH_VARARGS, "meta_size(arena_bytes, nprocs, root_slots, nglobals)"},
+    {"init", py_init, METH_VARARGS, "init(meta_fd, meta_size, arena_fd, arena_size, nprocs, lock_kind, root_slots, nglobals, debug_flags)"},
+    {"attach", py_attach, METH_VARARGS, "attach(meta_fd, meta_size, arena_fd, arena_size)"},
+    {"detach", py_detach, METH_NOARGS, "unmap the heap from this process"},
+    {"attached", py_attached, METH_NOARGS, "whether a heap is mapped"},
+    {"set_p", py_set_p, METH_O, "become P id (in a worker)"},
+    {"p_done", py_p_done, METH_NOARGS, "flush the mcache and mark this P done"},
+    {"register_type", py_register_type, METH_VARARGS, "register a type; returns its id"},
+    {"type_info", py_type_info, METH_O, "the type table entry of a type id"},
+    {"bind_class", py_bind_class, METH_VARARGS, "bind_class(tid, cls)"},
+    {"set_resolver", py_set_resolver, METH_O, "set_resolver(fn): fn(tid) binds a class for an unknown type"},
+    {"new", py_new, METH_O, "new(cls): allocate a zeroed struct object"},
+    {"new_bytes", py_new_bytes, METH_O, "new_bytes(n | data): allocate a noscan byte buffer"},
+    {"new_array", (PyCFunction)(void (*)(void))py_new_array, METH_FASTCALL, "new_array(tid, n)"},
+    {"global_get", py_global_get, METH_O, "global_get(i)"},
+    {"global_set", (PyCFunction)(void (*)(void))py_global_set, METH_FASTCALL, "global_set(i, handle_or_None)"},
+    {"safepoint", py_safepoint, METH_NOARGS, "poll for GC requests"},
+    {"stats", py_stats, METH_NOARGS, "a snapshot of every shared counter"},
+    {"lock_acquire", py_lock_acquire, METH_O, "test hook: acquire lock (-1 mheap, -2 typetab, 0..135 mcentral)"},
+    {"lock_release", py_lock_release, METH_O, "test hook: release lock"},
+    {"lock_stats", py_lock_stats, METH_O, "statistics of one lock"},
+    {"lock_hammer", py_lock_hammer, METH_VARARGS, "lock_hammer(which, n): n x (lock; test_counter++; unlock)"},
+    {"test_counter", py_test_counter, METH_NOARGS, "the shared test counter"},
+    {"pages_alloc", py_pages_alloc, METH_O, "test hook: allocate n pages (0 if none)"},
+    {"pages_free", py_pages_free, METH_VARARGS, "test hook: free pages"},
+    {"pages_check", py_pages_check, METH_NOARGS, "validity walker of the page allocator: (free_pages, grown_pages)"},
+    {"span_of", py_span_of, METH_O, "the span holding an address, as a dict (None if none)"},
+    {"read_word", py_read_word, METH_O, "the 8-byte word at an arena address"},
+    {"constants", py_constants, METH_NOARGS, "the C core's constants (the version handshake)"},
+    {NULL},
+};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "gorun._gorun", "gorun's C core", -1, methods};
+
+PyMODINIT_FUNC PyInit__gorun(void)
+{
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    GorunError = PyErr_NewException("gorun.GorunError", PyExc_RuntimeError, NULL);
+    OutOfMemoryError = PyErr_NewException("gorun.OutOfMemory", PyExc_MemoryError, NULL);
+    if (PyModule_AddObjectRef(m, "GorunError", GorunError) < 0 ||
+        PyModule_AddObjectRef(m, "OutOfMemory", OutOfMemoryError) < 0 || handle_types_ready(m) < 0 ||
+        PyModule_AddIntConstant(m, "ABI_VERSION", GORUN_ABI_VERSION) < 0)
+        return NULL;
+    return m;
+}
