@@ -1,0 +1,173 @@
+"""Run every gorun benchmark in sequence and print a markdown summary for README.md.
+
+    python3 bench/run_all.py            # full run (about 2-3 minutes on a 2-CPU machine)
+    python3 bench/run_all.py --quick    # smoke run (seconds)
+    make bench                          # the same as the first, in the project's venv
+
+Each benchmark runs in its own process (so each gets a fresh interpreter and heap) and writes
+bench/out/<name>.json; this script prints their output as it comes, then a compact markdown
+table built from the JSON files, also written to bench/out/summary.md. Figures, not assertions:
+the exit status is non-zero only if a benchmark crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+OUT_DIR = os.path.join(BENCH_DIR, "out")
+BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks"]
+
+
+def load(name: str) -> dict | None:
+    try:
+        with open(os.path.join(OUT_DIR, f"{name}.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def rate(x: float) -> str:
+    return f"{x / 1e6:.2f} M/s" if x >= 1e6 else f"{x / 1e3:.0f} k/s"
+
+
+def ns(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:.1f} ms"
+    if x >= 1e3:
+        return f"{x / 1e3:.1f} us"
+    return f"{x:.0f} ns"
+
+
+def summary(results: dict, cmd: str, timings: dict) -> str:
+    rows = []  # (benchmark, measured, target / floor)
+    d = results.get("bench_new")
+    if d:
+        a, f = d["alloc"], d["fields"]
+        g = lambda c: a[c]["ns_per_op"]  # noqa: E731
+        h = lambda c: f[c]["ns_per_op"]  # noqa: E731
+        rows.append(["`g.new(T)` (PTR, PTR, INT) vs `__slots__` class instance, 1 P",
+                     f"{g('new_T'):.0f} vs {g('slots_T'):.0f} ns/object: **{d['ratio_new_vs_slots']:.2f}x** "
+                     f"(net of loop {d['ratio_new_vs_slots_net']:.2f}x)", "<= 1.5x"])
+        rows.append(["`g.new_bytes(8)` / `g.new_bytes(100)` (vs `bytearray`)",
+                     f"{g('new_bytes8'):.0f} / {g('new_bytes100'):.0f} ns "
+                     f"({g('bytearray8'):.0f} / {g('bytearray100'):.0f} ns)", ""])
+        rows.append(["handle field: int set / int get / ptr set / ptr get (vs slots)",
+                     f"{h('h_int_set'):.0f} / {h('h_int_get'):.0f} / {h('h_ptr_set'):.0f} / {h('h_ptr_get'):.0f} ns "
+                     f"({h('s_int_set'):.0f} / {h('s_int_get'):.0f} / {h('s_ptr_set'):.0f} / {h('s_ptr_get'):.0f} ns)",
+                     ""])
+    d = results.get("bench_alloc")
+    if d:
+        c = d["cases"]
+
+        def sc(key):
+            x = c[key]
+            rng = x.get("scaling_by_repeat") or []
+            spread = f", pairs {min(rng):.2f}-{max(rng):.2f}" if len(rng) > 1 else ""
+            return (f"{rate(x['runs']['1']['aggregate_rate'])} -> {rate(x['runs']['2']['aggregate_rate'])}: "
+                    f"**{x['scaling_2p_over_1p']:.2f}x** (by CPU time {x['cpu_scaling']:.2f}x{spread})")
+
+        if "py_slots" in c:
+            rows.append(["reference: the same harness creating Python `__slots__` objects, 2 P / 1 P",
+                         sc("py_slots"), "(this VM's 2-vCPU ceiling)"])
+        rows.append(["small alloc `g.new(T)`, 2 P / 1 P aggregate (cold heap)", sc("small_struct_cold"), ">= 1.7x"])
+        rows.append(["  same, arena pages pre-populated (warm)", sc("small_struct_warm"), ">= 1.7x"])
+        rows.append(["small alloc `new_bytes(100)`, 2 P / 1 P, cold; warm", f"{sc('small_bytes_cold')}; "
+                     f"{sc('small_bytes_warm')}", ""])
+        rows.append(["tiny `new_bytes(8)`, 2 P / 1 P, cold; warm", f"{sc('tiny_cold')}; {sc('tiny_warm')}", ""])
+        rows.append(["large `new_bytes(64 KiB)`, 2 P / 1 P",
+                     f"{sc('large_cold')}", ""])
+        x = c["small_struct_cold"]["runs"]["2"]
+        y = c["small_bytes_cold"]["runs"]["2"]
+        rows.append(["mcentral acquisitions / (objects / objects-per-span), 2 P",
+                     f"g.new(T): {x['mcentral_acq']:,} / {x['expected_spans']:,} = "
+                     f"{x['mcentral_acq'] / x['expected_spans']:.3f}; new_bytes(100): "
+                     f"{y['mcentral_acq'] / y['expected_spans']:.3f}", "~1"])
+        if d.get("interfered_pairs"):
+            rows.append(["(alloc pairs disturbed by other processes)", f"{d['interfered_pairs']}", "0"])
+        t = d["first_touch"]
+        rows.append(["machine: first touch of a shared 4 KiB page, 1 P / 2 P aggregate",
+                     f"{t['1']['us_per_page']:.1f} us; 2 P/1 P {d['first_touch_scaling']:.2f}x", "2.4 us"])
+    d = results.get("bench_contention")
+    if d:
+        w = d["wait_per_acq"]
+        for kind in ("futex", "pthread", "sem"):
+            mc, mh = w.get(f"{kind}/mcentral"), w.get(f"{kind}/mheap")
+            if mc and mh:
+                rows.append([f"contention, {kind}: wait per acquisition at 1 / 2 / 4 P: mcentral (bypass); mheap",
+                             " / ".join(ns(mc[p]) for p in ("1", "2", "4")) + "; "
+                             + " / ".join(ns(mh[p]) for p in ("1", "2", "4")), "grows with P"])
+    d = results.get("bench_locks")
+    if d:
+        k = d["kinds"]
+        p = d.get("probe") or {}
+        bare = " (bare primitive here: " + " / ".join(f"{p[x]:.0f}" for x in ("futex", "pthread", "sem")) + " ns)" \
+            if all(x in p for x in ("futex", "pthread", "sem")) else ""
+        rows.append(["uncontended lock+unlock, C loop: futex / robust pthread / sem",
+                     " / ".join(f"{k[x]['c_loop_ns']:.0f}" for x in ("futex", "pthread", "sem")) + " ns" + bare,
+                     "19 / 30 / - ns"])
+        rows.append(["uncontended lock+unlock from Python (2 calls): futex / pthread / sem; posix_ipc",
+                     " / ".join(f"{k[x]['py_ns']:.0f}" for x in ("futex", "pthread", "sem"))
+                     + f" ns; {d['posix_ipc']['py_ns']:.0f} ns", "24 / 48 / 158 ns (1 call)"])
+        bare2 = ("; bare primitive here " + " / ".join(f"{p['two_' + x]:.0f}" for x in ("futex", "pthread", "sem"))) \
+            if all("two_" + x in p for x in ("futex", "pthread", "sem")) else ""
+        rows.append(["2 processes on one lock, M ops/s, C loop; Python: futex / pthread / sem",
+                     " / ".join(f"{k[x]['two_proc_c']['mops']:.1f}" for x in ("futex", "pthread", "sem")) + "; "
+                     + " / ".join(f"{k[x]['two_proc_py']['mops']:.1f}" for x in ("futex", "pthread", "sem"))
+                     + f"; posix_ipc {d['posix_ipc']['two_proc_mops']:.1f}" + bare2,
+                     "10.6 / 6.6 / 1.8 M ops/s (Python)"])
+    env = next((r["env"] for r in results.values() if r), {})
+    quick = any(r.get("quick") for r in results.values() if r)
+    lines = [f"Benchmarks{' (QUICK smoke run: rough figures)' if quick else ''}: `{cmd}` on "
+             f"{env.get('cpus', '?')} CPUs, CPython {env.get('python', '?')}, Linux {env.get('kernel', '?')}, "
+             f"gorun {env.get('gorun', '?')} ({env.get('git', '?')}), {env.get('time', '')}. "
+             "Figures from one run each; floors from shared/reference/floors.md.", "",
+             "| benchmark | measured | target / floor |", "|---|---|---|"]
+    lines += ["| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |" for r in rows]
+    lines += ["", "Run time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="short smoke run of every benchmark")
+    p.add_argument("--wait", type=float, default=None, metavar="S",
+                   help="passed on: wait up to S s for an idle machine before each benchmark (0: don't)")
+    args = p.parse_args(argv)
+    passthrough = (["--quick"] if args.quick else []) + ([f"--wait={args.wait}"] if args.wait is not None else [])
+    os.makedirs(OUT_DIR, exist_ok=True)
+    for name in BENCHES:  # never summarize a stale file from an earlier run
+        try:
+            os.remove(os.path.join(OUT_DIR, f"{name}.json"))
+        except FileNotFoundError:
+            pass
+    timings, failed = {}, []
+    t_all = time.monotonic()
+    for name in BENCHES:
+        t0 = time.monotonic()
+        rc = subprocess.call([sys.executable, os.path.join(BENCH_DIR, f"{name}.py"), *passthrough])
+        timings[name] = time.monotonic() - t0
+        print(f"[{name}: {timings[name]:.1f}s{'' if rc == 0 else f', FAILED with exit status {rc}'}]\n", flush=True)
+        if rc != 0:
+            failed.append(name)
+    timings["total"] = time.monotonic() - t_all
+    results = {name: load(name) for name in BENCHES}
+    cmd = "python3 bench/run_all.py" + (" " + " ".join(passthrough) if passthrough else "")
+    text = summary(results, cmd, timings)
+    if failed:
+        text += f"\nFAILED: {', '.join(failed)} (see the output above)\n"
+    with open(os.path.join(OUT_DIR, "summary.md"), "w") as f:
+        f.write(text)
+    print("=" * 100)
+    print(text)
+    print(f"(written to {os.path.relpath(os.path.join(OUT_DIR, 'summary.md'))})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
