@@ -1,0 +1,255 @@
+"""Shared fixtures and helpers of the gorun test suite.
+
+Everything here works with real processes, real POSIX shared memory and real locks:
+
+- ``heap``: a standalone heap attached in the test process itself (the same calls the launcher
+  makes), for the test hooks of the C core (page allocator, locks). Parametrize it indirectly
+  with a lock kind (``"futex"``, ``"pthread"``, ``"sem"``) or a dict of ``make_heap`` keywords.
+- ``heap_factory``: a context manager that builds such a heap on demand (hypothesis examples).
+- a session-scoped check that this test process left no ``/dev/shm/gorun.<our pid>.*`` segment
+  and no child process behind. pytest-xdist runs several workers at once (and other gorun runs
+  may be alive on the machine), so only this process's own pid and children are looked at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import posix_ipc
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # this checkout's gorun, also when pytest runs without `python -m`
+    sys.path.insert(0, str(REPO))
+
+from gorun import _gorun, shm  # noqa: E402
+LOCK_KINDS = ("futex", "pthread", "sem")
+MHEAP_LOCK = -1
+
+
+# ---------------------------------------------------------------- standalone heaps
+
+
+@dataclass
+class Heap:
+    lock: str
+    arena_size: int
+    meta_size: int
+    nprocs: int
+    meta_name: str
+    arena_name: str
+
+    @property
+    def npages(self) -> int:
+        return self.arena_size // 8192
+
+
+def make_heap(lock: str = "futex", arena_size: int = 64 << 20, nprocs: int = 2, root_slots: int = 4096,
+              nglobals: int = 64, debug_flags: int = 0) -> Heap:
+    """Create and attach a heap in this process, exactly as gorun.Runtime.run does."""
+    assert not _gorun.attached(), "a heap is already attached in the test process"
+    meta_size = _gorun.meta_size(arena_size, nprocs, root_slots, nglobals)
+    meta_name, arena_name = shm.new_run_names()
+    segs = []
+    try:
+        segs.append(shm.Segment(meta_name, meta_size))
+        segs.append(shm.Segment(arena_name, arena_size))
+        _gorun.init(segs[0].fd, meta_size, segs[1].fd, arena_size, nprocs, LOCK_KINDS.index(lock),
+                    root_slots, nglobals, debug_flags)
+    except BaseException:
+        for s in segs:
+            s.close_fd()
+            s.unlink()
+        raise
+    for s in segs:
+        s.close_fd()  # the mapping stays; forked children inherit it
+    return Heap(lock, arena_size, meta_size, nprocs, meta_name, arena_name)
+
+
+def unlink_segment(name: str) -> None:
+    """Unlink a segment by name ('/gorun...' or 'gorun...'); nothing if it is already gone."""
+    with contextlib.suppress(posix_ipc.ExistentialError):
+        posix_ipc.unlink_shared_memory(name if name.startswith("/") else "/" + name)
+
+
+def destroy_heap(h: Heap) -> None:
+    _gorun.detach()
+    unlink_segment(h.meta_name)
+    unlink_segment(h.arena_name)
+
+
+@contextlib.contextmanager
+def standalone_heap(**kw):
+    h = make_heap(**kw)
+    try:
+        yield h
+    finally:
+        destroy_heap(h)
+
+
+@pytest.fixture
+def heap(request):
+    """A heap attached in the test process; param: a lock kind or a dict of make_heap keywords."""
+    param = getattr(request, "param", "futex")
+    kw = dict(param) if isinstance(param, dict) else {"lock": param}
+    with standalone_heap(**kw) as h:
+        yield h
+
+
+@pytest.fixture
+def heap_factory():
+    """standalone_heap as a fixture, for tests that need a fresh heap per hypothesis example."""
+    return standalone_heap
+
+
+# ---------------------------------------------------------------- processes and segments
+
+
+def own_segments(pid: int | None = None) -> list[str]:
+    """Names in /dev/shm of gorun segments created by launcher `pid` (default: this process)."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        entries = os.listdir(shm.SHM_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(e for e in entries if e.startswith(f"gorun.{pid}."))
+
+
+def live_children(proc: psutil.Process | None = None, zombies: bool = False) -> list[psutil.Process]:
+    """Descendants of proc (default: this process) that still exist; zombies (exited, not yet
+    reaped) count only with zombies=True."""
+    proc = proc or psutil.Process()
+    out = []
+    try:
+        kids = proc.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return out
+    for c in kids:
+        try:
+            if zombies or c.status() != psutil.STATUS_ZOMBIE:
+                out.append(c)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def wait_child(pid: int, timeout: float = 60.0) -> int:
+    """waitpid with a hang guard: on timeout the child is killed and the test fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r, status = os.waitpid(pid, os.WNOHANG)
+        if r == pid:
+            return status
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"child {pid} did not finish within {timeout:.0f}s (hang)")
+        time.sleep(0.005)
+
+
+def fork_child(fn, *args, capture_stderr: bool = False):
+    """Fork a child that runs fn(*args) and exits with its return value (int, default 0); an
+    exception exits 99 after printing it. Returns (pid, fd of the child's stderr or None)."""
+    rfd = wfd = None
+    if capture_stderr:
+        rfd, wfd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 99
+        try:
+            if capture_stderr:
+                os.close(rfd)
+                os.dup2(wfd, 2)
+            rc = fn(*args)
+            code = 0 if rc is None else int(rc)
+        except BaseException as e:  # noqa: BLE001
+            with contextlib.suppress(Exception):
+                os.write(2, f"child exception: {e!r}\n".encode())
+        finally:
+            os._exit(code)
+    if capture_stderr:
+        os.close(wfd)
+    return pid, rfd
+
+
+def read_all(fd: int, timeout: float = 60.0) -> str:
+    """Everything written to fd until EOF, or what arrived until the timeout (hang guard)."""
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                break
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m gorun ARGS` from the repository, with a hang guard; returns the result and
+    records the child's pid as .pid."""
+    e = gorun_env()
+    if env:
+        e.update(env)
+    p = subprocess.Popen([sys.executable, "-m", "gorun", *args], cwd=REPO, env=e,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail(f"gorun {' '.join(args)} did not finish within {timeout:.0f}s")
+    cp = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    cp.pid = p.pid
+    return cp
+
+
+def gorun_env() -> dict:
+    """The environment for a gorun subprocess: this checkout first, no GODEBUG/GOMAXPROCS."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    e.pop("GODEBUG", None)
+    e.pop("GOMAXPROCS", None)
+    return e
+
+
+# ---------------------------------------------------------------- the end-of-session check
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftovers_at_session_end():
+    """After the whole session: no gorun segment of this process in /dev/shm, no child left."""
+    yield
+    # give children killed in the last test a moment to be reaped by whoever owns them
+    deadline = time.monotonic() + 5
+    while live_children(zombies=True) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kids = live_children(zombies=True)  # an unreaped child is a leftover too
+    segs = own_segments()
+    for c in kids:  # do not leave them behind even when failing
+        with contextlib.suppress(psutil.NoSuchProcess):
+            c.kill()
+    for s in segs:
+        unlink_segment(s)
+    assert not segs, f"gorun segments left in /dev/shm by this test process: {segs}"
+    assert not kids, f"child processes left running: {[(c.pid, c.name()) for c in kids]}"
