@@ -30,7 +30,7 @@ SWEEP_BATCH = 64
 CYCLE_KEYS = ("n", "start_ns", "stw1_pause", "stw2_pause", "mark_start_ns", "mark_end_ns", "heap_start",
               "heap_end", "heap_marked", "goal", "mark_cpu_ns", "assist_ns", "forced", "objs_marked",
               "scan_work", "sweep_end_ns", "bytes_freed", "objs_freed", "gc_cpu_ns", "trigger", "checked",
-              "handshakes", "globals_bytes", "end_ns")
+              "handshakes", "globals_bytes", "end_ns", "mark_proc_cpu_ns")
 UINT64_MAX = (1 << 64) - 1
 
 
@@ -149,6 +149,7 @@ class GCProcess:
         # the pacer's assist ratio for this cycle
         _gorun.gc_set_pacing(UINT64_MAX, self.goal, self.pacer.assist_ratio_fx(heap_start, self.goal))
         mark_start = time.monotonic_ns()
+        mark_cpu0 = self.cpu_ns()
         handshakes = 0
         while True:
             if _gorun.gc_mark_step(MARK_STEP_BUDGET):
@@ -156,6 +157,7 @@ class GCProcess:
                 if not _gorun.gc_flush_handshake() and _gorun.gc_mark_step(0):
                     break
         heap_end = _gorun.gc_state()["heap_live"]
+        mark_proc_cpu = self.cpu_ns() - mark_cpu0
         p2, checked = _gorun.gc_mark_termination(n, self.checkmark)
         mark_end = time.monotonic_ns()
         st2 = _gorun.gc_state()
@@ -181,7 +183,7 @@ class GCProcess:
             "scan_work": st2["scan_work"], "sweep_end_ns": sweep_end, "bytes_freed": st3["bytes_freed"],
             "objs_freed": st3["objs_freed"], "gc_cpu_ns": gc_cpu, "trigger": self.trig if self.trig != UINT64_MAX else 0,
             "checked": checked, "handshakes": handshakes, "globals_bytes": self.pacer.globals_bytes,
-            "end_ns": time.monotonic_ns(),
+            "end_ns": time.monotonic_ns(), "mark_proc_cpu_ns": mark_proc_cpu,
         }
         _gorun.gc_cycle_write(n - 1, [rec[k] for k in CYCLE_KEYS])
         self.last_end = time.monotonic()

@@ -68,7 +68,8 @@ def gc_dict(r) -> dict:
         "cycles_detail": [{
             "n": c["n"], "heap_start": c["heap_start"], "heap_end": c["heap_end"], "heap_marked": c["heap_marked"],
             "goal": c["goal"], "trigger": c["trigger"], "mark_ns": c["mark_end_ns"] - c["mark_start_ns"],
-            "mark_cpu_ns": c["mark_cpu_ns"], "assist_ns": c["assist_ns"], "forced": bool(c["forced"]),
+            "mark_cpu_ns": c["mark_cpu_ns"], "mark_gc_process_cpu_ns": c["mark_proc_cpu_ns"],
+            "assist_ns": c["assist_ns"], "forced": bool(c["forced"]),
             "objects_marked": c["objs_marked"], "scan_bytes": c["scan_work"], "handshakes": c["handshakes"],
             "sweep_ns": c["sweep_end_ns"] - c["mark_end_ns"],
         } for c in cycles],

@@ -162,7 +162,7 @@ enum { POLL_STOP = 1u << 0, POLL_SCANROOTS = 1u << 1, POLL_FLUSHWB = 1u << 2 };
 #define WBLOG_ENTRIES 2048        /* barrier-log entries per P; an entry is (old, new) */
 #define MAX_PAUSES 16384          /* pause records kept (a ring) */
 #define MAX_CYCLES 8192           /* cycle records kept (a ring) */
-#define CYCLE_FIELDS 24
+#define CYCLE_FIELDS 25
 
 typedef struct wbuf {
     uint32_t next;                /* free/full list link (buffer index + 1), under workq.lock */
