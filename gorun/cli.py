@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "workloads":
         from .workloads import all_workloads
         for w in all_workloads().values():
-            print(f"{w.name}\n  {w.doc.splitlines()[0] if w.doc else ''}")
+            print(f"{w.name}\n  " + " ".join(w.doc.split("\n\n")[0].split()))
             for k, v in w.params.items():
                 print(f"    -p {k}={v}")
         return 0
@@ -105,8 +105,6 @@ def _run(args) -> int:
                 raise ValueError(f"bad --duration {args.duration!r}: expected seconds") from None
             if not duration > 0:
                 raise ValueError(f"bad --duration {args.duration!r}: must be > 0")
-        if "GOMAXPROCS" in os.environ and procs is None:
-            procs = _int_arg("GOMAXPROCS", os.environ["GOMAXPROCS"], 1)
         mark_threads = _int_arg("mark-threads", args.mark_threads, 1) if args.mark_threads is not None else None
         gc_period = None
         if args.gc_period is not None:
@@ -115,7 +113,7 @@ def _run(args) -> int:
             except ValueError:
                 raise ValueError(f"bad --gc-period {args.gc_period!r}: expected seconds") from None
         rt = rtmod.Runtime(procs=procs, lock=args.lock, max_heap=args.max_heap, seed=seed, duration=duration,
-                           gogc=args.gogc, mark_threads=mark_threads, gc_period=gc_period)
+                           gogc=args.gogc, mark_threads=mark_threads, gc_period=gc_period, pin=args.pin)
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)
         print(f"gorun: error: {msg}", file=sys.stderr)
@@ -134,10 +132,11 @@ def _run(args) -> int:
         return 1
     if result is not None:
         result.workload = w.name
+        out = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout is pure JSON
         if w.report and code == 0:
-            print("\n".join(w.report(result.values, params)))
-            print()
-        print(result.summary())
+            print("\n".join(w.report(result.values, params)), file=out)
+            print(file=out)
+        print(result.summary(), file=out)
         if args.json:
             text = json.dumps(result.to_dict(), indent=2, default=str)
             if args.json == "-":

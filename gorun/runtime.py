@@ -28,6 +28,7 @@ OutOfMemory = _gorun.OutOfMemory
 LOCK_KINDS = ("futex", "pthread", "sem")
 DEFAULT_MAX_HEAP = 4 << 30
 MIN_MAX_HEAP = 1 << 20
+MAX_MAX_HEAP = 1 << 40
 
 
 class RunError(GorunError):
@@ -120,15 +121,25 @@ class Runtime:
                  nglobals: int = 1024, godebug_env: str | None = None, pin: bool = False,
                  gogc: int | str | None = None, mark_threads: int | None = None,
                  gc_period: float | None = None):
+        maxp = _gorun.constants()["max_procs"]
         if procs is None:
-            procs = int(os.environ.get("GOMAXPROCS", "0") or 0) or os.cpu_count() or 1
-        if not isinstance(procs, int) or isinstance(procs, bool) or not 1 <= procs <= _gorun.constants()["max_procs"]:
-            raise ValueError(f"bad procs {procs!r}: need 1..{_gorun.constants()['max_procs']}")
+            env = os.environ.get("GOMAXPROCS", "").strip()
+            if env:
+                try:
+                    procs = int(env)
+                except ValueError:
+                    raise ValueError(f"bad GOMAXPROCS {env!r}: expected an integer 1..{maxp}") from None
+            else:
+                procs = min(os.cpu_count() or 1, maxp)
+        if not isinstance(procs, int) or isinstance(procs, bool) or not 1 <= procs <= maxp:
+            raise ValueError(f"bad procs {procs!r}: need 1..{maxp}")
         if lock not in LOCK_KINDS:
             raise ValueError(f"unknown lock kind {lock!r}: choose one of {', '.join(LOCK_KINDS)}")
         self.max_heap = parse_size(max_heap, "max heap")
         if self.max_heap < MIN_MAX_HEAP:
             raise ValueError(f"max heap {max_heap!r} is too small to start: need at least 1MiB")
+        if self.max_heap > MAX_MAX_HEAP:
+            raise ValueError(f"max heap {max_heap!r} is too large: at most 1TiB (span ids are 32-bit page numbers)")
         if duration is not None and not duration > 0:
             raise ValueError(f"bad duration {duration!r}: must be > 0 seconds")
         if not 1 <= root_slots <= 1 << 28:
@@ -218,18 +229,26 @@ class Runtime:
                 raise RunError(msg, result)
             return result
         except KeyboardInterrupt:
+            ignored = _ignore_stop_signals()  # we are stopping: further Ctrl-C/SIGTERM change nothing
             self._kill_all(children, outcomes)
             if result is None and _gorun.attached():
                 result = self._result(t0, outcomes, params, fn, ("interrupted", "interrupted"))
             raise Interrupted("run interrupted (SIGINT/SIGTERM); workers stopped, segments removed", result) from None
         finally:
-            self._kill_all(children)
-            _gorun.detach()
-            for s in segs:
-                s.close_fd()
-                s.unlink()
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
+            # A second Ctrl-C or SIGTERM must not interrupt the cleanup: both are ignored until
+            # every child is reaped and every segment is gone (a signal that arrives meanwhile is
+            # dropped: the run is stopping anyway).
+            ignored = locals().get("ignored") or _ignore_stop_signals()
+            try:
+                self._kill_all(children)
+                _gorun.detach()
+                for s in segs:
+                    s.close_fd()
+                    s.unlink()
+            finally:
+                _restore_signals(ignored)
+                if old_term is not None:
+                    signal.signal(signal.SIGTERM, old_term)
 
     def _gc_main(self, wfd: int) -> None:
         code = 0
@@ -336,7 +355,12 @@ class Runtime:
                 if kind == "error":
                     return "error", f"workload raised in P{pidx} (pid {ospid}):\n{err}"
                 if kind == "died":
-                    return "died", f"worker P{pidx} (pid {ospid}) died: {o.exit_desc}"
+                    hint = ""
+                    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS:
+                        free = shm.shm_free_bytes()
+                        hint = (f" (shared memory exhausted? {shm.SHM_DIR} has {free >> 20} MiB free; "
+                                "lower --max-heap or enlarge /dev/shm)")
+                    return "died", f"worker P{pidx} (pid {ospid}) died: {o.exit_desc}{hint}"
         return None
 
     def _kill_all(self, children: dict, outcomes: list | None = None) -> None:
@@ -372,3 +396,18 @@ class Runtime:
 
 def _raise_terminated(signum, frame):
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> dict:
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            saved[sig] = signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread: nothing to protect
+            pass
+    return saved
+
+
+def _restore_signals(saved: dict) -> None:
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

@@ -254,9 +254,10 @@ PyObject *handle_new_bytes(PyObject *arg)
         n = view.len;
         have_data = 1;
     }
-    if ((uint64_t)n > UINT32_MAX) {
+    if ((uint64_t)n > MAX_OBJECT_PAYLOAD) {
         if (have_data) PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "new_bytes: length %zd too large", n);
+        PyErr_Format(PyExc_ValueError, "new_bytes: length %zd too large (at most %llu bytes)", n,
+                     (unsigned long long)MAX_OBJECT_PAYLOAD);
         return NULL;
     }
     goaddr a = mallocgc((uint64_t)n, TID_BYTES, (uint32_t)n, 1);
@@ -277,8 +278,8 @@ PyObject *handle_new_array(uint32_t tid, Py_ssize_t n)
 {
     if (ensure_p() != 0) return NULL;
     safepoint_poll_c();
-    if (n < 0 || (uint64_t)n > UINT32_MAX / 8) {
-        PyErr_Format(PyExc_ValueError, "new_array: bad length %zd", n);
+    if (n < 0 || (uint64_t)n > MAX_OBJECT_PAYLOAD / 8) {
+        PyErr_Format(PyExc_ValueError, "new_array: bad length %zd (0..%llu)", n, (unsigned long long)MAX_OBJECT_PAYLOAD / 8);
         return NULL;
     }
     gotype_t *t = type_of(tid);

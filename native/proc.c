@@ -1,6 +1,8 @@
 /* proc.c: safepoints, blocking calls and stopping the world (Go's proc.go).
  *
- * Worker side: every runtime call polls its P's `poll` word; safepoint_slow serves the requests
+ * Worker side: every runtime call (allocation, pointer load or store, global access, g.gc(),
+ * g.safepoint(), a blocking call's entry and exit) polls its P's `poll` word; int and float
+ * field accesses are plain memory accesses and do not; safepoint_slow serves the requests
  * (park for a stop, scan own roots, flush own barrier log). A worker that blocks declares it
  * (P_SYSCALL) and counts as stopped; on the way out it waits while the GC process owns its P.
  * GC side: stw_stop raises POLL_STOP on every P, takes blocked and not-yet-started P's by CAS,

@@ -41,6 +41,7 @@
 #define MAX_PROCS 64
 #define MAX_TYPES 4096
 #define MAX_STRUCT_WORDS 256
+#define MAX_OBJECT_PAYLOAD (2048ull << 20) /* 2 GiB: a large span's elemsize is 32-bit */
 
 typedef uint64_t goaddr;   /* arena offset; 0 = nil */
 typedef uint32_t spanid_t; /* start page of a span; 0 = none */
@@ -94,8 +95,10 @@ enum { MCL_NONE = 0, MCL_PARTIAL0, MCL_PARTIAL1, MCL_FULL0, MCL_FULL1 };
 
 /* One per arena page, indexed by the span's start page; only the entry of a span's first
  * page is meaningful. Writers:
- *   - startpage..divmagic, state: the allocating process under the mheap lock (initSpan);
- *     state is published with a release store, read with acquire by markers.
+ *   - everything, at initialization: the allocating process under the mheap lock (initSpan),
+ *     before `state` is published with a release store (markers read it with acquire);
+ *   - a large span's allocCount/freeindex: the allocating worker right after initSpan, before
+ *     the span is on any list or the object's address has been stored anywhere;
  *   - freeindex, allocCount, allocCache, needzero: the span's owner. The owner is the mcache
  *     holding it (sweepgen = sg+3 or sg+1), else whoever holds sweep ownership (sweepgen
  *     sg-1, won by CAS), else the mcentral lock holder for spans on its lists.
@@ -127,8 +130,8 @@ typedef struct mcentral {
      * index unswept ones (go-runtime.md 6.1); list heads are span ids. */
     spanid_t partial[2];
     spanid_t full[2];
-    uint64_t nspans;  /* atomic: spans of this class taken from mheap and not yet freed */
-    uint64_t ngrow;   /* atomic: cumulative spans taken from mheap */
+    uint64_t nspans;  /* __atomic builtins: spans of this class taken from mheap and not yet freed */
+    uint64_t ngrow;   /* __atomic builtins: cumulative spans taken from mheap */
 } __attribute__((aligned(64))) mcentral_t;
 
 /* ---- mheap ---- */
