@@ -63,7 +63,9 @@ def test_json_gc_keys(tmp_path):
     for c in g["cycles_detail"]:
         for k in ("heap_start", "heap_end", "heap_marked", "goal", "mark_ns", "forced", "mark_cpu_ns", "assist_ns"):
             assert k in c
-        assert c["heap_marked"] > 0 and c["mark_ns"] > 0
+        assert c["mark_ns"] > 0
+    # a cycle that starts after the workers finished marks nothing; the others mark the live data
+    assert any(c["heap_marked"] > 0 for c in g["cycles_detail"])
     assert "pause total p50" in r.stdout and "time to stop p50" in r.stdout
 
 
