@@ -32,13 +32,15 @@ bench: install
 	$(BIN)/python bench/run_all.py $(ARGS)
 
 lint: install
+	$(BIN)/python -m pip install -q ruff
 	$(BIN)/python -m gorun.sizeclasses --check
-	$(BIN)/python -m pyflakes gorun tests bench 2>/dev/null || $(BIN)/python -m compileall -q gorun tests bench
+	$(BIN)/python -m ruff check --select E,F,W --ignore E501,E731 gorun tests bench
+	mkdir -p build && GORUN_DEBUG=1 $(BIN)/python setup.py -q build_ext --build-temp build/debug --build-lib build/debug-lib 2>&1 | tee build/debug.log; ! grep -q "warning:" build/debug.log
 
 sizeclasses:
 	$(PY) -m gorun.sizeclasses
 
 clean:
 	-$(BIN)/gorun clean 2>/dev/null || $(PY) -c "import sys; sys.path.insert(0, '.'); from gorun.shm import clean_stale; print(clean_stale())" 2>/dev/null || true
-	rm -rf build *.egg-info gorun/*.so .pytest_cache .hypothesis
+	rm -rf build *.egg-info gorun/*.so .pytest_cache .hypothesis $(STAMP)
 	find . -name __pycache__ -prune -exec rm -rf {} +

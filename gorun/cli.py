@@ -16,6 +16,8 @@ EXAMPLES = """examples:
   gorun run alloc --procs 2 --lock pthread -p budget=256MiB
   gorun run alloc --duration 5 --json out.json
   GODEBUG=mcachebypass=1 gorun run alloc --procs 2   stress the mcentral locks
+  GODEBUG=gctrace=1 gorun run binary-trees --procs 2 -p depth=16
+  GOGC=25 GODEBUG=gccheckmark=1 gorun run graph -p steps=500000   GC torture
   gorun workloads                          list workloads and their parameters
   gorun clean                              remove segments of dead runs from /dev/shm
 """
@@ -42,6 +44,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH ('-' for stdout)")
     r.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="workload parameter")
     r.add_argument("--pin", action="store_true", help="pin P i to CPU i mod ncpu")
+    r.add_argument("--gogc", default=None, help="GC target percentage or 'off' (default: $GOGC or 100)")
+    r.add_argument("--mark-threads", default=None, help="GC mark threads (default: 25%% of the CPUs, at least 1)")
+    r.add_argument("--gc-period", default=None, help="also start a cycle every S seconds (Go: 120)")
     sub.add_parser("workloads", help="list the built-in workloads")
     c = sub.add_parser("clean", help="remove shared-memory segments left by dead runs")
     c.add_argument("--dry-run", action="store_true")
@@ -77,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "workloads":
         from .workloads import all_workloads
         for w in all_workloads().values():
-            print(f"{w.name}\n  {w.doc.splitlines()[0] if w.doc else ''}")
+            print(f"{w.name}\n  " + " ".join(w.doc.split("\n\n")[0].split()))
             for k, v in w.params.items():
                 print(f"    -p {k}={v}")
         return 0
@@ -100,9 +105,15 @@ def _run(args) -> int:
                 raise ValueError(f"bad --duration {args.duration!r}: expected seconds") from None
             if not duration > 0:
                 raise ValueError(f"bad --duration {args.duration!r}: must be > 0")
-        if "GOMAXPROCS" in os.environ and procs is None:
-            procs = _int_arg("GOMAXPROCS", os.environ["GOMAXPROCS"], 1)
-        rt = rtmod.Runtime(procs=procs, lock=args.lock, max_heap=args.max_heap, seed=seed, duration=duration)
+        mark_threads = _int_arg("mark-threads", args.mark_threads, 1) if args.mark_threads is not None else None
+        gc_period = None
+        if args.gc_period is not None:
+            try:
+                gc_period = float(args.gc_period)
+            except ValueError:
+                raise ValueError(f"bad --gc-period {args.gc_period!r}: expected seconds") from None
+        rt = rtmod.Runtime(procs=procs, lock=args.lock, max_heap=args.max_heap, seed=seed, duration=duration,
+                           gogc=args.gogc, mark_threads=mark_threads, gc_period=gc_period, pin=args.pin)
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)
         print(f"gorun: error: {msg}", file=sys.stderr)
@@ -121,7 +132,11 @@ def _run(args) -> int:
         return 1
     if result is not None:
         result.workload = w.name
-        print(result.summary())
+        out = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout is pure JSON
+        if w.report and code == 0:
+            print("\n".join(w.report(result.values, params)), file=out)
+            print(file=out)
+        print(result.summary(), file=out)
         if args.json:
             text = json.dumps(result.to_dict(), indent=2, default=str)
             if args.json == "-":

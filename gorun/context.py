@@ -30,6 +30,18 @@ class Globals:
         _gorun.global_set(i, h)
 
 
+class _Blocking:
+    __slots__ = ()
+
+    def __enter__(self):
+        _gorun.blocking_enter()
+        return self
+
+    def __exit__(self, *exc):
+        _gorun.blocking_exit()
+        return False
+
+
 class Context:
     """What a workload function receives: ``fn(g, **params)``.
 
@@ -41,6 +53,11 @@ class Context:
     g.new_array(e, n)    []int, []float, []ptr or []*T for a struct type T
     g.globals            shared root slots
     g.safepoint()        poll for GC requests (call it in long loops)
+    g.gc()               run a full GC cycle and wait for it, sweep included (runtime.GC)
+    with g.blocking():   a blocking call (sleep, I/O): this P counts as stopped meanwhile
+    g.copy(d, i, s, j, n) copy n elements between arrays (pointer arrays: bulk write barrier)
+    g.interior(h, off)   a handle to byte `off` of h's data: an interior pointer, which keeps
+                         the whole object alive
     g.deadline           time.monotonic() at which --duration ends, or None
     """
 
@@ -57,9 +74,17 @@ class Context:
         self.new = _gorun.new
         self.new_bytes = _gorun.new_bytes
         self.safepoint = _gorun.safepoint
+        self.gc = _gorun.gc
+        self.copy = _gorun.array_copy
+        self.interior = _gorun.interior
 
     def new_array(self, elem, n: int):
         return _gorun.new_array(array_tid(elem), n)
+
+    def blocking(self):
+        """Context manager: the code inside blocks (sleeps, waits, does I/O) and must not touch
+        the heap; the GC counts this P as stopped and scans its roots itself (Go's _Psyscall)."""
+        return _Blocking()
 
     def time_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()

@@ -36,6 +36,47 @@ def lock_summary(locks: list[dict]) -> dict:
     return out
 
 
+def _pct(vals: list, q: float) -> float:
+    if not vals:
+        return 0.0
+    v = sorted(vals)
+    return float(v[min(len(v) - 1, int(q * len(v)))])
+
+
+def gc_dict(r) -> dict:
+    g = r.stats.get("gc") or {}
+    pauses = g.get("pauses", [])
+    cycles = g.get("cycles", [])
+    state = g.get("state", {})
+    total = [p["total_ns"] for p in pauses]
+    stop = [p["stop_ns"] for p in pauses]
+    pause_sum = sum(total)
+    gc_cpu = (g.get("process_cpu_ns") or sum(c["gc_cpu_ns"] for c in cycles)) + state.get("assist_cpu_total_ns", 0) \
+        + pause_sum * r.procs
+    out = {
+        "cycles": len(cycles), "forced": sum(1 for c in cycles if c["forced"]), "gogc": g.get("gogc"),
+        "mark_threads": g.get("mark_threads"),
+        "pauses": [{"kind": p["kind"], "cycle": p["cycle"], "stop_ns": p["stop_ns"], "total_ns": p["total_ns"],
+                    "ack_ns": p["ack_ns"]} for p in pauses],
+        "stw_total_ns": pause_sum,
+        "pause_total_ns": {"p50": _pct(total, .5), "p99": _pct(total, .99), "max": max(total, default=0)},
+        "pause_stop_ns": {"p50": _pct(stop, .5), "p99": _pct(stop, .99), "max": max(stop, default=0)},
+        "cpu_fraction": gc_cpu / (r.procs * r.wall_ns) if r.wall_ns else 0.0,
+        "cpu_ns": gc_cpu, "assist_ns": state.get("assist_cpu_total_ns", 0),
+        "freed_bytes": state.get("bytes_freed", 0), "freed_objects": state.get("objs_freed", 0),
+        "freed_spans": state.get("spans_freed", 0),
+        "cycles_detail": [{
+            "n": c["n"], "heap_start": c["heap_start"], "heap_end": c["heap_end"], "heap_marked": c["heap_marked"],
+            "goal": c["goal"], "trigger": c["trigger"], "mark_ns": c["mark_end_ns"] - c["mark_start_ns"],
+            "mark_cpu_ns": c["mark_cpu_ns"], "mark_gc_process_cpu_ns": c["mark_proc_cpu_ns"],
+            "assist_ns": c["assist_ns"], "forced": bool(c["forced"]),
+            "objects_marked": c["objs_marked"], "scan_bytes": c["scan_work"], "handshakes": c["handshakes"],
+            "sweep_ns": c["sweep_end_ns"] - c["mark_end_ns"],
+        } for c in cycles],
+    }
+    return out
+
+
 def result_dict(r) -> dict:
     st = r.stats
     heap = st["mheap"]
@@ -70,6 +111,7 @@ def result_dict(r) -> dict:
             "spans_inuse": heap["spans_inuse"], "large_spans": heap["large_spans"],
             "spans_by_class": {k: v["spans"] for k, v in by_class.items()},
         },
+        "gc": gc_dict(r),
         "locks": {
             "mheap": {k: mh[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
             "mcentral": {k: mc[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
@@ -98,6 +140,16 @@ def summary_text(r) -> str:
     out += ["", f"heap: in use {fmt_bytes(h['inuse_bytes'])} (peak {fmt_bytes(h['peak_inuse_bytes'])}), "
                 f"grown {fmt_bytes(h['grown_bytes'])} of max {fmt_bytes(d['max_heap'])}, "
                 f"{h['spans_inuse']} spans ({h['large_spans']} large)"]
+    g = d["gc"]
+    if g["cycles"]:
+        tt, ts = g["pause_total_ns"], g["pause_stop_ns"]
+        out += [f"gc: {g['cycles']} cycles ({g['forced']} forced), GOGC={'off' if g['gogc'] == -1 else g['gogc']}, "
+                f"STW total {fmt_ns(g['stw_total_ns'])} in {len(g['pauses'])} pauses, "
+                f"GC CPU {100 * g['cpu_fraction']:.1f}%, freed {fmt_bytes(g['freed_bytes'])}",
+                f"    pause total p50 {fmt_ns(tt['p50'])}  p99 {fmt_ns(tt['p99'])}  max {fmt_ns(tt['max'])};  "
+                f"time to stop p50 {fmt_ns(ts['p50'])}  p99 {fmt_ns(ts['p99'])}  max {fmt_ns(ts['max'])}"]
+    elif g["gogc"] is not None:
+        out.append(f"gc: no cycle ran (GOGC={'off' if g['gogc'] == -1 else g['gogc']})")
     byc = d["locks"]["mcentral_by_class"]
     top = sorted(byc.items(), key=lambda kv: -kv[1]["spans"])[:8]
     if top:

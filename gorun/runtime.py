@@ -18,7 +18,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from . import _gorun, godebug, shm, types
+from . import _gorun, gc, godebug, shm, types
 from .context import Context
 from .units import parse_size
 
@@ -28,6 +28,7 @@ OutOfMemory = _gorun.OutOfMemory
 LOCK_KINDS = ("futex", "pthread", "sem")
 DEFAULT_MAX_HEAP = 4 << 30
 MIN_MAX_HEAP = 1 << 20
+MAX_MAX_HEAP = 1 << 40
 
 
 class RunError(GorunError):
@@ -102,21 +103,43 @@ def _describe_status(status: int) -> str:
     return f"status {status:#x}"
 
 
+GC_ID = -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
 class Runtime:
     """A gorun runtime: N worker processes (Go's P's) over one shared-memory heap."""
 
     def __init__(self, procs: int | None = None, lock: str = "futex", max_heap: int | str = DEFAULT_MAX_HEAP,
                  seed: int = 0, duration: float | None = None, root_slots: int = 1 << 20,
-                 nglobals: int = 1024, godebug_env: str | None = None, pin: bool = False):
+                 nglobals: int = 1024, godebug_env: str | None = None, pin: bool = False,
+                 gogc: int | str | None = None, mark_threads: int | None = None,
+                 gc_period: float | None = None):
+        maxp = _gorun.constants()["max_procs"]
         if procs is None:
-            procs = int(os.environ.get("GOMAXPROCS", "0") or 0) or os.cpu_count() or 1
-        if not isinstance(procs, int) or isinstance(procs, bool) or not 1 <= procs <= _gorun.constants()["max_procs"]:
-            raise ValueError(f"bad procs {procs!r}: need 1..{_gorun.constants()['max_procs']}")
+            env = os.environ.get("GOMAXPROCS", "").strip()
+            if env:
+                try:
+                    procs = int(env)
+                except ValueError:
+                    raise ValueError(f"bad GOMAXPROCS {env!r}: expected an integer 1..{maxp}") from None
+            else:
+                procs = min(os.cpu_count() or 1, maxp)
+        if not isinstance(procs, int) or isinstance(procs, bool) or not 1 <= procs <= maxp:
+            raise ValueError(f"bad procs {procs!r}: need 1..{maxp}")
         if lock not in LOCK_KINDS:
             raise ValueError(f"unknown lock kind {lock!r}: choose one of {', '.join(LOCK_KINDS)}")
         self.max_heap = parse_size(max_heap, "max heap")
         if self.max_heap < MIN_MAX_HEAP:
             raise ValueError(f"max heap {max_heap!r} is too small to start: need at least 1MiB")
+        if self.max_heap > MAX_MAX_HEAP:
+            raise ValueError(f"max heap {max_heap!r} is too large: at most 1TiB (span ids are 32-bit page numbers)")
         if duration is not None and not duration > 0:
             raise ValueError(f"bad duration {duration!r}: must be > 0 seconds")
         if not 1 <= root_slots <= 1 << 28:
@@ -131,6 +154,16 @@ class Runtime:
         self.nglobals = nglobals
         self.pin = pin
         self.debug = godebug.parse(os.environ.get("GODEBUG", "") if godebug_env is None else godebug_env)
+        self.gogc = gc.parse_gogc(os.environ.get("GOGC") if gogc is None else gogc)
+        ncpu = os.cpu_count() or 1
+        if mark_threads is None:
+            mark_threads = max(1, round(ncpu * 0.25))  # Go's 25% background utilization
+        if not isinstance(mark_threads, int) or not 1 <= mark_threads <= 64:
+            raise ValueError(f"bad mark_threads {mark_threads!r}: need 1..64")
+        if gc_period is not None and not gc_period > 0:
+            raise ValueError(f"bad gc_period {gc_period!r}: must be > 0 seconds")
+        self.mark_threads = mark_threads
+        self.gc_period = gc_period
 
     # ---- the run ----
 
@@ -146,9 +179,10 @@ class Runtime:
         old_term = None
         t0 = time.monotonic_ns()
         result = None
+        if _gorun.attached():
+            raise GorunError("this process already has a gorun heap attached (a run inside a workload "
+                             "or inside another run is not supported)")
         try:
-            if _gorun.attached():
-                raise GorunError("this process already has a gorun heap attached (nested run?)")
             segs.append(shm.Segment(meta_name, meta_size))
             segs.append(shm.Segment(arena_name, arena_size))
             _gorun.init(segs[0].fd, meta_size, segs[1].fd, arena_size, self.procs,
@@ -162,6 +196,14 @@ class Runtime:
                     signal.signal(signal.SIGTERM, _raise_terminated)
                 except ValueError:  # not the main thread
                     old_term = None
+            r, w = os.pipe()
+            ospid = os.fork()
+            if ospid == 0:  # the GC process
+                os.close(r)
+                self._gc_main(w)  # never returns
+            os.close(w)
+            children[ospid] = (GC_ID, r)
+            self.gc_ospid = ospid
             for i in range(self.procs):
                 r, w = os.pipe()
                 ospid = os.fork()
@@ -173,7 +215,10 @@ class Runtime:
                 os.close(w)
                 children[ospid] = (i, r)
                 outcomes[i].ospid = ospid
+            self.gc_outcome = None
             failure = self._watch(children, outcomes)
+            if failure:
+                self._kill_all(children, outcomes)  # stop the others before the statistics are read
             result = self._result(t0, outcomes, params, fn, failure)
             if failure:
                 kind, msg = failure
@@ -184,23 +229,54 @@ class Runtime:
                 raise RunError(msg, result)
             return result
         except KeyboardInterrupt:
+            ignored = _ignore_stop_signals()  # we are stopping: further Ctrl-C/SIGTERM change nothing
+            self._kill_all(children, outcomes)
             if result is None and _gorun.attached():
                 result = self._result(t0, outcomes, params, fn, ("interrupted", "interrupted"))
             raise Interrupted("run interrupted (SIGINT/SIGTERM); workers stopped, segments removed", result) from None
         finally:
-            self._kill_all(children)
-            _gorun.detach()
-            for s in segs:
-                s.close_fd()
-                s.unlink()
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
+            # A second Ctrl-C or SIGTERM must not interrupt the cleanup: both are ignored until
+            # every child is reaped and every segment is gone (a signal that arrives meanwhile is
+            # dropped: the run is stopping anyway).
+            ignored = locals().get("ignored") or _ignore_stop_signals()
+            try:
+                self._kill_all(children)
+                _gorun.detach()
+                for s in segs:
+                    s.close_fd()
+                    s.unlink()
+            finally:
+                _restore_signals(ignored)
+                if old_term is not None:
+                    signal.signal(signal.SIGTERM, old_term)
+
+    def _gc_main(self, wfd: int) -> None:
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _set_pdeathsig()
+            cfg = dict(nprocs=self.procs, gogc=self.gogc, mark_threads=self.mark_threads,
+                       gctrace=bool(self.debug.get("gctrace")), checkmark=bool(self.debug.get("gccheckmark")),
+                       period=self.gc_period, nglobals=self.nglobals, init_ns=time.monotonic_ns())
+            try:
+                msg = ("ok", gc.gc_process_main(cfg), "")
+            except BaseException as e:  # noqa: BLE001
+                msg = ("error", None, "".join(traceback.format_exception(e)).rstrip())
+            _write_all(wfd, pickle.dumps(msg))
+        except BaseException:  # noqa: BLE001
+            code = 1
+            traceback.print_exc()
+        finally:
+            os._exit(code)
 
     def _worker_main(self, pid: int, fn, params: dict, wfd: int) -> None:
         code = 0
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher coordinates Ctrl-C
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            # Go's SIGURG preemption: a worker in a pure-Python loop reaches a safepoint here.
+            signal.signal(signal.SIGURG, lambda signum, frame: _gorun.safepoint())
             _set_pdeathsig()
             if self.pin:
                 ncpu = os.cpu_count() or 1
@@ -213,17 +289,19 @@ class Runtime:
                 _gorun.p_done()
                 msg = ("ok", value, "")
             except OutOfMemory as e:
+                _gorun.p_done()
                 msg = ("oom", None, str(e))
             except BaseException as e:  # noqa: BLE001 - report anything the workload raised
                 msg = ("error", None, "".join(traceback.format_exception(e)).rstrip())
+                try:
+                    _gorun.p_done()
+                except Exception:  # noqa: BLE001
+                    pass
             try:
                 data = pickle.dumps(msg)
             except Exception as e:  # noqa: BLE001
                 data = pickle.dumps(("error", None, f"workload result is not picklable: {e}"))
-            view = memoryview(data)
-            while view:
-                n = os.write(wfd, view)
-                view = view[n:]
+            _write_all(wfd, data)
         except BaseException:  # noqa: BLE001
             code = 1
             traceback.print_exc()
@@ -235,6 +313,7 @@ class Runtime:
         bufs: dict[int, bytearray] = {fd: bytearray() for _, (_, fd) in children.items()}
         fd_to_pid = {fd: ospid for ospid, (_, fd) in children.items()}
         open_fds = set(bufs)
+        workers_left = self.procs
         while open_fds:
             ready, _, _ = select.select(list(open_fds), [], [], 0.05)
             for fd in ready:
@@ -248,6 +327,20 @@ class Runtime:
                 _, status = os.waitpid(ospid, 0)
                 os.close(fd)
                 del children[ospid]
+                if pidx == GC_ID:
+                    try:
+                        kind, value, err = pickle.loads(bytes(bufs[fd])) if bufs[fd] else ("died", None, "")
+                    except Exception:  # noqa: BLE001
+                        kind, value, err = "died", None, ""
+                    self.gc_outcome = (kind, value, err, _describe_status(status))
+                    if kind == "error":
+                        return "error", f"the GC process (pid {ospid}) failed:\n{err}"
+                    if kind != "ok" or workers_left:
+                        return "died", f"the GC process (pid {ospid}) died: {_describe_status(status)}"
+                    continue
+                workers_left -= 1
+                if workers_left == 0:
+                    _gorun.gc_shutdown()
                 o = outcomes[pidx]
                 o.exit_desc = _describe_status(status)
                 try:
@@ -262,15 +355,22 @@ class Runtime:
                 if kind == "error":
                     return "error", f"workload raised in P{pidx} (pid {ospid}):\n{err}"
                 if kind == "died":
-                    return "died", f"worker P{pidx} (pid {ospid}) died: {o.exit_desc}"
+                    hint = ""
+                    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS:
+                        free = shm.shm_free_bytes()
+                        hint = (f" (shared memory exhausted? {shm.SHM_DIR} has {free >> 20} MiB free; "
+                                "lower --max-heap or enlarge /dev/shm)")
+                    return "died", f"worker P{pidx} (pid {ospid}) died: {o.exit_desc}{hint}"
         return None
 
-    def _kill_all(self, children: dict) -> None:
-        for ospid, (_, fd) in list(children.items()):
+    def _kill_all(self, children: dict, outcomes: list | None = None) -> None:
+        for ospid, (pidx, fd) in list(children.items()):
             try:
                 os.kill(ospid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            if outcomes is not None and pidx >= 0 and outcomes[pidx].status == "running":
+                outcomes[pidx].status = "stopped"
         for ospid, (_, fd) in list(children.items()):
             try:
                 os.waitpid(ospid, 0)
@@ -283,12 +383,31 @@ class Runtime:
         children.clear()
 
     def _result(self, t0: int, outcomes: list, params: dict, fn, failure) -> RunResult:
+        stats = _gorun.stats()
+        gc_out = getattr(self, "gc_outcome", None)
+        stats["gc"] = {"process_cpu_ns": gc_out[1]["cpu_ns"] if gc_out and gc_out[0] == "ok" else None,"pauses": _gorun.gc_pauses(0), "cycles": gc.cycle_dicts(_gorun.gc_cycles()),
+                       "state": _gorun.gc_state(), "gogc": self.gogc, "mark_threads": self.mark_threads}
         return RunResult(
             procs=self.procs, lock=self.lock, max_heap=self.max_heap, wall_ns=time.monotonic_ns() - t0,
-            stats=_gorun.stats(), outcomes=outcomes, params=dict(params),
+            stats=stats, outcomes=outcomes, params=dict(params),
             workload=getattr(fn, "__name__", str(fn)), error=failure[1] if failure else "",
         )
 
 
 def _raise_terminated(signum, frame):
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> dict:
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            saved[sig] = signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread: nothing to protect
+            pass
+    return saved
+
+
+def _restore_signals(saved: dict) -> None:
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

@@ -49,6 +49,14 @@ def new_run_names() -> tuple[str, str]:
     return base + ".meta", base + ".arena"
 
 
+def shm_free_bytes() -> int:
+    try:
+        st = os.statvfs(SHM_DIR)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -33,6 +33,5 @@ int roots_init_local(void);
 int ensure_p(void);                            /* 0 if this process is a P, else raises */
 goaddr handle_addr_arg(PyObject *v, int *ok);  /* Handle or None -> address */
 void raise_oom(uint64_t bytes);
-void safepoint_poll(void);
 
 #endif

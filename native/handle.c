@@ -221,7 +221,7 @@ void raise_oom(uint64_t bytes)
 PyObject *handle_new_object(PyObject *cls)
 {
     if (ensure_p() != 0) return NULL;
-    safepoint_poll();
+    safepoint_poll_c();
     uint32_t tid = class_tid(cls);
     if (!tid) {
         PyErr_Format(PyExc_TypeError, "g.new() needs a gorun struct type, got %R", cls);
@@ -239,7 +239,7 @@ PyObject *handle_new_object(PyObject *cls)
 PyObject *handle_new_bytes(PyObject *arg)
 {
     if (ensure_p() != 0) return NULL;
-    safepoint_poll();
+    safepoint_poll_c();
     Py_buffer view = {0};
     Py_ssize_t n;
     int have_data = 0;
@@ -254,9 +254,10 @@ PyObject *handle_new_bytes(PyObject *arg)
         n = view.len;
         have_data = 1;
     }
-    if ((uint64_t)n > UINT32_MAX) {
+    if ((uint64_t)n > MAX_OBJECT_PAYLOAD) {
         if (have_data) PyBuffer_Release(&view);
-        PyErr_Format(PyExc_ValueError, "new_bytes: length %zd too large", n);
+        PyErr_Format(PyExc_ValueError, "new_bytes: length %zd too large (at most %llu bytes)", n,
+                     (unsigned long long)MAX_OBJECT_PAYLOAD);
         return NULL;
     }
     goaddr a = mallocgc((uint64_t)n, TID_BYTES, (uint32_t)n, 1);
@@ -276,9 +277,9 @@ PyObject *handle_new_bytes(PyObject *arg)
 PyObject *handle_new_array(uint32_t tid, Py_ssize_t n)
 {
     if (ensure_p() != 0) return NULL;
-    safepoint_poll();
-    if (n < 0 || (uint64_t)n > UINT32_MAX / 8) {
-        PyErr_Format(PyExc_ValueError, "new_array: bad length %zd", n);
+    safepoint_poll_c();
+    if (n < 0 || (uint64_t)n > MAX_OBJECT_PAYLOAD / 8) {
+        PyErr_Format(PyExc_ValueError, "new_array: bad length %zd (0..%llu)", n, (unsigned long long)MAX_OBJECT_PAYLOAD / 8);
         return NULL;
     }
     gotype_t *t = type_of(tid);
@@ -374,7 +375,9 @@ static PyObject *FieldDescr_get(PyObject *self, PyObject *obj, PyObject *type)
     switch (f->kind) {
     case FK_INT: return PyLong_FromLongLong(*(int64_t *)p);
     case FK_FLOAT: return PyFloat_FromDouble(*(double *)p);
-    case FK_PTR: return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
+    case FK_PTR:
+        safepoint_poll_c(); /* a pointer read makes a root: a runtime call, so it polls first */
+        return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
     case FK_BYTES: return PyBytes_FromStringAndSize((const char *)p, f->nbytes);
     }
     PyErr_SetString(GorunError, "bad field kind");
@@ -406,7 +409,7 @@ static int FieldDescr_set(PyObject *self, PyObject *obj, PyObject *value)
         int ok;
         goaddr v = handle_addr_arg(value, &ok);
         if (!ok) return -1;
-        safepoint_poll();
+        safepoint_poll_c();
         writebarrier_store((_Atomic uint64_t *)p, v);
         return 0;
     }
@@ -479,7 +482,7 @@ static Py_ssize_t Array_len(PyObject *self) { return ((HandleObject *)self)->len
 
 static inline uint8_t *array_elem(HandleObject *h, Py_ssize_t *i)
 {
-    if (*i < 0) *i += h->len;
+    /* CPython's sequence protocol has already added len to a negative index */
     if (*i < 0 || *i >= (Py_ssize_t)h->len) {
         PyErr_SetString(PyExc_IndexError, "gorun array index out of range");
         return NULL;
@@ -495,7 +498,9 @@ static PyObject *Array_item(PyObject *self, Py_ssize_t i)
     switch (type_of(h->tid)->elem_kind) {
     case FK_INT: return PyLong_FromLongLong(*(int64_t *)p);
     case FK_FLOAT: return PyFloat_FromDouble(*(double *)p);
-    default: return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
+    default:
+        safepoint_poll_c();
+        return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
     }
 }
 
@@ -525,7 +530,7 @@ static int Array_ass_item(PyObject *self, Py_ssize_t i, PyObject *value)
         int ok;
         goaddr v = handle_addr_arg(value, &ok);
         if (!ok) return -1;
-        safepoint_poll();
+        safepoint_poll_c();
         writebarrier_store((_Atomic uint64_t *)p, v);
         return 0;
     }

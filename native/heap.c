@@ -21,8 +21,11 @@ void gorun_throw(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "gorun: fatal error (pid %d%s%d): %s\n", (int)getpid(),
-            thisP ? ", P" : "", thisP ? (int)thisP->id : -1, buf);
+    if (thisP)
+        fprintf(stderr, "gorun: fatal error (pid %d, P%u): %s\n", (int)getpid(), thisP->id, buf);
+    else
+        fprintf(stderr, "gorun: fatal error (pid %d%s): %s\n", (int)getpid(),
+                G && G->gc.gc_ospid == (int32_t)getpid() ? ", GC process" : "", buf);
     fflush(stderr);
     _exit(3);
 }
@@ -30,7 +33,8 @@ void gorun_throw(const char *fmt, ...)
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
 
 typedef struct layout {
-    uint64_t spans, allocbits, markbits, pagemap, pallocbits, pallocsum, roots, globals, end, nchunks;
+    uint64_t spans, allocbits, markbits, pagemap, pallocbits, pallocsum, roots, globals, checkbits, wbufs, wblog,
+        pauses, cycles, end, nchunks, nbufs;
 } layout_t;
 
 static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
@@ -47,6 +51,14 @@ static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t ro
     L.pallocsum = off;  off = align_up(off + L.nchunks * sizeof(uint64_t), 4096);
     L.roots = off;      off = align_up(off + (uint64_t)nprocs * root_slots * 8, 4096);
     L.globals = off;    off = align_up(off + nglobals * 8, 4096);
+    L.checkbits = off;  off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
+    /* Shared work buffers for one grey entry per 256 arena bytes; a marker that finds the pool
+     * empty keeps its grey objects in process memory and drains them itself (nothing dropped). */
+    L.nbufs = npages * PAGE_SIZE / 256 / WBUF_ENTRIES + 64;
+    L.wbufs = off;      off = align_up(off + L.nbufs * sizeof(wbuf_t), 4096);
+    L.wblog = off;      off = align_up(off + (uint64_t)nprocs * WBLOG_ENTRIES * 16, 4096);
+    L.pauses = off;     off = align_up(off + MAX_PAUSES * sizeof(pauserec_t), 4096);
+    L.cycles = off;     off = align_up(off + MAX_CYCLES * CYCLE_FIELDS * 8, 4096);
     L.end = off;
     return L;
 }
@@ -86,6 +98,8 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     G->nprocs = nprocs;
     G->lock_kind = (uint32_t)lock_kind;
     G->debug_flags = debug_flags;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    G->ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
     G->meta_size = meta_size;
     G->arena_size = arena_size;
     G->root_slots = root_slots;
@@ -99,6 +113,11 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     G->off_pallocsum = L.pallocsum;
     G->off_roots = L.roots;
     G->off_globals = L.globals;
+    G->off_checkbits = L.checkbits;
+    G->off_wbufs = L.wbufs;
+    G->off_wblog = L.wblog;
+    G->off_pauses = L.pauses;
+    G->off_cycles = L.cycles;
     G->nchunks = L.nchunks;
 
     mheap_t *h = &G->mheap;
@@ -120,6 +139,14 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
         G->allp[i].id = i;
         G->allp[i].status = i < nprocs ? P_IDLE : P_DEAD;
     }
+    gcctl_t *gc = &G->gc;
+    if (glock_init(&gc->work.lock, lock_kind, RANK_WORKBUF, "workbuf") != GLOCK_OK)
+        return -2;
+    gc->work.nbufs = (uint32_t)(L.nbufs > UINT32_MAX - 1 ? UINT32_MAX - 1 : L.nbufs);
+    gc->trigger = UINT64_MAX; /* set by the pacer when the GC process starts */
+    gc->goal = UINT64_MAX;
+    gc->sweep_done = 1;
+    gc->init_ns = nanotime();
     if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK)
         return -2;
     add_builtin_type(TID_BYTES, "[]byte", TK_BYTES, 0, 0);

@@ -61,8 +61,13 @@ static _Thread_local int held_ranks[MAX_HELD];
 static _Thread_local const char *held_names[MAX_HELD];
 static _Thread_local int nheld;
 
-static void rank_acquire(glock_t *l)
+/* Called before waiting for the lock, so an order violation (including re-acquiring a lock
+ * this thread holds) is reported instead of deadlocking. */
+static void rank_check(glock_t *l)
 {
+    for (int i = 0; i < nheld && i < MAX_HELD; i++)
+        if (held_names[i] == l->name)
+            gorun_throw("lock order violation: %s acquired again by a thread that holds it (self-deadlock)", l->name);
     if (l->rank != RANK_LEAF && nheld > 0) {
         for (int i = 0; i < nheld; i++) {
             if (held_ranks[i] != RANK_LEAF && (int)l->rank <= held_ranks[i])
@@ -71,6 +76,10 @@ static void rank_acquire(glock_t *l)
                             l->name, l->rank, held_names[i], held_ranks[i]);
         }
     }
+}
+
+static void rank_acquire(glock_t *l)
+{
     if (nheld < MAX_HELD) {
         held_ranks[nheld] = (int)l->rank;
         held_names[nheld] = l->name;
@@ -218,6 +227,7 @@ int glock_acquire(glock_t *l)
 {
     int rc = GLOCK_OK, contended = 0;
     uint64_t t0 = 0;
+    rank_check(l);
     switch (l->kind) {
     case LOCK_FUTEX: {
         uint32_t v = atomic_exchange_explicit(&l->key, 1, memory_order_acquire);

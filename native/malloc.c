@@ -15,8 +15,6 @@
 
 #include "runtime.h"
 
-int span_next_free(mspan_t *s);
-
 #define TINY_MAX_BYTES 14 /* 1 length byte + 14 < 16: Go's "noscan and under 16 bytes" */
 
 static goaddr malloc_small(uint8_t spc, uint32_t size)
@@ -36,6 +34,8 @@ static goaddr malloc_small(uint8_t spc, uint32_t size)
                 goaddr a = (goaddr)s->startpage * PAGE_SIZE + (goaddr)idx * s->elemsize;
                 if (s->needzero)
                     memset(A + a, 0, size);
+                if (atomic_load_explicit(&G->gc.phase, memory_order_relaxed) != GC_OFF)
+                    gc_mark_alloc(a, s, size); /* allocate black */
                 return a;
             }
         }
@@ -76,6 +76,10 @@ goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
 {
     pstats_t *st = &thisP->stats;
     goaddr a;
+    if (atomic_load_explicit(&G->gc.blacken, memory_order_relaxed)) { /* pay for allocation during mark */
+        thisP->assist_debt += (int64_t)(payload + OBJ_HEADER_SIZE);
+        gc_assist();
+    }
     if (tid == TID_BYTES && payload <= TINY_MAX_BYTES && payload > 0) {
         a = malloc_tiny((uint32_t)payload);
         if (a) {
@@ -103,8 +107,11 @@ goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
         a = (goaddr)id * PAGE_SIZE;
         if (s->needzero)
             memset(A + a, 0, size);
+        *obj_word(a) = (uint64_t)tid | (uint64_t)len << 32; /* typed before it can be marked */
         s->allocCount = 1;
         s->freeindex = 1;
+        if (atomic_load_explicit(&G->gc.phase, memory_order_relaxed) != GC_OFF)
+            gc_mark_alloc(a, s, (uint32_t)size);
         mcentral_t *c = &G->central[spc];
         mcentral_uncache_span(c, id); /* onto the swept full list */
         __atomic_fetch_add(&c->nspans, 1, __ATOMIC_RELAXED);
@@ -113,6 +120,7 @@ goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
         st->large_allocs++;
         st->large_bytes += size;
         st->nmalloc_by_class[0]++;
+        gc_trigger_check();
     }
     *obj_word(a) = (uint64_t)tid | (uint64_t)len << 32;
     st->nmalloc++;

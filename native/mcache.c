@@ -74,15 +74,21 @@ int mcache_refill(uint8_t spc)
     heap_live_add(span_free_bytes(s));
     mc->alloc[spc] = id;
     thisP->stats.refills++;
+    gc_trigger_check();
     return 0;
 }
 
-/* Flush the whole mcache back to the mcentrals (Go's releaseAll). */
+/* Flush the whole mcache back to the mcentrals (Go's releaseAll). Called by the P itself when
+ * it finishes, and by the GC process for every P with the world stopped at mark termination. */
 void mcache_release_all(void)
 {
-    if (!thisP)
-        return;
-    mcache_t *mc = &thisP->mcache;
+    if (thisP)
+        mcache_release_all_p(thisP);
+}
+
+void mcache_release_all_p(gp_t *p)
+{
+    mcache_t *mc = &p->mcache;
     for (int spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
         spanid_t id = mc->alloc[spc];
         if (!id)

@@ -50,6 +50,11 @@ static inline int swept_index(uint32_t sg) { return (int)((sg / 2) % 2); }
 static void uncache_locked(mcentral_t *c, spanid_t id, uint32_t sg)
 {
     mspan_t *s = spanof_id(id);
+    /* Every mcache is flushed at mark termination before sweepgen advances, so a cached span
+     * is never stale (sg+1) here. */
+    if (atomic_load(&s->sweepgen) != sg + 3)
+        gorun_throw("mcentral: uncaching span %u with sweepgen %u (heap %u): not cached this cycle", id,
+                    atomic_load(&s->sweepgen), sg);
     atomic_store(&s->sweepgen, sg);
     int k = swept_index(sg);
     mcentral_list_push(c, s->allocCount == s->nelems ? 2 + k : k, id);
@@ -57,18 +62,24 @@ static void uncache_locked(mcentral_t *c, spanid_t id, uint32_t sg)
 
 void mcentral_uncache_span(mcentral_t *c, spanid_t id)
 {
+    /* large spans come here straight from mheap: mark them cached first */
+    if (spanclass_sizeclass(spanof_id(id)->spanclass) == 0)
+        atomic_store(&spanof_id(id)->sweepgen, atomic_load(&G->mheap.sweepgen) + 3);
     uint32_t sg = atomic_load(&G->mheap.sweepgen);
     lock(&c->lock);
     uncache_locked(c, id, sg);
     unlock(&c->lock);
 }
 
-/* One lock acquisition per refill: return `old` (may be 0) and take a span with free slots,
- * growing from mheap when the class has none. Returns 0 when the heap is exhausted. */
+#define SWEEP_BUDGET 100 /* Go's cacheSpan: at most 100 unswept spans tried per refill */
+
+/* One lock acquisition per refill in the steady state: return `old` (may be 0) and take a span
+ * with free slots: a swept partial span, else sweep unswept ones of this class (up to the
+ * budget), else grow from mheap. Returns 0 when the heap is exhausted. */
 spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
 {
     uint32_t sg = atomic_load(&G->mheap.sweepgen);
-    int k = swept_index(sg);
+    int k = swept_index(sg), u = 1 - k;
     lock(&c->lock);
     if (old)
         uncache_locked(c, old, sg);
@@ -76,6 +87,29 @@ spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
     if (id)
         mcentral_list_remove(c, id);
     unlock(&c->lock);
+    for (int budget = SWEEP_BUDGET; !id && budget > 0 && (c->partial[u] || c->full[u]); budget--) {
+        lock(&c->lock);
+        spanid_t cand = c->partial[u] ? c->partial[u] : c->full[u];
+        if (cand)
+            mcentral_list_remove(c, cand);
+        unlock(&c->lock);
+        if (!cand)
+            break;
+        mspan_t *s = spanof_id(cand);
+        uint32_t want = sg - 2;
+        if (!atomic_compare_exchange_strong(&s->sweepgen, &want, sg - 1))
+            gorun_throw("mcentral: unswept span %u has sweepgen %u (heap %u)", cand, want, sg);
+        int live = mspan_sweep(s, sg);
+        if (!live)
+            continue; /* freed to mheap */
+        if (live < s->nelems) {
+            id = cand;
+            break;
+        }
+        lock(&c->lock);
+        mcentral_list_push(c, 2 + k, cand);
+        unlock(&c->lock);
+    }
     if (!id) {
         int sc = spanclass_sizeclass(spc);
         id = mheap_alloc_span(class_to_npages[sc], spc);

@@ -4,6 +4,7 @@
 #include "gorun_py.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -228,6 +229,7 @@ static PyObject *py_global_get(PyObject *mod, PyObject *arg)
 {
     uint64_t i;
     if (global_index(arg, &i)) return NULL;
+    safepoint_poll_c();
     return make_handle(atomic_load_explicit(&globals_base()[i], memory_order_acquire));
 }
 
@@ -240,14 +242,14 @@ static PyObject *py_global_set(PyObject *mod, PyObject *const *args, Py_ssize_t 
     if (ensure_p()) return NULL;
     goaddr v = handle_addr_arg(args[1], &ok);
     if (!ok) return NULL;
-    safepoint_poll();
+    safepoint_poll_c();
     writebarrier_store(&globals_base()[i], v);
     Py_RETURN_NONE;
 }
 
 static PyObject *py_safepoint(PyObject *mod, PyObject *unused)
 {
-    safepoint_poll();
+    safepoint_poll_c();
     Py_RETURN_NONE;
 }
 
@@ -270,12 +272,14 @@ static PyObject *p_dict(gp_t *p)
     PyObject *bc = PyList_New(NUM_SIZE_CLASSES);
     if (!bc) return NULL;
     for (int i = 0; i < NUM_SIZE_CLASSES; i++) PyList_SET_ITEM(bc, i, PyLong_FromUnsignedLongLong(s->nmalloc_by_class[i]));
-    return Py_BuildValue("{s:I,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "id", p->id, "ospid",
+    return Py_BuildValue("{s:I,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:N,s:K,s:K,s:K,s:K,s:K}", "id", p->id, "ospid",
                          (int)atomic_load(&p->ospid), "status", atomic_load(&p->status), "root_hwm",
                          (unsigned long long)atomic_load(&p->root_hwm), "root_live",
                          (unsigned long long)atomic_load(&p->root_live), "objects", s->nmalloc, "bytes", s->alloc_bytes,
                          "tiny_allocs", s->tiny_allocs, "large_allocs", s->large_allocs, "large_bytes", s->large_bytes,
-                         "refills", s->refills, "start_ns", s->start_ns, "end_ns", s->end_ns, "by_class", bc);
+                         "refills", s->refills, "start_ns", s->start_ns, "end_ns", s->end_ns, "by_class", bc,
+                         "wb_entries", p->wb_entries, "wb_self_flushes", p->wb_self_flushes, "assists", p->assists,
+                         "safepoint_serves", p->safepoint_serves, "preempt_signals", p->preempt_signals);
 }
 
 static PyObject *py_stats(PyObject *mod, PyObject *unused)
@@ -386,7 +390,10 @@ static PyObject *py_pages_free(PyObject *mod, PyObject *args)
     unsigned long long page, n;
     if (!PyArg_ParseTuple(args, "KK", &page, &n)) return NULL;
     if (need_attached()) return NULL;
-    if (page == 0 || page + n > G->mheap.grown_pages) { PyErr_SetString(PyExc_ValueError, "page range outside the heap"); return NULL; }
+    if (page == 0 || n == 0 || n > G->mheap.grown_pages || page > G->mheap.grown_pages - n) {
+        PyErr_SetString(PyExc_ValueError, "page range outside the heap");
+        return NULL;
+    }
     lock(&G->mheap.lock);
     pagealloc_free(page, n);
     unlock(&G->mheap.lock);
@@ -469,14 +476,20 @@ static PyMethodDef methods[] = {
     {NULL},
 };
 
+extern PyMethodDef gc_methods[];
+
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "gorun._gorun", "gorun's C core", -1, methods};
+
+static void atfork_child(void) { gorun_ospid = (int32_t)getpid(); }
 
 PyMODINIT_FUNC PyInit__gorun(void)
 {
+    pthread_atfork(NULL, NULL, atfork_child); /* lock owner pids must be the child's own */
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     GorunError = PyErr_NewException("gorun.GorunError", PyExc_RuntimeError, NULL);
     OutOfMemoryError = PyErr_NewException("gorun.OutOfMemory", PyExc_MemoryError, NULL);
+    if (PyModule_AddFunctions(m, gc_methods) < 0) return NULL;
     if (PyModule_AddObjectRef(m, "GorunError", GorunError) < 0 ||
         PyModule_AddObjectRef(m, "OutOfMemory", OutOfMemoryError) < 0 || handle_types_ready(m) < 0 ||
         PyModule_AddIntConstant(m, "ABI_VERSION", GORUN_ABI_VERSION) < 0)

@@ -117,11 +117,26 @@ void pagealloc_free(uint64_t page, uint64_t npages)
     if (chunk_base < h->search_page) h->search_page = chunk_base;
 }
 
+/* Free pages immediately below grown_pages (a run the growth can extend). */
+static uint64_t free_tail(void)
+{
+    mheap_t *h = &G->mheap;
+    uint64_t run = 0;
+    for (uint64_t ci = h->grown_pages / PALLOC_CHUNK_PAGES; ci-- > 0;) {
+        uint64_t s = psum()[ci];
+        run += sum_end(s);
+        if (sum_end(s) != PALLOC_CHUNK_PAGES) break;
+    }
+    return run;
+}
+
 int pagealloc_grow(uint64_t npages)
 {
     mheap_t *h = &G->mheap;
-    /* Grow in whole chunks (Go rounds growth to 4 MiB palloc chunks), capped by the reservation. */
-    uint64_t want = h->grown_pages + npages;
+    /* Grow in whole chunks (Go rounds growth to 4 MiB palloc chunks), capped by the reservation;
+     * a free run at the end of the grown heap counts toward the request. */
+    uint64_t tail = free_tail();
+    uint64_t want = h->grown_pages + (npages > tail ? npages - tail : 1);
     uint64_t newgrown = (want + PALLOC_CHUNK_PAGES - 1) / PALLOC_CHUNK_PAGES * PALLOC_CHUNK_PAGES;
     if (newgrown > h->npages) newgrown = h->npages;
     if (newgrown < want) return -1;

@@ -1,19 +1,332 @@
-/* proc.c: the P side of safepoints (Go's proc.go preemption checks).
+/* proc.c: safepoints, blocking calls and stopping the world (Go's proc.go).
  *
- * Every runtime call polls its P's `poll` word; a nonzero word means the GC process wants
- * something from this P at a safe point (docs/design.md "Safepoints"). */
-#include "gorun_py.h"
+ * Worker side: every runtime call (allocation, pointer load or store, global access, g.gc(),
+ * g.safepoint(), a blocking call's entry and exit) polls its P's `poll` word; int and float
+ * field accesses are plain memory accesses and do not; safepoint_slow serves the requests
+ * (park for a stop, scan own roots, flush own barrier log). A worker that blocks declares it
+ * (P_SYSCALL) and counts as stopped; on the way out it waits while the GC process owns its P.
+ * GC side: stw_stop raises POLL_STOP on every P, takes blocked and not-yet-started P's by CAS,
+ * spins briefly, then sleeps on `stopnote` in 100 us steps and re-sends SIGURG to P's still
+ * running (Go's preemptall), until every P is stopped; stw_start clears the requests, bumps
+ * `world_gen` and wakes every parked P. Each pause is recorded: time to stop, total, and each
+ * P's acknowledgement latency. Overview: docs/design.md "Safepoints" and "Stopping the world".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
-void safepoint_slow(void);
+#include "runtime.h"
 
-void safepoint_poll(void)
+void futex_wake_all(_Atomic uint32_t *w)
 {
-    if (thisP && atomic_load_explicit(&thisP->poll, memory_order_acquire))
-        safepoint_slow();
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void futex_wait_until(_Atomic uint32_t *w, uint32_t val, long ns)
+{
+    struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static inline void cpu_relax(void) { __asm__ __volatile__("pause" ::: "memory"); }
+
+static int pid_dead(int32_t pid) { return pid > 0 && kill(pid, 0) == -1 && errno == ESRCH; }
+
+/* ---- worker side ---- */
+
+static void note_served(void)
+{
+    atomic_fetch_add(&G->gc.stopnote, 1);
+    futex_wake_all(&G->gc.stopnote);
+}
+
+#define PARK_SPIN_NS 20000
+
+static void wait_world_restart(uint32_t gen)
+{
+    gcctl_t *gc = &G->gc;
+    uint64_t t0 = nanotime();
+    /* spin only if every P and the GC process can have a core; else the spin steals the GC's */
+    int spin = G->nprocs + 1 <= G->ncpu;
+    while (atomic_load_explicit(&gc->world_gen, memory_order_acquire) == gen) {
+        if (spin && nanotime() - t0 < PARK_SPIN_NS) {
+            for (int i = 0; i < 64; i++) cpu_relax();
+            continue;
+        }
+        futex_wait_until(&gc->world_gen, gen, 100 * 1000 * 1000);
+        if (atomic_load(&gc->world_gen) == gen && pid_dead(gc->gc_ospid))
+            gorun_throw("the GC process (pid %d) died while the world was stopped", (int)gc->gc_ospid);
+    }
+}
+
+static void park_for_stop(void)
+{
+    gcctl_t *gc = &G->gc;
+    uint32_t gen = atomic_load_explicit(&gc->world_gen, memory_order_acquire);
+    atomic_store(&thisP->ack_ns, nanotime());
+    atomic_store_explicit(&thisP->status, P_GCSTOP, memory_order_release);
+    note_served();
+    wait_world_restart(gen);
+    atomic_store_explicit(&thisP->status, P_RUNNING, memory_order_release);
+}
+
+static void serve_scanroots(gp_t *p)
+{
+    gc_worker_scan_roots(p);
+    atomic_fetch_sub(&G->gc.roots_pending, 1);
+}
+
+static void serve_flushwb(gp_t *p)
+{
+    atomic_fetch_add(&G->gc.work.busy, 1);
+    int n = wblog_drain(p, 1);
+    gcw_publish();
+    atomic_fetch_add(&G->gc.work.busy, -1);
+    if (n > 0) atomic_store(&G->gc.flush_found, 1);
+    atomic_fetch_sub(&G->gc.flush_pending, 1);
 }
 
 void safepoint_slow(void)
 {
-    /* No request kinds are defined without the GC; clear the word so the poll stays cheap. */
-    atomic_store_explicit(&thisP->poll, 0, memory_order_release);
+    gp_t *p = thisP;
+    for (;;) {
+        uint32_t req = atomic_load_explicit(&p->poll, memory_order_acquire);
+        if (!req) return;
+        if (req & POLL_STOP) {
+            park_for_stop();
+            continue;
+        }
+        if ((req & POLL_SCANROOTS) && (atomic_fetch_and(&p->poll, ~POLL_SCANROOTS) & POLL_SCANROOTS)) {
+            serve_scanroots(p);
+            note_served();
+        }
+        if ((req & POLL_FLUSHWB) && (atomic_fetch_and(&p->poll, ~POLL_FLUSHWB) & POLL_FLUSHWB)) {
+            serve_flushwb(p);
+            note_served();
+        }
+        p->safepoint_serves++;
+    }
+}
+
+void enter_blocking(void)
+{
+    safepoint_poll_c();
+    atomic_store_explicit(&thisP->status, P_SYSCALL, memory_order_release);
+}
+
+void exit_blocking(void)
+{
+    gcctl_t *gc = &G->gc;
+    for (;;) {
+        uint32_t st = P_SYSCALL;
+        if (atomic_compare_exchange_strong(&thisP->status, &st, P_RUNNING)) break;
+        if (st == P_GCSTOP) {
+            uint32_t gen = atomic_load(&gc->world_gen);
+            if (atomic_load(&thisP->status) == P_GCSTOP) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
+        } else {
+            sched_yield(); /* P_GCSCAN: the GC process is scanning our roots; it is quick */
+        }
+    }
+    safepoint_poll_c();
+}
+
+/* g.gc(): request a cycle and block (as a blocking call) until it is fully done, sweep included. */
+void gc_request_and_wait(void)
+{
+    gcctl_t *gc = &G->gc;
+    uint64_t req = atomic_fetch_add(&gc->forced_req, 1) + 1;
+    atomic_fetch_add(&gc->gc_wake, 1);
+    futex_wake_all(&gc->gc_wake);
+    enter_blocking();
+    while (atomic_load(&gc->forced_done) < req) {
+        uint32_t note = atomic_load(&gc->cycle_note);
+        if (atomic_load(&gc->forced_done) >= req) break;
+        futex_wait_until(&gc->cycle_note, note, 50 * 1000 * 1000);
+        if (pid_dead(gc->gc_ospid)) {
+            exit_blocking();
+            gorun_throw("the GC process (pid %d) died during g.gc()", (int)gc->gc_ospid);
+        }
+    }
+    exit_blocking();
+}
+
+/* ---- GC side ---- */
+
+static inline int is_stopped(uint32_t st) { return st == P_GCSTOP || st == P_DONE || st == P_DEAD; }
+
+/* Take a P that is blocked or not started (SYSCALL/IDLE) into state `to`; returns the old state or -1. */
+static int take_p(gp_t *p, uint32_t to)
+{
+    uint32_t st = atomic_load(&p->status);
+    if (st != P_SYSCALL && st != P_IDLE) return -1;
+    if (atomic_compare_exchange_strong(&p->status, &st, to)) return (int)st;
+    return -1;
+}
+
+static uint64_t cur_pause;
+static uint64_t stw_t0;
+
+#define STW_SPIN_NS 20000     /* spin this long before sleeping (only with a spare core) */
+#define STW_RESEND_NS 100000  /* Go re-preempts every 100 us */
+
+/* Stop the world. Returns 0, or -1 (with the dead P in *dead) if a running P's worker died. */
+int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
+{
+    gcctl_t *gc = &G->gc;
+    uint32_t n = G->nprocs;
+    stw_t0 = nanotime();
+    cur_pause = atomic_load(&gc->npauses);
+    pauserec_t *rec = pause_at(cur_pause);
+    memset(rec, 0, sizeof *rec);
+    rec->kind = kind;
+    rec->cycle = cycle;
+    rec->start_ns = stw_t0;
+    atomic_store(&gc->stopping, 1);
+    for (uint32_t i = 0; i < n; i++) {
+        G->allp[i].stopped_by_gc = 0;
+        atomic_store(&G->allp[i].ack_ns, 0);
+        atomic_fetch_or(&G->allp[i].poll, POLL_STOP);
+    }
+    uint64_t last_signal = 0;
+    int spin = G->nprocs + 1 <= G->ncpu, signalled = 0;
+    for (;;) {
+        uint32_t running = 0;
+        uint32_t note = atomic_load(&gc->stopnote);
+        for (uint32_t i = 0; i < n; i++) {
+            gp_t *p = &G->allp[i];
+            int old = take_p(p, P_GCSTOP);
+            if (old >= 0) p->stopped_by_gc = (uint32_t)old + 1;
+            if (!is_stopped(atomic_load(&p->status))) running++;
+        }
+        if (!running) break;
+        uint64_t now = nanotime();
+        if (spin && now - stw_t0 < STW_SPIN_NS) {
+            for (int k = 0; k < 32; k++) cpu_relax();
+            continue;
+        }
+        if (!signalled || now - last_signal >= STW_RESEND_NS) { /* preemptall, then every 100 us */
+            signalled = 1;
+            for (uint32_t i = 0; i < n; i++) {
+                gp_t *p = &G->allp[i];
+                if (atomic_load(&p->status) != P_RUNNING) continue;
+                int32_t pid = atomic_load(&p->ospid);
+                if (pid_dead(pid)) {
+                    *dead = (int)i;
+                    return -1;
+                }
+                if (pid > 0) {
+                    kill(pid, SIGURG);
+                    p->preempt_signals++;
+                }
+            }
+            last_signal = now;
+        }
+        futex_wait_until(&gc->stopnote, note, STW_RESEND_NS);
+    }
+    uint64_t t1 = nanotime();
+    rec->seen_ns = t1 - stw_t0;
+    /* Time to stop: when the last running P acknowledged; the GC's own wake-up is not part of
+     * it (it is part of the total). With no P running, when the GC saw the world stopped. */
+    uint64_t last = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t a = atomic_load(&G->allp[i].ack_ns);
+        rec->ack_ns[i] = a > stw_t0 ? a - stw_t0 : 0;
+        if (rec->ack_ns[i] > last) last = rec->ack_ns[i];
+    }
+    rec->stop_ns = last ? last : rec->seen_ns;
+    return 0;
+}
+
+void stw_start(void)
+{
+    gcctl_t *gc = &G->gc;
+    pause_at(cur_pause)->work_ns = nanotime() - stw_t0;
+    for (uint32_t i = 0; i < G->nprocs; i++) {
+        gp_t *p = &G->allp[i];
+        atomic_fetch_and(&p->poll, ~POLL_STOP);
+        if (p->stopped_by_gc) {
+            atomic_store(&p->status, p->stopped_by_gc - 1);
+            p->stopped_by_gc = 0;
+        }
+    }
+    atomic_store(&gc->stopping, 0);
+    /* The pause ends when the world is released; the wake-up syscall that follows can lose the
+     * CPU to the very workers it wakes, which must not count as pause. */
+    pause_at(cur_pause)->total_ns = nanotime() - stw_t0;
+    atomic_fetch_add_explicit(&gc->world_gen, 1, memory_order_release);
+    futex_wake_all(&gc->world_gen);
+    atomic_store(&gc->npauses, cur_pause + 1);
+}
+
+/* Serve POLL_SCANROOTS / POLL_FLUSHWB for P's that cannot: blocked, not started, or done.
+ * Returns the number of requests served. */
+int gc_serve_blocked(void)
+{
+    int served = 0;
+    for (uint32_t i = 0; i < G->nprocs; i++) {
+        gp_t *p = &G->allp[i];
+        if (!(atomic_load(&p->poll) & (POLL_SCANROOTS | POLL_FLUSHWB))) continue;
+        int old = -1;
+        uint32_t st = atomic_load(&p->status);
+        if (st == P_SYSCALL || st == P_IDLE) {
+            old = take_p(p, P_GCSCAN);
+            if (old < 0) continue;
+        } else if (st != P_DONE && st != P_DEAD) {
+            continue;
+        }
+        if (atomic_fetch_and(&p->poll, ~POLL_SCANROOTS) & POLL_SCANROOTS) {
+            serve_scanroots(p);
+            served++;
+        }
+        if (atomic_fetch_and(&p->poll, ~POLL_FLUSHWB) & POLL_FLUSHWB) {
+            serve_flushwb(p);
+            served++;
+        }
+        if (old >= 0) atomic_store(&p->status, (uint32_t)old);
+    }
+    return served;
+}
+
+/* Wait (with SIGURG to slow P's) until no P has request bits `mask` pending. -1 if a worker died. */
+int gc_wait_requests(uint32_t mask, int *dead)
+{
+    gcctl_t *gc = &G->gc;
+    uint64_t t0 = nanotime(), last_signal = 0;
+    for (;;) {
+        gc_serve_blocked();
+        uint32_t pending = 0;
+        uint32_t note = atomic_load(&gc->stopnote);
+        for (uint32_t i = 0; i < G->nprocs; i++)
+            if (atomic_load(&G->allp[i].poll) & mask) pending++;
+        if (!pending) return 0;
+        uint64_t now = nanotime();
+        if (now - t0 < STW_SPIN_NS) {
+            sched_yield();
+            continue;
+        }
+        if (now - last_signal >= STW_RESEND_NS) {
+            for (uint32_t i = 0; i < G->nprocs; i++) {
+                gp_t *p = &G->allp[i];
+                if (!(atomic_load(&p->poll) & mask) || atomic_load(&p->status) != P_RUNNING) continue;
+                int32_t pid = atomic_load(&p->ospid);
+                if (pid_dead(pid)) {
+                    *dead = (int)i;
+                    return -1;
+                }
+                if (pid > 0) {
+                    kill(pid, SIGURG);
+                    p->preempt_signals++;
+                }
+            }
+            last_signal = now;
+        }
+        futex_wait_until(&gc->stopnote, note, STW_RESEND_NS);
+    }
 }

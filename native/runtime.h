@@ -15,7 +15,7 @@
 
 #include "lock.h"
 
-#define GORUN_ABI_VERSION 3
+#define GORUN_ABI_VERSION 4
 #define GORUN_MAGIC 0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -41,6 +41,7 @@
 #define MAX_PROCS 64
 #define MAX_TYPES 4096
 #define MAX_STRUCT_WORDS 256
+#define MAX_OBJECT_PAYLOAD (2048ull << 20) /* 2 GiB: a large span's elemsize is 32-bit */
 
 typedef uint64_t goaddr;   /* arena offset; 0 = nil */
 typedef uint32_t spanid_t; /* start page of a span; 0 = none */
@@ -94,8 +95,10 @@ enum { MCL_NONE = 0, MCL_PARTIAL0, MCL_PARTIAL1, MCL_FULL0, MCL_FULL1 };
 
 /* One per arena page, indexed by the span's start page; only the entry of a span's first
  * page is meaningful. Writers:
- *   - startpage..divmagic, state: the allocating process under the mheap lock (initSpan);
- *     state is published with a release store, read with acquire by markers.
+ *   - everything, at initialization: the allocating process under the mheap lock (initSpan),
+ *     before `state` is published with a release store (markers read it with acquire);
+ *   - a large span's allocCount/freeindex: the allocating worker right after initSpan, before
+ *     the span is on any list or the object's address has been stored anywhere;
  *   - freeindex, allocCount, allocCache, needzero: the span's owner. The owner is the mcache
  *     holding it (sweepgen = sg+3 or sg+1), else whoever holds sweep ownership (sweepgen
  *     sg-1, won by CAS), else the mcentral lock holder for spans on its lists.
@@ -127,8 +130,8 @@ typedef struct mcentral {
      * index unswept ones (go-runtime.md 6.1); list heads are span ids. */
     spanid_t partial[2];
     spanid_t full[2];
-    uint64_t nspans;  /* atomic: spans of this class taken from mheap and not yet freed */
-    uint64_t ngrow;   /* atomic: cumulative spans taken from mheap */
+    uint64_t nspans;  /* __atomic builtins: spans of this class taken from mheap and not yet freed */
+    uint64_t ngrow;   /* __atomic builtins: cumulative spans taken from mheap */
 } __attribute__((aligned(64))) mcentral_t;
 
 /* ---- mheap ---- */
@@ -151,11 +154,97 @@ typedef struct mheap {
     uint32_t _pad;
 } mheap_t;
 
+/* ---- GC shared state (mgc.c, mgcmark.c, mgcsweep.c, mwbbuf.c, proc.c) ---- */
+enum { GC_OFF = 0, GC_MARK = 1, GC_MARKTERM = 2 };           /* gcphase */
+enum { PAUSE_SWEEPTERM = 1, PAUSE_MARKTERM = 2 };            /* pause kinds */
+/* Requests in gp_t.poll, set by the GC process, served by the P at its next safepoint (or by
+ * the GC process itself for a P that is blocked or done). */
+enum { POLL_STOP = 1u << 0, POLL_SCANROOTS = 1u << 1, POLL_FLUSHWB = 1u << 2 };
+
+#define WBUF_ENTRIES 510          /* grey objects per shared work buffer (4 KiB) */
+#define WBLOG_ENTRIES 2048        /* barrier-log entries per P; an entry is (old, new) */
+#define MAX_PAUSES 16384          /* pause records kept (a ring) */
+#define MAX_CYCLES 8192           /* cycle records kept (a ring) */
+#define CYCLE_FIELDS 25
+
+typedef struct wbuf {
+    uint32_t next;                /* free/full list link (buffer index + 1), under workq.lock */
+    uint32_t n;                   /* entries; owned by whoever popped the buffer */
+    goaddr obj[WBUF_ENTRIES];
+} wbuf_t;
+
+/* Shared grey-object queue: lists of work buffers (Go's work.full / work.empty). */
+typedef struct workq {
+    glock_t lock;                 /* RANK_WORKBUF: guards full, empty, nfull */
+    uint32_t full;                /* (L) head of full buffers (index + 1), 0 = none */
+    uint32_t empty;               /* (L) head of empty buffers */
+    uint64_t nfull;               /* (L) */
+    uint32_t nbufs;               /* set at init */
+    uint32_t fresh;               /* (L) buffers [fresh, nbufs) were never used */
+    _Atomic uint64_t pushes;      /* atomic: full buffers ever pushed (termination check) */
+    _Atomic int32_t busy;         /* atomic: markers holding grey objects outside the queue */
+    _Atomic uint32_t avail;       /* futex word: bumped on push, mark threads sleep on it */
+} workq_t;
+
+/* One stop-the-world pause, written by the GC process. */
+typedef struct pauserec {
+    uint32_t kind;                /* PAUSE_* */
+    uint32_t cycle;
+    uint64_t start_ns;            /* stop requested */
+    uint64_t stop_ns;             /* time to stop: the last P acknowledged (or was taken), from start */
+    uint64_t seen_ns;             /* the GC process saw the world stopped, from start */
+    uint64_t work_ns;             /* the stop-the-world work was done, from start */
+    uint64_t total_ns;            /* world restarted, relative to start */
+    uint64_t ack_ns[MAX_PROCS];   /* each P's acknowledgement latency (0 = was blocked/done) */
+} pauserec_t;
+
+typedef struct gcctl {
+    _Atomic uint32_t phase;       /* GC_*: GC process, only with the world stopped */
+    _Atomic uint32_t wb_enabled;  /* GC process, only with the world stopped */
+    _Atomic uint32_t blacken;     /* GC process: assists and mark threads may work */
+    _Atomic uint32_t stopping;    /* GC process: a stop is being requested or is in force */
+    _Atomic uint32_t world_gen;   /* futex word: GC process bumps it when the world restarts */
+    _Atomic uint32_t stopnote;    /* futex word: a P bumps it when it parks / serves a request */
+    _Atomic uint32_t gc_wake;     /* futex word: workers bump it (trigger, g.gc(), exit) */
+    _Atomic uint32_t cycle_note;  /* futex word: GC process bumps it when a cycle's sweep ends */
+    _Atomic uint32_t shutdown;    /* launcher: 1 = every worker finished; GC process exits */
+    _Atomic uint64_t trigger;     /* GC process (pacer): heap_live that starts a cycle */
+    _Atomic uint64_t goal;        /* GC process (pacer) */
+    _Atomic uint64_t assist_ratio_fx; /* GC process: scan bytes per allocated byte << 16 */
+    _Atomic int64_t bg_credit;    /* atomic: scan work done by mark threads, stolen by assists */
+    _Atomic uint64_t bytes_marked;/* atomic: markers */
+    _Atomic uint64_t scan_work;   /* atomic: bytes scanned this cycle */
+    _Atomic uint64_t objs_marked; /* atomic */
+    _Atomic uint64_t mark_cpu_ns; /* atomic: mark threads' CPU this cycle */
+    _Atomic uint64_t assist_ns;   /* atomic: workers' assist time this cycle */
+    _Atomic uint64_t assist_cpu_total_ns; /* atomic: all cycles */
+    _Atomic uint64_t cycles_started, cycles_done; /* GC process */
+    _Atomic uint64_t forced_req;  /* atomic: workers' g.gc() requests (fetch_add) */
+    _Atomic uint64_t forced_done; /* GC process: highest request served by a finished cycle */
+    _Atomic uint32_t roots_pending; /* atomic: P root tables not yet scanned this cycle */
+    _Atomic uint32_t flush_pending; /* atomic: P's yet to serve a POLL_FLUSHWB */
+    _Atomic uint32_t flush_found;   /* atomic: a flush produced grey objects */
+    _Atomic uint32_t sweep_done;    /* GC process / sweepers */
+    _Atomic uint64_t npauses;     /* GC process: records written */
+    _Atomic uint64_t ncycles;     /* GC process: records written */
+    _Atomic uint64_t pages_swept; /* atomic: sweepers */
+    _Atomic uint64_t objs_freed;  /* atomic: sweepers */
+    _Atomic uint64_t bytes_freed; /* atomic: sweepers */
+    _Atomic uint64_t spans_freed; /* atomic: sweepers */
+    int32_t gc_ospid;             /* GC process, at start */
+    uint32_t nmarkthreads;        /* GC process */
+    uint64_t init_ns;             /* launcher, at init: time 0 of gctrace's @T */
+    workq_t work;
+} gcctl_t;
+
 /* ---- per-P state (Go's p + its mcache) ---- */
 /* P status. IDLE: not started; RUNNING: in the workload; SYSCALL: in a declared blocking
  * call (counts as stopped); GCSTOP: parked for a stop-the-world; DONE: workload finished
- * (counts as stopped); DEAD: not part of this run. */
-enum { P_IDLE = 0, P_RUNNING = 1, P_SYSCALL = 2, P_GCSTOP = 3, P_DONE = 4, P_DEAD = 5 };
+ * (counts as stopped); DEAD: not part of this run; GCSCAN: the GC process is serving a request
+ * on behalf of this blocked or not-yet-started P (it moved it there from SYSCALL or IDLE by CAS,
+ * and moves it back). Only the worker moves its P out of RUNNING; only the GC process moves a P
+ * into GCSCAN, or into GCSTOP from SYSCALL/IDLE. */
+enum { P_IDLE = 0, P_RUNNING = 1, P_SYSCALL = 2, P_GCSTOP = 3, P_DONE = 4, P_DEAD = 5, P_GCSCAN = 6 };
 
 /* Written only by the P's own worker process unless noted; others read racy snapshots. */
 typedef struct mcache {
@@ -189,6 +278,20 @@ typedef struct gp {
     _Atomic uint64_t root_hwm;
     _Atomic uint64_t root_live;
     pstats_t stats;
+    /* Barrier log: a single-producer ring of (old, new) pairs at off_wblog + id*WBLOG bytes.
+     * wb_head: the worker (release); wb_tail: whoever holds wb_lock (the GC process draining,
+     * or the worker flushing its own full log). */
+    _Atomic uint64_t wb_head;
+    _Atomic uint64_t wb_tail;
+    _Atomic uint32_t wb_lock;      /* 0 free, 1 held: CAS */
+    uint32_t stopped_by_gc;        /* GC process: it moved this P to GCSTOP from SYSCALL/IDLE */
+    _Atomic uint64_t ack_ns;       /* worker: when it acknowledged the current stop */
+    int64_t assist_debt;           /* worker: allocated bytes not yet paid with scan work */
+    uint64_t wb_entries;           /* worker: barrier entries logged */
+    uint64_t wb_self_flushes;      /* worker: full logs it shaded itself */
+    uint64_t assists;              /* worker */
+    uint64_t safepoint_serves;     /* worker: requests served at safepoints */
+    uint64_t preempt_signals;      /* GC process: SIGURGs sent to this P */
 } __attribute__((aligned(64))) gp_t;
 
 /* ---- the control block at offset 0 of the metadata segment ---- */
@@ -198,6 +301,8 @@ typedef struct gorun_shared {
     uint32_t nprocs;
     uint32_t lock_kind;
     uint32_t debug_flags;   /* GODEBUG-derived bits, set at init */
+    uint32_t ncpu;          /* online CPUs, set at init: spin only when a core is spare */
+    uint32_t _pad0;
     uint64_t meta_size;
     uint64_t arena_size;
     uint64_t root_slots;    /* per P */
@@ -207,16 +312,17 @@ typedef struct gorun_shared {
     uint64_t test_counter;  /* tests only: incremented under a lock by lock_hammer */
     /* region offsets inside the metadata segment, set at init */
     uint64_t off_spans, off_allocbits, off_markbits, off_pagemap, off_pallocbits, off_pallocsum,
-        off_roots, off_globals;
+        off_roots, off_globals, off_checkbits, off_wbufs, off_wblog, off_pauses, off_cycles;
     uint64_t nchunks;       /* page-allocator chunks */
     mheap_t mheap;
     mcentral_t central[NUM_SPAN_CLASSES];
     gp_t allp[MAX_PROCS];
+    gcctl_t gc;
     typetab_t typetab;
 } gorun_shared_t;
 
 /* debug_flags bits (GODEBUG knobs, docs/design.md "Debug knobs") */
-enum { DBG_MCACHEBYPASS = 1 << 0 };
+enum { DBG_MCACHEBYPASS = 1 << 0, DBG_GCCHECKMARK = 1 << 1, DBG_GCSTOPTHEWORLD = 1 << 2 };
 
 /* ---- process-local runtime state (module globals; inherited across fork) ---- */
 extern gorun_shared_t *G;  /* metadata segment base */
@@ -230,6 +336,11 @@ static inline _Atomic uint8_t *markbits_of(spanid_t id) { return (_Atomic uint8_
 static inline _Atomic uint32_t *pagemap(void) { return (_Atomic uint32_t *)((char *)G + G->off_pagemap); }
 static inline _Atomic uint64_t *roots_of(uint32_t p) { return (_Atomic uint64_t *)((char *)G + G->off_roots) + (uint64_t)p * G->root_slots; }
 static inline _Atomic uint64_t *globals_base(void) { return (_Atomic uint64_t *)((char *)G + G->off_globals); }
+static inline _Atomic uint8_t *checkbits_of(spanid_t id) { return (_Atomic uint8_t *)((uint8_t *)G + G->off_checkbits + (uint64_t)id * SPAN_BITS_BYTES); }
+static inline wbuf_t *wbuf_at(uint32_t i) { return (wbuf_t *)((char *)G + G->off_wbufs) + i; }
+static inline goaddr *wblog_of(uint32_t p) { return (goaddr *)((char *)G + G->off_wblog) + (uint64_t)p * WBLOG_ENTRIES * 2; }
+static inline pauserec_t *pause_at(uint64_t i) { return (pauserec_t *)((char *)G + G->off_pauses) + (i % MAX_PAUSES); }
+static inline uint64_t *cycle_at(uint64_t i) { return (uint64_t *)((char *)G + G->off_cycles) + (i % MAX_CYCLES) * CYCLE_FIELDS; }
 static inline uint64_t *obj_word(goaddr a) { return (uint64_t *)(A + a); }
 static inline uint32_t hdr_tid(goaddr a) { return (uint32_t)*obj_word(a); }
 static inline uint32_t hdr_len(goaddr a) { return (uint32_t)(*obj_word(a) >> 32); }
@@ -278,5 +389,31 @@ void mcentral_list_remove(mcentral_t *c, spanid_t id);
 goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan);
 int mcache_refill(uint8_t spc); /* 0 ok, -1 out of memory */
 void mcache_release_all(void);
+void mcache_release_all_p(gp_t *p);
+int span_next_free(mspan_t *s);
+
+/* ---- GC (mgc.c, mgcmark.c, mgcsweep.c, mwbbuf.c, proc.c) ---- */
+void writebarrier_store(_Atomic uint64_t *slot, goaddr val);
+void wblog_flush_self(void);                /* worker: shade its own log */
+int wblog_drain(gp_t *p, int blocking);     /* shade entries of p's log; returns entries */
+void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size); /* allocate-black */
+void gc_assist(void);
+void gc_trigger_check(void);
+void gc_worker_scan_roots(gp_t *p);
+void gcw_publish(void);                     /* hand the local grey objects to the shared queue */
+int greyobject(goaddr a);                   /* mark; queue if scannable; 1 if newly marked */
+int mspan_sweep(mspan_t *s, uint32_t sg);   /* caller owns s (sweepgen sg-1); returns objects left */
+spanid_t mcentral_sweep_one(int spc, uint32_t sg, int *freed); /* one unswept span of class spc */
+void safepoint_slow(void);
+static inline void safepoint_poll_c(void)
+{
+    if (thisP && atomic_load_explicit(&thisP->poll, memory_order_acquire)) safepoint_slow();
+}
+void enter_blocking(void);
+void exit_blocking(void);
+void gc_request_and_wait(void);
+uint64_t gcw_publish_all(void);
+void futex_wake_all(_Atomic uint32_t *w);
+void futex_wait_until(_Atomic uint32_t *w, uint32_t val, long ns);
 
 #endif

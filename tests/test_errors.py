@@ -69,7 +69,9 @@ def test_good_run_exits_0_with_summary_and_json(tmp_path):
         assert lk["acquisitions"] > 0 and lk["contended"] <= lk["acquisitions"]
     byc = d["locks"]["mcentral_by_class"]
     assert sum(v["acquisitions"] for v in byc.values()) == d["locks"]["mcentral"]["acquisitions"]
-    assert 0 < d["heap"]["inuse_bytes"] <= d["heap"]["peak_inuse_bytes"] <= 256 << 20
+    # the GC may have freed everything by the end; the peak shows the heap was used
+    assert 0 <= d["heap"]["inuse_bytes"] <= d["heap"]["peak_inuse_bytes"] <= 256 << 20
+    assert d["heap"]["peak_inuse_bytes"] > 0
 
 
 # ---------------------------------------------------------------- heap exhaustion
@@ -166,9 +168,6 @@ def test_nested_run_is_refused(heap):
         gorun.Runtime(procs=1).run(lambda g: None)
 
 
-@pytest.mark.xfail(strict=True, reason="gorun bug: Runtime.run's finally block calls _gorun.detach() even "
-                   "when it refused to start because a heap was already attached, unmapping the caller's "
-                   "heap (a workload that calls Runtime.run then segfaults on its next handle access)")
 def test_refused_nested_run_leaves_the_existing_heap_attached(heap):
     with pytest.raises(gorun.GorunError):
         gorun.Runtime(procs=1).run(lambda g: None)

@@ -160,16 +160,13 @@ def test_dead_holder_makes_acquire_fail_not_hang(heap):
     assert _gorun.lock_stats(MCENTRAL)["acquisitions"] == 1, "a failed acquire is not counted"
 
 
-@pytest.mark.xfail(strict=True, reason="gorun bug: gorun_ospid is set at init/attach and set_p but not "
-                   "after fork, so a forked process that never called set_p records its parent's pid as "
-                   "lock owner; when it dies holding the lock, waiters see a live owner and wait forever")
 @pytest.mark.parametrize("heap", ["futex"], indirect=True)
 def test_dead_holder_detected_when_holder_never_became_a_p(heap):
     pid, _ = fork_child(lambda: (_gorun.lock_acquire(MCENTRAL), os.kill(os.getpid(), signal.SIGKILL)))
     status = wait_child(pid, timeout=30)
     assert os.WIFSIGNALED(status)
     pid, err = fork_child(_lock_unlock_reporting, 1, MCENTRAL, capture_stderr=True)
-    status = wait_child(pid, timeout=3)  # detection takes ~0.1 s; fails (xfail) on the hang
+    status = wait_child(pid, timeout=3)  # detection takes ~0.1 s
     text = read_all(err, timeout=1)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7, text
 
@@ -217,13 +214,10 @@ def test_two_mcentral_locks_at_once_is_a_violation(heap):
     assert "lock order violation" in text
 
 
-@pytest.mark.xfail(strict=True, reason="gorun bug: the lock-rank check runs after the lock is acquired, "
-                   "so acquiring a lock this process already holds deadlocks instead of reporting a lock "
-                   "order violation (same for an ABBA deadlock between two processes)")
 @pytest.mark.parametrize("heap", ["futex"], indirect=True)
 def test_recursive_acquire_is_reported_not_a_deadlock(heap):
     pid, err = fork_child(_acquire_in_order, [0, 0], capture_stderr=True)
-    status = wait_child(pid, timeout=3)  # fails (xfail) on the hang
+    status = wait_child(pid, timeout=3)  # hang guard
     text = read_all(err, timeout=1)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3, text
     assert "lock order violation" in text

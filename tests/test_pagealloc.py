@@ -191,9 +191,6 @@ def test_free_outside_the_heap_is_refused(heap):
     check(model)
 
 
-@pytest.mark.xfail(strict=True, reason="gorun bug: pagealloc_grow refuses to grow when grown_pages + n "
-                   "exceeds the reservation, even though the free run at the end of the grown heap "
-                   "plus the rest of the reservation would hold n pages (premature out of memory)")
 @pytest.mark.parametrize("heap", [{"arena_size": 16 << 20}], indirect=True)
 def test_allocation_fits_in_reservation_after_growth(heap):
     assert _gorun.pages_alloc(1) == 1  # grows the heap by one 512-page chunk

@@ -14,6 +14,7 @@ class Workload:
     name: str
     fn: object
     doc: str
+    report: object = None  # report(values, params) -> lines printed before the summary
 
     @property
     def params(self) -> dict:
@@ -50,10 +51,12 @@ class Workload:
 REGISTRY: dict[str, Workload] = {}
 
 
-def register(fn):
-    doc = inspect.getdoc(fn) or ""
-    REGISTRY[fn.__name__.replace("_", "-")] = Workload(fn.__name__.replace("_", "-"), fn, doc)
-    return fn
+def register(fn=None, *, report=None):
+    def deco(f):
+        name = f.__name__.replace("_", "-")
+        REGISTRY[name] = Workload(name, f, inspect.getdoc(f) or "", report)
+        return f
+    return deco(fn) if fn is not None else deco
 
 
 def get(name: str) -> Workload:
@@ -69,4 +72,4 @@ def all_workloads() -> dict[str, Workload]:
 
 
 def _load() -> None:
-    from . import alloc  # noqa: F401
+    from . import alloc, binary_trees, gcbench, graph  # noqa: F401

@@ -1,0 +1,354 @@
+/* gc_py.c: the CPython bindings of the GC: the GC process's bounded steps (gorun/gc.py decides
+ * when), the workers' g.gc() and blocking calls, and the pause and cycle records the launcher
+ * reads. Overview: docs/design.md "The GC cycle" and "Python and C". */
+#include "gorun_py.h"
+
+#include <unistd.h>
+
+int stw_stop(uint32_t kind, uint32_t cycle, int *dead);
+int gc_sweep_termination(uint32_t cycle, int *dead);
+int gc_mark_step(int64_t budget);
+int gc_flush_handshake(int *dead);
+int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *checked);
+void gc_finish_cycle(uint64_t forced_target);
+int bgsweep(int n);
+int gc_start_mark_threads(int n);
+void gc_stop_mark_threads(void);
+void writebarrier_copy(_Atomic uint64_t *dst, _Atomic uint64_t *src, uint64_t n);
+
+static int need(void)
+{
+    if (!G) {
+        PyErr_SetString(GorunError, "no gorun heap is attached in this process");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *worker_died(int dead)
+{
+    gp_t *p = &G->allp[dead];
+    return PyErr_Format(GorunError, "worker P%d (pid %d) died while the GC waited for it", dead, (int)atomic_load(&p->ospid));
+}
+
+static PyObject *py_gc_setup(PyObject *m, PyObject *arg)
+{
+    if (need()) return NULL;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    gorun_ospid = (int32_t)getpid(); /* this is a forked child: the cached pid is the launcher's */
+    G->gc.gc_ospid = gorun_ospid;
+    if (gc_start_mark_threads((int)n) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_gc_teardown(PyObject *m, PyObject *unused)
+{
+    if (need()) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    gc_stop_mark_threads();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_gc_wait(PyObject *m, PyObject *args)
+{
+    unsigned int seen;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "Id", &seen, &timeout)) return NULL;
+    if (need()) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (atomic_load(&G->gc.gc_wake) == seen && !atomic_load(&G->gc.shutdown))
+        futex_wait_until(&G->gc.gc_wake, seen, (long)(timeout * 1e9));
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLong(atomic_load(&G->gc.gc_wake));
+}
+
+static PyObject *py_gc_state(PyObject *m, PyObject *unused)
+{
+    if (need()) return NULL;
+    gcctl_t *gc = &G->gc;
+    return Py_BuildValue("{s:i,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}",
+        "gc_pid", (int)gc->gc_ospid,
+        "heap_live", (unsigned long long)atomic_load(&G->mheap.heap_live),
+        "trigger", (unsigned long long)atomic_load(&gc->trigger),
+        "goal", (unsigned long long)atomic_load(&gc->goal),
+        "forced_req", (unsigned long long)atomic_load(&gc->forced_req),
+        "forced_done", (unsigned long long)atomic_load(&gc->forced_done),
+        "shutdown", atomic_load(&gc->shutdown), "phase", atomic_load(&gc->phase),
+        "gc_wake", atomic_load(&gc->gc_wake),
+        "bytes_marked", (unsigned long long)atomic_load(&gc->bytes_marked),
+        "scan_work", (unsigned long long)atomic_load(&gc->scan_work),
+        "objs_marked", (unsigned long long)atomic_load(&gc->objs_marked),
+        "mark_cpu_ns", (unsigned long long)atomic_load(&gc->mark_cpu_ns),
+        "assist_ns", (unsigned long long)atomic_load(&gc->assist_ns),
+        "assist_cpu_total_ns", (unsigned long long)atomic_load(&gc->assist_cpu_total_ns),
+        "bytes_freed", (unsigned long long)atomic_load(&gc->bytes_freed),
+        "objs_freed", (unsigned long long)atomic_load(&gc->objs_freed),
+        "spans_freed", (unsigned long long)atomic_load(&gc->spans_freed),
+        "sweepgen", atomic_load(&G->mheap.sweepgen));
+}
+
+static PyObject *py_gc_set_pacing(PyObject *m, PyObject *args)
+{
+    unsigned long long trigger, goal, ratio;
+    if (!PyArg_ParseTuple(args, "KKK", &trigger, &goal, &ratio)) return NULL;
+    if (need()) return NULL;
+    atomic_store(&G->gc.goal, goal);
+    atomic_store(&G->gc.assist_ratio_fx, ratio);
+    atomic_store(&G->gc.trigger, trigger);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_gc_sweep_termination(PyObject *m, PyObject *arg)
+{
+    if (need()) return NULL;
+    unsigned long cycle = PyLong_AsUnsignedLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    int rc, dead = -1;
+    Py_BEGIN_ALLOW_THREADS
+    rc = gc_sweep_termination((uint32_t)cycle, &dead);
+    Py_END_ALLOW_THREADS
+    if (rc) return worker_died(dead);
+    return PyLong_FromUnsignedLongLong(atomic_load(&G->gc.npauses) - 1);
+}
+
+static PyObject *py_gc_mark_step(PyObject *m, PyObject *arg)
+{
+    if (need()) return NULL;
+    long long budget = PyLong_AsLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    int q;
+    Py_BEGIN_ALLOW_THREADS
+    q = gc_mark_step(budget);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(q);
+}
+
+static PyObject *py_gc_flush_handshake(PyObject *m, PyObject *unused)
+{
+    if (need()) return NULL;
+    int rc, dead = -1;
+    Py_BEGIN_ALLOW_THREADS
+    rc = gc_flush_handshake(&dead);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return worker_died(dead);
+    return PyBool_FromLong(rc);
+}
+
+static PyObject *py_gc_mark_termination(PyObject *m, PyObject *args)
+{
+    unsigned int cycle;
+    int checkmark;
+    if (!PyArg_ParseTuple(args, "Ip", &cycle, &checkmark)) return NULL;
+    if (need()) return NULL;
+    int rc, dead = -1;
+    uint64_t checked = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = gc_mark_termination(cycle, checkmark, &dead, &checked);
+    Py_END_ALLOW_THREADS
+    if (rc) return worker_died(dead);
+    return Py_BuildValue("(KK)", (unsigned long long)(atomic_load(&G->gc.npauses) - 1), (unsigned long long)checked);
+}
+
+static PyObject *py_gc_bgsweep(PyObject *m, PyObject *arg)
+{
+    if (need()) return NULL;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = bgsweep((int)n);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(r);
+}
+
+static PyObject *py_gc_finish_cycle(PyObject *m, PyObject *arg)
+{
+    if (need()) return NULL;
+    unsigned long long t = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    gc_finish_cycle(t);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_gc_shutdown(PyObject *m, PyObject *unused)
+{
+    if (need()) return NULL;
+    atomic_store(&G->gc.shutdown, 1);
+    atomic_fetch_add(&G->gc.gc_wake, 1);
+    futex_wake_all(&G->gc.gc_wake);
+    Py_RETURN_NONE;
+}
+
+static PyObject *pause_dict(uint64_t i)
+{
+    pauserec_t *r = pause_at(i);
+    PyObject *acks = PyList_New(G->nprocs);
+    if (!acks) return NULL;
+    for (uint32_t k = 0; k < G->nprocs; k++) PyList_SET_ITEM(acks, k, PyLong_FromUnsignedLongLong(r->ack_ns[k]));
+    return Py_BuildValue("{s:s,s:I,s:K,s:K,s:K,s:K,s:K,s:N}", "kind",
+                         r->kind == PAUSE_SWEEPTERM ? "sweep termination" : "mark termination", "cycle", r->cycle,
+                         "start_ns", (unsigned long long)r->start_ns, "stop_ns", (unsigned long long)r->stop_ns,
+                         "seen_ns", (unsigned long long)r->seen_ns, "work_ns", (unsigned long long)r->work_ns,
+                         "total_ns", (unsigned long long)r->total_ns, "ack_ns", acks);
+}
+
+static PyObject *py_gc_pauses(PyObject *m, PyObject *args)
+{
+    unsigned long long from = 0;
+    if (!PyArg_ParseTuple(args, "|K", &from)) return NULL;
+    if (need()) return NULL;
+    uint64_t n = atomic_load(&G->gc.npauses);
+    if (n > MAX_PAUSES && from < n - MAX_PAUSES) from = n - MAX_PAUSES;
+    PyObject *l = PyList_New(0);
+    for (uint64_t i = from; l && i < n; i++) {
+        PyObject *d = pause_dict(i);
+        if (!d || PyList_Append(l, d) < 0) { Py_XDECREF(d); Py_DECREF(l); return NULL; }
+        Py_DECREF(d);
+    }
+    return l;
+}
+
+static PyObject *py_gc_cycle_write(PyObject *m, PyObject *args)
+{
+    unsigned long long i;
+    PyObject *seq;
+    if (!PyArg_ParseTuple(args, "KO", &i, &seq)) return NULL;
+    if (need()) return NULL;
+    PyObject *fast = PySequence_Fast(seq, "cycle record must be a sequence");
+    if (!fast) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > CYCLE_FIELDS) { Py_DECREF(fast); return PyErr_Format(PyExc_ValueError, "at most %d fields", CYCLE_FIELDS); }
+    uint64_t *rec = cycle_at(i);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        rec[k] = PyLong_AsUnsignedLongLongMask(PySequence_Fast_GET_ITEM(fast, k));
+        if (PyErr_Occurred()) { Py_DECREF(fast); return NULL; }
+    }
+    Py_DECREF(fast);
+    atomic_store(&G->gc.ncycles, i + 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_gc_cycles(PyObject *m, PyObject *unused)
+{
+    if (need()) return NULL;
+    uint64_t n = atomic_load(&G->gc.ncycles), from = n > MAX_CYCLES ? n - MAX_CYCLES : 0;
+    PyObject *l = PyList_New(0);
+    for (uint64_t i = from; l && i < n; i++) {
+        PyObject *t = PyTuple_New(CYCLE_FIELDS);
+        if (!t) { Py_DECREF(l); return NULL; }
+        uint64_t *rec = cycle_at(i);
+        for (int k = 0; k < CYCLE_FIELDS; k++) PyTuple_SET_ITEM(t, k, PyLong_FromUnsignedLongLong(rec[k]));
+        PyList_Append(l, t);
+        Py_DECREF(t);
+    }
+    return l;
+}
+
+/* ---- worker side ---- */
+
+static PyObject *py_gc(PyObject *m, PyObject *unused)
+{
+    if (ensure_p()) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    gc_request_and_wait();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_blocking_enter(PyObject *m, PyObject *unused)
+{
+    if (ensure_p()) return NULL;
+    enter_blocking();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_blocking_exit(PyObject *m, PyObject *unused)
+{
+    if (ensure_p()) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    exit_blocking();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_array_copy(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t doff, soff, n;
+    if (nargs != 5 || !PyObject_TypeCheck(args[0], &ArrayHandle_Type) || !PyObject_TypeCheck(args[2], &ArrayHandle_Type)) {
+        PyErr_SetString(PyExc_TypeError, "array_copy(dst, dst_off, src, src_off, n) with two gorun arrays");
+        return NULL;
+    }
+    doff = PyLong_AsSsize_t(args[1]);
+    soff = PyLong_AsSsize_t(args[3]);
+    n = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred()) return NULL;
+    HandleObject *d = (HandleObject *)args[0], *s = (HandleObject *)args[2];
+    int dk = type_of(d->tid)->elem_kind, sk = type_of(s->tid)->elem_kind;
+    if (dk != sk) return PyErr_Format(PyExc_TypeError, "array_copy between different element kinds");
+    if (doff < 0 || soff < 0 || n < 0 || doff + n > (Py_ssize_t)d->len || soff + n > (Py_ssize_t)s->len)
+        return PyErr_Format(PyExc_IndexError, "array_copy range out of bounds");
+    safepoint_poll_c();
+    _Atomic uint64_t *dp = (_Atomic uint64_t *)(A + d->base + d->dataoff) + doff;
+    _Atomic uint64_t *sp = (_Atomic uint64_t *)(A + s->base + s->dataoff) + soff;
+    if (dk == FK_PTR) writebarrier_copy(dp, sp, (uint64_t)n);
+    else memmove((void *)dp, (void *)sp, (size_t)n * 8);
+    Py_RETURN_NONE;
+}
+
+/* g.interior(h, off): a handle holding an interior pointer, byte `off` of h's data. */
+static PyObject *py_interior(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyObject_TypeCheck(args[0], &Handle_Type)) {
+        PyErr_SetString(PyExc_TypeError, "interior(handle, offset)");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) return NULL;
+    HandleObject *h = (HandleObject *)args[0];
+    spanid_t sid = spanof_addr(h->base);
+    mspan_t *s = spanof_id(sid);
+    goaddr slot_end = h->base + (spanclass_sizeclass(s->spanclass) ? s->elemsize : (uint64_t)s->npages * PAGE_SIZE);
+    if (s->spanclass == TINY_SPAN_CLASS) slot_end = h->base + 1 + h->len;
+    if (off < 0 || h->base + h->dataoff + (goaddr)off >= slot_end)
+        return PyErr_Format(PyExc_IndexError, "interior offset %zd is outside the object", off);
+    return make_handle(h->base + h->dataoff + (goaddr)off);
+}
+
+/* Benchmarks only, in a heap with no GC process: turn the write barrier on or off so the cost of
+ * a barriered store (log append, self-flush when full) can be measured in isolation. */
+static PyObject *py_debug_set_barrier(PyObject *m, PyObject *arg)
+{
+    if (need()) return NULL;
+    if (G->gc.gc_ospid) return PyErr_Format(GorunError, "debug_set_barrier: a GC process is running");
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    atomic_store(&G->gc.wb_enabled, (uint32_t)on);
+    Py_RETURN_NONE;
+}
+
+PyMethodDef gc_methods[] = {
+    {"debug_set_barrier", py_debug_set_barrier, METH_O, "benchmarks: barrier on/off in a heap without a GC process"},
+    {"interior", (PyCFunction)(void (*)(void))py_interior, METH_FASTCALL, "interior(h, off): handle to byte off of h's data"},
+    {"gc_setup", py_gc_setup, METH_O, "GC process: record its pid and start N mark threads"},
+    {"gc_teardown", py_gc_teardown, METH_NOARGS, "GC process: stop the mark threads"},
+    {"gc_wait", py_gc_wait, METH_VARARGS, "gc_wait(seen, timeout_s): sleep until a worker wakes the GC"},
+    {"gc_state", py_gc_state, METH_NOARGS, "GC counters"},
+    {"gc_set_pacing", py_gc_set_pacing, METH_VARARGS, "gc_set_pacing(trigger, goal, assist_ratio_fx)"},
+    {"gc_sweep_termination", py_gc_sweep_termination, METH_O, "STW 1; returns the pause index"},
+    {"gc_mark_step", py_gc_mark_step, METH_O, "one step of concurrent mark; True if quiescent"},
+    {"gc_flush_handshake", py_gc_flush_handshake, METH_NOARGS, "ragged barrier; True if it found work"},
+    {"gc_mark_termination", py_gc_mark_termination, METH_VARARGS, "STW 2; returns (pause index, checked)"},
+    {"gc_bgsweep", py_gc_bgsweep, METH_O, "sweep up to n spans; 0 when done"},
+    {"gc_finish_cycle", py_gc_finish_cycle, METH_O, "release g.gc() callers up to a request number"},
+    {"gc_shutdown", py_gc_shutdown, METH_NOARGS, "launcher: tell the GC process every worker is done"},
+    {"gc_pauses", py_gc_pauses, METH_VARARGS, "pause records from index i"},
+    {"gc_cycle_write", py_gc_cycle_write, METH_VARARGS, "write cycle record i"},
+    {"gc_cycles", py_gc_cycles, METH_NOARGS, "all cycle records"},
+    {"gc", py_gc, METH_NOARGS, "worker: run a full GC cycle and wait for it (runtime.GC)"},
+    {"blocking_enter", py_blocking_enter, METH_NOARGS, "worker: declare a blocking call"},
+    {"blocking_exit", py_blocking_exit, METH_NOARGS, "worker: end a blocking call"},
+    {"array_copy", (PyCFunction)(void (*)(void))py_array_copy, METH_FASTCALL, "array_copy(dst, doff, src, soff, n)"},
+    {NULL},
+};

@@ -1,0 +1,160 @@
+/* mgc.c: the GC cycle's stop-the-world steps and the allocation-side hooks (Go's mgc.go).
+ *
+ * The GC process (gorun/gc.py) decides when; these functions do one bounded step each:
+ *   gc_sweep_termination: finish sweeping, STW 1, phase -> mark, barrier on for every P,
+ *     mark tiny blocks, ask every P to scan its roots, enable blackening, restart.
+ *   gc_mark_step / gc_flush_handshake: concurrent mark work and the ragged barrier that
+ *     flushes every P's barrier log.
+ *   gc_mark_termination: STW 2, drain what is left, optional checkmark, barrier off, flush
+ *     every mcache, sweepgen += 2, heap_live = marked, restart.
+ * The pause's work depends on the number of P's and barrier entries since the last handshake,
+ * never on the heap size. Overview: docs/design.md "The GC cycle".
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <string.h>
+
+#include "runtime.h"
+
+int stw_stop(uint32_t kind, uint32_t cycle, int *dead);
+void stw_start(void);
+int gc_serve_blocked(void);
+int gc_wait_requests(uint32_t mask, int *dead);
+int bgsweep(int n);
+void gc_scan_globals(void);
+void gc_mark_tiny_blocks(void);
+uint64_t gc_help_mark(int64_t budget);
+int gc_mark_quiescent(void);
+void gc_mark_finish_stw(void);
+uint64_t gc_checkmark(void);
+
+/* ---- allocation side (workers) ---- */
+
+void gc_trigger_check(void)
+{
+    gcctl_t *gc = &G->gc;
+    uint64_t t = atomic_load_explicit(&gc->trigger, memory_order_relaxed);
+    if (t == UINT64_MAX || atomic_load_explicit(&G->mheap.heap_live, memory_order_relaxed) < t) return;
+    if (atomic_compare_exchange_strong(&gc->trigger, &t, UINT64_MAX)) { /* fire once */
+        atomic_fetch_add(&gc->gc_wake, 1);
+        futex_wake_all(&gc->gc_wake);
+    }
+}
+
+/* ---- GC process ---- */
+
+static int globals_scanned;
+
+int gc_sweep_termination(uint32_t cycle, int *dead)
+{
+    gcctl_t *gc = &G->gc;
+    while (bgsweep(256)) /* finish the previous sweep concurrently */
+        ;
+    if (stw_stop(PAUSE_SWEEPTERM, cycle, dead) != 0) return -1;
+    while (bgsweep(1 << 30)) /* anything a racing refill left (normally nothing) */
+        ;
+    atomic_store(&gc->bytes_marked, 0);
+    atomic_store(&gc->scan_work, 0);
+    atomic_store(&gc->objs_marked, 0);
+    atomic_store(&gc->mark_cpu_ns, 0);
+    atomic_store(&gc->assist_ns, 0);
+    atomic_store(&gc->bg_credit, 0);
+    if (gc->work.nfull || atomic_load(&gc->work.busy))
+        gorun_throw("gc: grey objects left over from the previous cycle");
+    atomic_store(&gc->phase, GC_MARK);
+    atomic_store(&gc->wb_enabled, 1);
+    gc_mark_tiny_blocks();
+    for (uint32_t i = 0; i < G->nprocs; i++) {
+        G->allp[i].assist_debt = 0;
+        atomic_fetch_or(&G->allp[i].poll, POLL_SCANROOTS);
+    }
+    atomic_store(&gc->roots_pending, G->nprocs);
+    globals_scanned = 0;
+    atomic_store(&gc->cycles_started, cycle);
+    atomic_store_explicit(&gc->blacken, 1, memory_order_release);
+    atomic_fetch_add(&gc->work.avail, 1);
+    futex_wake_all(&gc->work.avail);
+    stw_start();
+    return 0;
+}
+
+static void drain_all_logs(int blocking)
+{
+    for (uint32_t i = 0; i < G->nprocs; i++) {
+        gp_t *p = &G->allp[i];
+        if (atomic_load(&p->wb_head) == atomic_load(&p->wb_tail)) continue;
+        atomic_fetch_add(&G->gc.work.busy, 1);
+        wblog_drain(p, blocking);
+        gcw_publish();
+        atomic_fetch_add(&G->gc.work.busy, -1);
+    }
+}
+
+/* One step of concurrent mark for the GC process's main thread. Returns 1 if marking looks
+ * finished (quiescent), 0 otherwise. With nothing to do it sleeps until work is published (or
+ * 200 us), so it never spins against the mark threads and the mutators for a core. */
+int gc_mark_step(int64_t budget)
+{
+    uint32_t avail = atomic_load(&G->gc.work.avail);
+    if (!globals_scanned) {
+        gc_scan_globals();
+        globals_scanned = 1;
+    }
+    gc_serve_blocked();
+    drain_all_logs(0);
+    uint64_t did = gc_help_mark(budget);
+    if (gc_mark_quiescent()) return 1;
+    if (!did) futex_wait_until(&G->gc.work.avail, avail, 200 * 1000);
+    return 0;
+}
+
+/* Ragged barrier: every P flushes its barrier log at its next safepoint (the GC process does it
+ * for blocked ones). Returns 1 if any flush found new objects, 0 if none, -1 if a worker died. */
+int gc_flush_handshake(int *dead)
+{
+    gcctl_t *gc = &G->gc;
+    atomic_store(&gc->flush_found, 0);
+    atomic_store(&gc->flush_pending, G->nprocs);
+    for (uint32_t i = 0; i < G->nprocs; i++) atomic_fetch_or(&G->allp[i].poll, POLL_FLUSHWB);
+    if (gc_wait_requests(POLL_FLUSHWB, dead) != 0) return -1;
+    return atomic_load(&gc->flush_found) ? 1 : 0;
+}
+
+int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *checked)
+{
+    gcctl_t *gc = &G->gc;
+    if (stw_stop(PAUSE_MARKTERM, cycle, dead) != 0) return -1;
+    atomic_store(&gc->phase, GC_MARKTERM);
+    if (atomic_load(&gc->roots_pending)) gc_serve_blocked(); /* cannot happen with a running P stopped */
+    if (atomic_load(&gc->roots_pending)) gorun_throw("gc: mark termination with %u root tables unscanned", atomic_load(&gc->roots_pending));
+    drain_all_logs(1);
+    for (;;) { /* finish what is grey; mark threads may still be draining their last buffer */
+        atomic_fetch_add(&gc->work.busy, 1);
+        gc_mark_finish_stw();
+        atomic_fetch_add(&gc->work.busy, -1);
+        if (atomic_load(&gc->work.busy) == 0 && gc->work.nfull == 0) break;
+        sched_yield();
+    }
+    atomic_store_explicit(&gc->blacken, 0, memory_order_release);
+    *checked = checkmark ? gc_checkmark() : 0;
+    atomic_store(&gc->wb_enabled, 0);
+    atomic_store(&gc->phase, GC_OFF);
+    for (uint32_t i = 0; i < G->nprocs; i++) mcache_release_all_p(&G->allp[i]);
+    lock(&G->mheap.lock);
+    atomic_fetch_add(&G->mheap.sweepgen, 2);
+    unlock(&G->mheap.lock);
+    atomic_store(&G->mheap.heap_live, atomic_load(&gc->bytes_marked));
+    atomic_store(&gc->sweep_done, 0);
+    atomic_store(&gc->cycles_done, cycle);
+    stw_start();
+    return 0;
+}
+
+/* After the sweep of a cycle is done: release g.gc() callers up to `forced_target`. */
+void gc_finish_cycle(uint64_t forced_target)
+{
+    gcctl_t *gc = &G->gc;
+    if (forced_target > atomic_load(&gc->forced_done)) atomic_store(&gc->forced_done, forced_target);
+    atomic_fetch_add(&gc->cycle_note, 1);
+    futex_wake_all(&gc->cycle_note);
+}

@@ -1,0 +1,482 @@
+/* mgcmark.c: tricolor marking (Go's mgcmark.go + mgcwork.go).
+ *
+ * White = mark bit clear; grey = mark bit set and the object queued; black = marked and scanned
+ * (or noscan, or allocated during mark). greyobject sets the bit with an atomic OR and queues
+ * scannable objects on the calling thread's gcWork: a process-local stack that hands full
+ * buffers of WBUF_ENTRIES to the shared queue (G->gc.work) so other markers can help. Markers are
+ * the GC process's mark threads (GIL released), its main thread (globals, blocked P's roots,
+ * barrier logs) and workers (their own roots at a safepoint, their full barrier logs, assists).
+ * `busy` counts markers holding grey objects outside the shared queue; with `pushes` it gives
+ * the quiescence test of mark completion. Scanning is precise: the object's header names its
+ * type, whose pointer mask (struct) or element kind (array) says which words are pointers.
+ * Overview: docs/design.md "Marking".
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime.h"
+
+typedef struct gcw {
+    goaddr *stk;
+    uint64_t n, cap;
+    uint64_t bytes_marked, scan_work, objs; /* not yet flushed to the shared counters */
+} gcw_t;
+
+static _Thread_local gcw_t gcw;
+
+static void gcw_grow(gcw_t *w)
+{
+    uint64_t nc = w->cap ? w->cap * 2 : 4096;
+    goaddr *ns = realloc(w->stk, nc * sizeof *ns);
+    if (!ns) gorun_throw("out of process memory for the mark stack (%llu entries)", (unsigned long long)nc);
+    w->stk = ns;
+    w->cap = nc;
+}
+
+static inline void wpush(gcw_t *w, goaddr a)
+{
+    if (__builtin_expect(w->n == w->cap, 0)) gcw_grow(w);
+    w->stk[w->n++] = a;
+}
+
+static void gcw_push(goaddr a) { wpush(&gcw, a); }
+
+static void gcw_flush_stats(void)
+{
+    gcctl_t *gc = &G->gc;
+    if (gcw.bytes_marked) atomic_fetch_add_explicit(&gc->bytes_marked, gcw.bytes_marked, memory_order_relaxed);
+    if (gcw.scan_work) atomic_fetch_add_explicit(&gc->scan_work, gcw.scan_work, memory_order_relaxed);
+    if (gcw.objs) atomic_fetch_add_explicit(&gc->objs_marked, gcw.objs, memory_order_relaxed);
+    gcw.bytes_marked = gcw.scan_work = gcw.objs = 0;
+}
+
+/* ---- the shared queue ---- */
+
+static uint32_t wq_get_empty_locked(workq_t *q)
+{
+    uint32_t i = q->empty;
+    if (i) {
+        q->empty = wbuf_at(i - 1)->next;
+        return i;
+    }
+    if (q->fresh < q->nbufs)
+        return ++q->fresh; /* index fresh-1, returned as index + 1 */
+    return 0;
+}
+
+/* Move up to one buffer's worth of local grey objects to the shared queue. 0 if the pool is empty. */
+static int gcw_publish_one(void)
+{
+    workq_t *q = &G->gc.work;
+    lock(&q->lock);
+    uint32_t i = wq_get_empty_locked(q);
+    unlock(&q->lock);
+    if (!i) return 0;
+    wbuf_t *b = wbuf_at(i - 1);
+    uint32_t k = gcw.n < WBUF_ENTRIES ? (uint32_t)gcw.n : WBUF_ENTRIES;
+    gcw.n -= k;
+    memcpy(b->obj, gcw.stk + gcw.n, k * sizeof(goaddr));
+    b->n = k;
+    lock(&q->lock);
+    b->next = q->full;
+    q->full = i;
+    q->nfull++;
+    unlock(&q->lock);
+    atomic_fetch_add(&q->pushes, 1);
+    atomic_fetch_add(&q->avail, 1);
+    futex_wake_all(&q->avail);
+    return 1;
+}
+
+/* Hand every local grey object to the shared queue; if the pool runs dry, keep them (the
+ * caller then drains them itself). Returns the objects left local. */
+uint64_t gcw_publish_all(void)
+{
+    while (gcw.n && gcw_publish_one())
+        ;
+    gcw_flush_stats();
+    return gcw.n;
+}
+
+/* Take a full buffer from the shared queue into the local stack. */
+static int gcw_refill(void)
+{
+    workq_t *q = &G->gc.work;
+    if (!q->full) return 0; /* racy peek; the locked pop decides */
+    lock(&q->lock);
+    uint32_t i = q->full;
+    if (i) {
+        q->full = wbuf_at(i - 1)->next;
+        q->nfull--;
+    }
+    unlock(&q->lock);
+    if (!i) return 0;
+    wbuf_t *b = wbuf_at(i - 1);
+    for (uint32_t k = 0; k < b->n; k++) gcw_push(b->obj[k]);
+    b->n = 0;
+    lock(&q->lock);
+    b->next = q->empty;
+    q->empty = i;
+    unlock(&q->lock);
+    return 1;
+}
+
+static inline void busy_add(int d) { atomic_fetch_add(&G->gc.work.busy, d); }
+
+/* ---- grey and scan ---- */
+
+static inline int grey(gcw_t *w, goaddr a)
+{
+    spanid_t sid = spanof_addr(a);
+    if (!sid) return 0;
+    mspan_t *s = spanof_id(sid);
+    if (atomic_load_explicit(&s->state, memory_order_acquire) != MSPAN_INUSE) return 0;
+    goaddr start = (goaddr)sid * PAGE_SIZE;
+    uint64_t idx = s->divmagic ? (((a - start) * (uint64_t)s->divmagic) >> 32) : 0;
+    if (idx >= s->nelems) return 0;
+    _Atomic uint8_t *mb = markbits_of(sid) + idx / 8;
+    uint8_t bit = (uint8_t)(1u << (idx % 8));
+    if (atomic_load_explicit(mb, memory_order_relaxed) & bit) return 0;
+    if (atomic_fetch_or_explicit(mb, bit, memory_order_relaxed) & bit) return 0;
+    w->bytes_marked += s->elemsize;
+    w->objs++;
+    if (!spanclass_noscan(s->spanclass)) wpush(w, start + idx * s->elemsize);
+    return 1;
+}
+
+int greyobject(goaddr a) { return grey(&gcw, a); }
+
+static inline void scanobject(gcw_t *wk, goaddr b)
+{
+    uint64_t hdr = *obj_word(b);
+    uint32_t tid = (uint32_t)hdr;
+    if (tid == 0 || tid >= MAX_TYPES)
+        gorun_throw("scanobject: object 0x%llx has a bad header %llx", (unsigned long long)b, (unsigned long long)hdr);
+    const gotype_t *t = type_of(tid);
+    _Atomic uint64_t *w = (_Atomic uint64_t *)obj_word(b + OBJ_HEADER_SIZE);
+    if (t->kind == TK_STRUCT) {
+        for (uint32_t k = 0; k < MAX_STRUCT_WORDS / 64 && k * 64 < t->nwords; k++) {
+            uint64_t m = t->ptrmask[k];
+            while (m) {
+                int i = __builtin_ctzll(m);
+                m &= m - 1;
+                goaddr v = atomic_load_explicit(&w[k * 64 + i], memory_order_relaxed);
+                if (v) grey(wk, v);
+            }
+        }
+        wk->scan_work += OBJ_HEADER_SIZE + 8ull * t->nwords;
+    } else if (t->kind == TK_ARRAY && t->elem_kind == FK_PTR) {
+        uint32_t len = (uint32_t)(hdr >> 32);
+        for (uint32_t i = 0; i < len; i++) {
+            goaddr v = atomic_load_explicit(&w[i], memory_order_relaxed);
+            if (v) grey(wk, v);
+        }
+        wk->scan_work += OBJ_HEADER_SIZE + 8ull * len;
+    }
+}
+
+#define PREFETCH 8
+
+/* Scan grey objects until the local stack and the shared queue are empty, or `budget` bytes of
+ * scan work are done (budget < 0: no limit). Returns the scan work done. */
+static uint64_t gc_drain(int64_t budget)
+{
+    gcw_t *w = &gcw; /* one TLS lookup; the loop passes the pointer */
+    goaddr ring[PREFETCH];
+    unsigned rn = 0, rh = 0;
+    uint64_t w0 = w->scan_work, count = 0;
+    for (;;) {
+        while (rn < PREFETCH && w->n) {
+            goaddr b = w->stk[--w->n];
+            __builtin_prefetch(A + b);
+            ring[(rh + rn) % PREFETCH] = b;
+            rn++;
+        }
+        if (rn == 0) {
+            if (budget >= 0 && (int64_t)(w->scan_work - w0) >= budget) break;
+            if (!gcw_refill()) break;
+            continue;
+        }
+        goaddr b = ring[rh];
+        rh = (rh + 1) % PREFETCH;
+        rn--;
+        scanobject(w, b);
+        if ((++count & 255) == 0) {
+            /* balance: give work away when the shared queue is empty and we have plenty */
+            if (G->gc.work.nfull == 0 && w->n > 2 * WBUF_ENTRIES) gcw_publish_one();
+            if (budget >= 0 && (int64_t)(w->scan_work - w0) >= budget) break;
+        }
+    }
+    /* put back what is left in the prefetch ring */
+    while (rn) {
+        wpush(w, ring[rh]);
+        rh = (rh + 1) % PREFETCH;
+        rn--;
+    }
+    return w->scan_work - w0;
+}
+
+/* Drain to empty (used where the caller must not leave grey objects behind). */
+static void gc_drain_all(void)
+{
+    gc_drain(-1);
+    gcw_flush_stats();
+}
+
+void gcw_publish(void)
+{
+    if (gcw_publish_all()) gc_drain_all(); /* pool empty: finish the work here */
+}
+
+/* ---- roots ---- */
+
+static void scan_root_table(gp_t *p)
+{
+    _Atomic uint64_t *r = roots_of(p->id);
+    uint64_t n = atomic_load_explicit(&p->root_hwm, memory_order_acquire);
+    for (uint64_t i = 0; i < n; i++) {
+        goaddr a = atomic_load_explicit(&r[i], memory_order_acquire);
+        if (a) greyobject(a);
+    }
+}
+
+/* A P scans its own root table at a safepoint (or the GC process does it for a blocked P). */
+void gc_worker_scan_roots(gp_t *p)
+{
+    busy_add(1);
+    scan_root_table(p);
+    gcw_publish();
+    busy_add(-1);
+}
+
+void gc_scan_globals(void)
+{
+    busy_add(1);
+    _Atomic uint64_t *g = globals_base();
+    for (uint64_t i = 0; i < G->nglobals; i++) {
+        goaddr a = atomic_load_explicit(&g[i], memory_order_acquire);
+        if (a) greyobject(a);
+    }
+    gcw_publish();
+    busy_add(-1);
+}
+
+/* STW 1: every P's current tiny block is marked (Go's gcMarkTinyAllocs). */
+void gc_mark_tiny_blocks(void)
+{
+    for (uint32_t i = 0; i < G->nprocs; i++)
+        if (G->allp[i].mcache.tiny) greyobject(G->allp[i].mcache.tiny);
+    gcw_flush_stats();
+}
+
+/* Allocate-black: a new object is marked at allocation while the GC is marking. */
+void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size)
+{
+    goaddr start = (goaddr)s->startpage * PAGE_SIZE;
+    uint64_t idx = s->divmagic ? (((a - start) * (uint64_t)s->divmagic) >> 32) : 0;
+    atomic_fetch_or_explicit(markbits_of(s->startpage) + idx / 8, (uint8_t)(1u << (idx % 8)), memory_order_relaxed);
+    atomic_fetch_add_explicit(&G->gc.bytes_marked, s->elemsize, memory_order_relaxed);
+    atomic_fetch_add_explicit(&G->gc.objs_marked, 1, memory_order_relaxed);
+}
+
+/* ---- assists ---- */
+
+#define ASSIST_MIN_DEBT (64 << 10) /* allocate this much before paying (Go's gcOverAssistWork) */
+
+void gc_assist(void)
+{
+    gcctl_t *gc = &G->gc;
+    gp_t *p = thisP;
+    if (p->assist_debt < ASSIST_MIN_DEBT) return;
+    uint64_t ratio = atomic_load_explicit(&gc->assist_ratio_fx, memory_order_relaxed);
+    int64_t work = (int64_t)(((__uint128_t)p->assist_debt * ratio) >> 16);
+    p->assist_debt = 0;
+    if (work <= 0) return;
+    /* steal background credit first */
+    int64_t credit = atomic_load_explicit(&gc->bg_credit, memory_order_relaxed);
+    while (credit > 0) {
+        int64_t take = credit < work ? credit : work;
+        if (atomic_compare_exchange_weak(&gc->bg_credit, &credit, credit - take)) {
+            work -= take;
+            break;
+        }
+    }
+    if (work <= 0) return;
+    uint64_t t0 = nanotime();
+    busy_add(1);
+    gc_drain(work);
+    gcw_publish();
+    busy_add(-1);
+    uint64_t dt = nanotime() - t0;
+    atomic_fetch_add_explicit(&gc->assist_ns, dt, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gc->assist_cpu_total_ns, dt, memory_order_relaxed);
+    p->assists++;
+}
+
+/* ---- mark threads (GC process) ---- */
+
+static pthread_t mark_threads[64];
+static int nmark_threads;
+static _Atomic int mark_threads_stop;
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *mark_worker(void *arg)
+{
+    gcctl_t *gc = &G->gc;
+    while (!atomic_load(&mark_threads_stop)) {
+        uint32_t avail = atomic_load(&gc->work.avail);
+        if (!atomic_load_explicit(&gc->blacken, memory_order_acquire)) {
+            futex_wait_until(&gc->work.avail, avail, 2 * 1000 * 1000);
+            continue;
+        }
+        uint64_t c0 = thread_cpu_ns();
+        busy_add(1);
+        uint64_t did = 0;
+        if (gcw_refill()) {
+            did = gc_drain(-1);
+            gcw_flush_stats();
+        }
+        busy_add(-1);
+        if (did) atomic_fetch_add_explicit(&gc->bg_credit, (int64_t)did, memory_order_relaxed);
+        atomic_fetch_add_explicit(&gc->mark_cpu_ns, thread_cpu_ns() - c0, memory_order_relaxed);
+        if (!did) futex_wait_until(&gc->work.avail, avail, 1000 * 1000);
+    }
+    return NULL;
+}
+
+int gc_start_mark_threads(int n)
+{
+    if (n > 64) n = 64;
+    atomic_store(&mark_threads_stop, 0);
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&mark_threads[i], NULL, mark_worker, NULL) != 0) return -1;
+        nmark_threads++;
+    }
+    G->gc.nmarkthreads = (uint32_t)n;
+    return 0;
+}
+
+void gc_stop_mark_threads(void)
+{
+    atomic_store(&mark_threads_stop, 1);
+    atomic_fetch_add(&G->gc.work.avail, 1);
+    futex_wake_all(&G->gc.work.avail);
+    for (int i = 0; i < nmark_threads; i++) pthread_join(mark_threads[i], NULL);
+    nmark_threads = 0;
+}
+
+/* The GC process's main thread helps: scan up to `budget` bytes. Returns work done. */
+uint64_t gc_help_mark(int64_t budget)
+{
+    busy_add(1);
+    uint64_t did = gc_drain(budget);
+    gcw_publish();
+    busy_add(-1);
+    return did;
+}
+
+/* Quiescence: no root tables pending, no shared or in-flight grey objects. Barrier logs need
+ * not be empty (a running mutator refills them all the time): the ragged flush that follows
+ * decides whether they held anything new, as Go's mark completion does with wbBufs. */
+int gc_mark_quiescent(void)
+{
+    gcctl_t *gc = &G->gc;
+    uint64_t pushes = atomic_load(&gc->work.pushes);
+    if (atomic_load(&gc->roots_pending)) return 0;
+    if (atomic_load(&gc->work.busy) != 0) return 0;
+    if (gc->work.nfull != 0) return 0;
+    return atomic_load(&gc->work.pushes) == pushes && atomic_load(&gc->work.busy) == 0;
+}
+
+/* With the world stopped: finish every grey object (mark termination). */
+void gc_mark_finish_stw(void)
+{
+    gc_drain_all();
+}
+
+/* ---- gccheckmark: STW re-mark from the roots into a separate bitmap ---- */
+
+static char checkmark_path[64];
+
+static void checkmark_grey(goaddr a, goaddr from)
+{
+    spanid_t sid = spanof_addr(a);
+    if (!sid) return;
+    mspan_t *s = spanof_id(sid);
+    if (atomic_load(&s->state) != MSPAN_INUSE)
+        gorun_throw("gccheckmark: pointer 0x%llx (from %s 0x%llx) into a free span", (unsigned long long)a,
+                    checkmark_path, (unsigned long long)from);
+    goaddr start = (goaddr)sid * PAGE_SIZE;
+    uint64_t idx = s->divmagic ? (((a - start) * (uint64_t)s->divmagic) >> 32) : 0;
+    if (idx >= s->nelems) return;
+    _Atomic uint8_t *cb = checkbits_of(sid) + idx / 8;
+    uint8_t bit = (uint8_t)(1u << (idx % 8));
+    if (atomic_load(cb) & bit) return;
+    atomic_fetch_or(cb, bit);
+    goaddr base = start + idx * s->elemsize;
+    if (!(atomic_load(markbits_of(sid) + idx / 8) & bit)) {
+        const char *tname = s->spanclass == TINY_SPAN_CLASS ? "tiny block" : type_of(hdr_tid(base))->name;
+        gorun_throw("gccheckmark: object 0x%llx of type %s is reachable (via %s %#llx) but was not marked",
+                    (unsigned long long)base, tname, checkmark_path, (unsigned long long)from);
+    }
+    if (!spanclass_noscan(s->spanclass)) gcw_push(base);
+}
+
+static void checkmark_drain(void)
+{
+    snprintf(checkmark_path, sizeof checkmark_path, "a pointer field of heap object");
+    while (gcw.n) {
+        goaddr b = gcw.stk[--gcw.n];
+        uint64_t hdr = *obj_word(b);
+        const gotype_t *t = type_of((uint32_t)hdr);
+        uint64_t *w = obj_word(b + OBJ_HEADER_SIZE);
+        if (t->kind == TK_STRUCT) {
+            for (uint32_t i = 0; i < t->nwords; i++)
+                if ((t->ptrmask[i / 64] >> (i % 64) & 1) && w[i]) checkmark_grey(w[i], b);
+        } else if (t->kind == TK_ARRAY && t->elem_kind == FK_PTR) {
+            for (uint32_t i = 0; i < (uint32_t)(hdr >> 32); i++)
+                if (w[i]) checkmark_grey(w[i], b);
+        }
+    }
+}
+
+/* World stopped, marking finished: every object reachable from the roots must be marked. */
+uint64_t gc_checkmark(void)
+{
+    _Atomic uint32_t *pm = pagemap();
+    for (uint64_t p = 1; p < G->mheap.grown_pages; p++)
+        if (atomic_load(&pm[p]) == p) memset((void *)checkbits_of((spanid_t)p), 0, SPAN_BITS_BYTES);
+    uint64_t saved = gcw.n;
+    if (saved) gorun_throw("gccheckmark: grey objects left at mark termination");
+    for (uint32_t i = 0; i < G->nprocs; i++) {
+        gp_t *p = &G->allp[i];
+        _Atomic uint64_t *r = roots_of(i);
+        uint64_t n = atomic_load(&p->root_hwm);
+        for (uint64_t k = 0; k < n; k++) {
+            goaddr a = atomic_load(&r[k]);
+            snprintf(checkmark_path, sizeof checkmark_path, "a handle: P%u root table slot", i);
+            if (a) { checkmark_grey(a, k); checkmark_drain(); }
+        }
+    }
+    _Atomic uint64_t *g = globals_base();
+    for (uint64_t k = 0; k < G->nglobals; k++) {
+        goaddr a = atomic_load(&g[k]);
+        snprintf(checkmark_path, sizeof checkmark_path, "global");
+        if (a) { checkmark_grey(a, k); checkmark_drain(); }
+    }
+    uint64_t checked = 0;
+    for (uint64_t p = 1; p < G->mheap.grown_pages; p++)
+        if (atomic_load(&pm[p]) == p)
+            for (int k = 0; k < SPAN_BITS_BYTES; k++) checked += (uint64_t)__builtin_popcount(atomic_load(checkbits_of((spanid_t)p) + k));
+    return checked;
+}
