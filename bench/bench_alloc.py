@@ -117,7 +117,8 @@ def expected_spans(case: str, objects: int) -> tuple[int, int]:
 
 def one_run(case: str, procs: int, count: int, warm: bool) -> dict:
     # small cases: a 1 GiB reservation (plenty), so the warm runs populate little metadata
-    rt = gorun.Runtime(procs=procs, max_heap="8GiB" if case == "large" else "1GiB")
+    # GOGC=off: this measures the allocator (mcache, mcentral, mheap), not the collector
+    rt = gorun.Runtime(procs=procs, max_heap="8GiB" if case == "large" else "1GiB", gogc="off")
     warm_bytes = int(count * procs * span_bytes_per_obj(case) * 1.05) + (8 << 20) if warm else 0
     res = rt.run(workload, case=case, count=count, warm_bytes=warm_bytes)
     d = res.to_dict()

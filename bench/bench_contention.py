@@ -48,9 +48,9 @@ LOCK_KEYS = ("acquisitions", "contended", "wait_ns_total", "wait_ns_mean", "wait
 
 def one_run(kind: str, procs: int, target: str, count: int) -> dict:
     if target == "mcentral":
-        rt = gorun.Runtime(procs=procs, lock=kind, godebug_env="mcachebypass=1")
+        rt = gorun.Runtime(procs=procs, lock=kind, godebug_env="mcachebypass=1", gogc="off")
     else:
-        rt = gorun.Runtime(procs=procs, lock=kind, max_heap="8GiB", godebug_env="")
+        rt = gorun.Runtime(procs=procs, lock=kind, max_heap="8GiB", godebug_env="", gogc="off")
     res = rt.run(workload, target=target, count=count)
     d = res.to_dict()
     vals = res.values

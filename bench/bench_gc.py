@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 import gorun  # noqa: E402
 from gorun import _gorun, shm  # noqa: E402
 from gorun.workloads.binary_trees import binary_trees  # noqa: E402
@@ -245,14 +247,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=sorted(BENCHES))
+    ap.add_argument("--wait", type=float, default=None, metavar="S",
+                    help="wait up to S s for an idle machine before each benchmark (default 30, quick 3)")
     args = ap.parse_args(argv)
+    common.header("bench_gc: pauses, mark throughput, barrier cost", args.quick)
+    wait = args.wait if args.wait is not None else (3 if args.quick else 30)
     results = {}
     for name, fn in BENCHES.items():
         if args.only and name != args.only:
             continue
+        common.wait_quiet(timeout=wait)
         results[name] = fn(args.quick)
-    OUT.mkdir(exist_ok=True)
-    (OUT / "bench_gc.json").write_text(json.dumps(results, indent=2, default=str))
+    common.write_json("bench_gc", json.loads(json.dumps(results, default=str)), args.quick)
     return 0
 
 

@@ -21,7 +21,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(BENCH_DIR, "out")
-BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks"]
+BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks", "bench_gc"]
 
 
 def load(name: str) -> dict | None:
@@ -121,6 +121,33 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                      + " / ".join(f"{k[x]['two_proc_py']['mops']:.1f}" for x in ("futex", "pthread", "sem"))
                      + f"; posix_ipc {d['posix_ipc']['two_proc_mops']:.1f}" + bare2,
                      "10.6 / 6.6 / 1.8 M ops/s (Python)"])
+    d = results.get("bench_gc")
+    if d:
+        pv = d.get("pause_vs_heap")
+        if pv:
+            sizes = sorted(int(k) for k in pv if k.isdigit())
+            a, b = pv[str(sizes[0])], pv[str(sizes[-1])]
+            rows.append([f"GC pause total p99 at {a['marked_mib']:.0f} MiB vs {b['marked_mib']:.0f} MiB live (procs 1)",
+                         f"{a['p99'] / 1e3:.0f} us vs {b['p99'] / 1e3:.0f} us: **{pv['ratio_p99']:.2f}x**", "<= 1.5x"])
+        wl = d.get("workloads") or {}
+        go = {"binary-trees/1": "12 / 41 / 49; stop 1 / 1", "binary-trees/2": "131 / 3146 / 6291; stop 98 / 918",
+              "gcbench/1": "12 / 57 / 57; stop 0 / 1", "gcbench/2": "82 / 2097 / 2097; stop 33 / 262"}
+        for key, r in wl.items():
+            name, procs = key.split("/")
+            rows.append([f"GC pauses {name}, {procs} P ({r['cycles']} cycles): total p50 / p99 / max; time to stop p50 / p99 (us)",
+                         f"{r['p50'] / 1e3:.0f} / {r['p99'] / 1e3:.0f} / {r['max'] / 1e3:.0f}; stop "
+                         f"{r['stop_p50'] / 1e3:.0f} / {r['stop_p99'] / 1e3:.0f}; GC CPU {100 * r['cpu_fraction']:.1f}%",
+                         f"Go: {go[key]}" + ("; target p50 <= 100, p99 <= 1000" if procs == "2" else "")])
+        mk = d.get("mark")
+        if mk:
+            rows.append(["mark throughput per thread: allocation order; random order",
+                         f"{mk['alloc']['objs_per_s'] / 1e6:.1f} M obj/s ({mk['alloc']['mb_per_s']:.0f} MB/s); "
+                         f"{mk['random']['objs_per_s'] / 1e6:.1f} M obj/s ({mk['random']['mb_per_s']:.0f} MB/s)",
+                         ">= 20 M obj/s (alloc order); floors 32-34 / 24 M"])
+        st = d.get("store")
+        if st:
+            rows.append(["pointer store from Python: barrier off / on (Python slots attribute)",
+                         f"{st['off_ns']:.0f} / {st['on_ns']:.0f} ns ({st['slots_ns']:.0f} ns)", ""])
     env = next((r["env"] for r in results.values() if r), {})
     quick = any(r.get("quick") for r in results.values() if r)
     lines = [f"Benchmarks{' (QUICK smoke run: rough figures)' if quick else ''}: `{cmd}` on "

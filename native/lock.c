@@ -39,6 +39,21 @@ uint64_t nanotime(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+double cputicks_per_ns(void)
+{
+    static double ratio;
+    if (ratio == 0) {
+#if defined(__x86_64__) || defined(__i386__)
+        uint64_t n0 = nanotime(), t0 = cputicks(), n1;
+        do n1 = nanotime(); while (n1 - n0 < 2000000); /* 2 ms */
+        ratio = (double)(cputicks() - t0) / (double)(n1 - n0);
+#else
+        ratio = 1.0;
+#endif
+    }
+    return ratio;
+}
+
 static const char *kind_names[LOCK_NKINDS] = {"futex", "pthread", "sem"};
 
 const char *glock_kind_name(int kind)
@@ -205,11 +220,11 @@ static int sem_lock_slow(glock_t *l)
     }
 }
 
-static inline void note_acquired(glock_t *l, uint64_t t0, int contended, uint64_t now)
+static inline void note_acquired(glock_t *l, uint64_t t0, int contended)
 {
     l->acquisitions++;
-    if (contended) {
-        uint64_t w = now - t0;
+    if (contended) { /* the clock is read only on the contended path */
+        uint64_t w = nanotime() - t0;
         l->contended++;
         l->wait_ns_total += w;
         if (w > l->wait_ns_max)
@@ -219,7 +234,7 @@ static inline void note_acquired(glock_t *l, uint64_t t0, int contended, uint64_
             b = LOCK_HIST_BUCKETS - 1;
         l->wait_hist[b]++;
     }
-    l->acquired_ns = now;
+    l->acquired_ticks = cputicks();
     atomic_store_explicit(&l->owner_pid, gorun_ospid, memory_order_relaxed);
 }
 
@@ -269,13 +284,13 @@ int glock_acquire(glock_t *l)
     if (rc != GLOCK_OK)
         return rc;
     rank_acquire(l);
-    note_acquired(l, t0, contended, nanotime());
+    note_acquired(l, t0, contended);
     return GLOCK_OK;
 }
 
 void glock_release(glock_t *l)
 {
-    l->hold_ns_total += nanotime() - l->acquired_ns;
+    l->hold_ticks_total += cputicks() - l->acquired_ticks;
     atomic_store_explicit(&l->owner_pid, 0, memory_order_relaxed);
     rank_release(l);
     switch (l->kind) {

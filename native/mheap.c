@@ -47,8 +47,10 @@ spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
     if (page + npages > h->zeroed_base)
         h->zeroed_base = page + npages;
     atomic_store_explicit(&s->sweepgen, atomic_load(&h->sweepgen), memory_order_relaxed);
-    memset(allocbits_of(id), 0, SPAN_BITS_BYTES);
-    memset((void *)markbits_of(id), 0, SPAN_BITS_BYTES);
+    if (s->needzero) { /* pages never handed out have never-written (zero) bits */
+        memset(allocbits_of(id), 0, SPAN_BITS_BYTES);
+        memset((void *)markbits_of(id), 0, SPAN_BITS_BYTES);
+    }
     _Atomic uint32_t *pm = pagemap();
     for (uint64_t p = page; p < page + npages; p++)
         atomic_store_explicit(&pm[p], id, memory_order_release);

@@ -262,7 +262,8 @@ static PyObject *lock_dict(glock_t *l)
     for (int i = 0; i < LOCK_HIST_BUCKETS; i++) PyList_SET_ITEM(hist, i, PyLong_FromUnsignedLongLong(l->wait_hist[i]));
     return Py_BuildValue("{s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "name", l->name, "kind", glock_kind_name((int)l->kind),
                          "acquisitions", l->acquisitions, "contended", l->contended, "wait_ns_total", l->wait_ns_total,
-                         "wait_ns_max", l->wait_ns_max, "hold_ns_total", l->hold_ns_total, "recovered", l->recovered,
+                         "wait_ns_max", l->wait_ns_max, "hold_ns_total",
+                         (unsigned long long)((double)l->hold_ticks_total / cputicks_per_ns()), "recovered", l->recovered,
                          "wait_hist", hist);
 }
 

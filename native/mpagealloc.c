@@ -10,6 +10,11 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #include "runtime.h"
 
@@ -130,6 +135,23 @@ static uint64_t free_tail(void)
     return run;
 }
 
+/* Fault in, with one call per region, the metadata a span on these pages will write (its mspan
+ * record, alloc and mark bits, pagemap entries), so span allocation under the mheap lock does
+ * not take a page fault per record. Best effort: older kernels lack MADV_POPULATE_WRITE. */
+static void meta_prefault(uint64_t page, uint64_t n)
+{
+    struct { uint64_t off, size; } r[] = {
+        {G->off_spans + page * sizeof(mspan_t), n * sizeof(mspan_t)},
+        {G->off_allocbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
+        {G->off_markbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
+        {G->off_pagemap + page * sizeof(uint32_t), n * sizeof(uint32_t)},
+    };
+    for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++) {
+        uint64_t a = r[i].off & ~4095ull, e = (r[i].off + r[i].size + 4095) & ~4095ull;
+        madvise((char *)G + a, e - a, MADV_POPULATE_WRITE);
+    }
+}
+
 int pagealloc_grow(uint64_t npages)
 {
     mheap_t *h = &G->mheap;
@@ -140,6 +162,7 @@ int pagealloc_grow(uint64_t npages)
     uint64_t newgrown = (want + PALLOC_CHUNK_PAGES - 1) / PALLOC_CHUNK_PAGES * PALLOC_CHUNK_PAGES;
     if (newgrown > h->npages) newgrown = h->npages;
     if (newgrown < want) return -1;
+    meta_prefault(h->grown_pages, newgrown - h->grown_pages);
     pagealloc_free(h->grown_pages, newgrown - h->grown_pages);
     h->grown_pages = newgrown;
     h->grow_events++;

@@ -174,6 +174,7 @@ static uint64_t cur_pause;
 static uint64_t stw_t0;
 
 #define STW_SPIN_NS 20000     /* spin this long before sleeping (only with a spare core) */
+#define STW_YIELD_NS 1000000  /* oversubscribed: yield the core this long before sleeping */
 #define STW_RESEND_NS 100000  /* Go re-preempts every 100 us */
 
 /* Stop the world. Returns 0, or -1 (with the dead P in *dead) if a running P's worker died. */
@@ -228,7 +229,13 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
             }
             last_signal = now;
         }
-        futex_wait_until(&gc->stopnote, note, STW_RESEND_NS);
+        /* With no spare core a P that must acknowledge may be waiting for ours: hand it over
+         * with sched_yield and come straight back when it parks (a futex sleep would add a
+         * cross-core wake-up, 15-100 us here, to every pause). */
+        if (!spin && now - stw_t0 < STW_YIELD_NS)
+            sched_yield();
+        else
+            futex_wait_until(&gc->stopnote, note, STW_RESEND_NS);
     }
     uint64_t t1 = nanotime();
     rec->seen_ns = t1 - stw_t0;
