@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -90,7 +89,7 @@ def bench_pause_vs_heap(quick: bool) -> dict:
         out[mib] = {**st, "marked_mib": marked / 2**20,
                     "mark_ms_p50": pct([c["mark_ns"] for c in d["gc"]["cycles_detail"]], .5) / 1e6}
     a, b = out[sizes[0]], out[sizes[1]]
-    print(f"\n## Pause against heap size (procs 1, forced cycles, GOGC=off)\n")
+    print("\n## Pause against heap size (procs 1, forced cycles, GOGC=off)\n")
     print("| live | cycles | pause p50 | pause p99 | pause max | stop p99 | mark p50 |")
     print("|---|---|---|---|---|---|---|")
     for mib in sizes:

@@ -139,7 +139,7 @@ def workload(g, n: int, repeats: int) -> dict:
         fn(n)
         faults[name] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n
     out["faults_per_obj"] = faults
-    del h, h2
+    h = h2 = None  # drop the handles (and their root slots) before the run ends
     return out
 
 

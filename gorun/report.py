@@ -151,7 +151,7 @@ def summary_text(r) -> str:
     elif g["gogc"] is not None:
         out.append(f"gc: no cycle ran (GOGC={'off' if g['gogc'] == -1 else g['gogc']})")
     byc = d["locks"]["mcentral_by_class"]
-    top = sorted(byc.items(), key=lambda kv: -kv[1]["spans"])[:8]
+    top = [kv for kv in sorted(byc.items(), key=lambda kv: -kv[1]["spans"])[:8] if kv[1]["spans"]]
     if top:
         out.append("spans per class (top 8): " + ", ".join(
             f"{v['elemsize'] or 'large'}{'n' if v['noscan'] else ''}:{v['spans']}" for _, v in top))

@@ -8,8 +8,8 @@ from . import register
 
 
 @register
-def alloc(g, budget: int = 64 << 20, tiny: float = 0.25, large: float = 0.01, scan: float = 0.3,
-          max_small: int = 32760, max_large: int = 256 << 10, keep: int = 0):
+def alloc(g, budget: int = 256 << 20, tiny: float = 0.3, large: float = 0.002, scan: float = 0.3,
+          max_small: int = 4096, max_large: int = 256 << 10, keep: int = 20000):
     """Allocate a mix of tiny (1-14 B noscan), small (16 B .. max_small, log-uniform, a `scan`
     fraction of them pointer arrays) and large (32 KiB .. max_large) objects until `budget`
     bytes per P or --duration is spent. `keep` holds the last N objects live (a ring of handles).
