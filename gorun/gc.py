@@ -10,7 +10,9 @@ refill or large allocation, or g.gc()), or the optional timer fires, then runs a
 
 Pacer (simple form of Go's): goal = marked + (marked + globals) * GOGC/100, floored at
 4 MiB * GOGC/100; trigger = marked + (goal - marked) * 45/64 (Go's lower trigger bound);
-assist ratio = expected scan work / heap runway. GOGC=off disables heap-triggered cycles.
+assists: the C core revises the ratio at each assist as (expected scan work - scan done) /
+(goal - heap_live), Go's revise, and an assist past the goal waits for mark credit.
+GOGC=off disables heap-triggered cycles.
 """
 
 from __future__ import annotations
@@ -71,13 +73,10 @@ class Pacer:
             return UINT64_MAX
         return marked + (goal - marked) * TRIGGER_NUM // TRIGGER_DEN
 
-    def assist_ratio_fx(self, heap_live: int, goal: int) -> int:
-        """Scan bytes owed per allocated byte, fixed point << 16."""
-        if self.gogc < 0:
-            return 0
-        expected = max(self.last_scan, self.last_marked, 1 << 20)
-        runway = max(goal - heap_live, 1 << 20)
-        return min(int(expected / runway * 65536), 64 << 16)
+    def scan_expected(self) -> int:
+        """Scan work the next cycle is expected to need (Go: last cycle's heap scan work). The C
+        core turns it into the assist ratio as the cycle goes (Go's revise)."""
+        return max(self.last_scan, 1 << 20)
 
 
 def _mb(n: int) -> int:
@@ -113,8 +112,7 @@ class GCProcess:
     def set_pacing(self, marked: int) -> None:
         goal = self.pacer.goal(marked)
         trig = self.pacer.trigger(marked, goal)
-        st = _gorun.gc_state()
-        _gorun.gc_set_pacing(trig, goal, self.pacer.assist_ratio_fx(st["heap_live"], goal))
+        _gorun.gc_set_pacing(trig, goal, self.pacer.scan_expected())
         self.goal, self.trig = goal, trig
 
     def main(self) -> dict:
@@ -128,7 +126,7 @@ class GCProcess:
                 heap_due = self.trig != UINT64_MAX and st["heap_live"] >= self.trig
                 timer_due = self.period is not None and time.monotonic() - self.last_end >= self.period
                 if forced or heap_due or timer_due:
-                    self.run_cycle(st, forced or timer_due)
+                    self.run_cycle(st, forced)  # Go marks only runtime.GC cycles "(forced)"
                     continue
                 if st["shutdown"]:
                     break
@@ -146,8 +144,9 @@ class GCProcess:
         t_start = time.monotonic_ns()
         heap_start = st["heap_live"]
         p1 = _gorun.gc_sweep_termination(n)
-        # the pacer's assist ratio for this cycle
-        _gorun.gc_set_pacing(UINT64_MAX, self.goal, self.pacer.assist_ratio_fx(heap_start, self.goal))
+        # no new trigger until this cycle's pacing is committed; goal and expected scan stay
+        _gorun.gc_set_pacing(UINT64_MAX, self.goal if self.goal != UINT64_MAX else UINT64_MAX,
+                             self.pacer.scan_expected())
         mark_start = time.monotonic_ns()
         mark_cpu0 = self.cpu_ns()
         handshakes = 0
@@ -164,7 +163,7 @@ class GCProcess:
         marked = st2["bytes_marked"]
         self.pacer.last_marked = marked
         self.pacer.last_scan = st2["scan_work"]
-        goal_used = self.goal
+        goal_used, trigger_used = self.goal, self.trig
         self.set_pacing(marked)
         while _gorun.gc_bgsweep(SWEEP_BATCH):
             pass
@@ -181,7 +180,8 @@ class GCProcess:
             "goal": goal_used if goal_used != UINT64_MAX else 0, "mark_cpu_ns": st2["mark_cpu_ns"],
             "assist_ns": st2["assist_ns"], "forced": int(forced), "objs_marked": st2["objs_marked"],
             "scan_work": st2["scan_work"], "sweep_end_ns": sweep_end, "bytes_freed": st3["bytes_freed"],
-            "objs_freed": st3["objs_freed"], "gc_cpu_ns": gc_cpu, "trigger": self.trig if self.trig != UINT64_MAX else 0,
+            "objs_freed": st3["objs_freed"], "gc_cpu_ns": gc_cpu,
+            "trigger": trigger_used if trigger_used != UINT64_MAX else 0,
             "checked": checked, "handshakes": handshakes, "globals_bytes": self.pacer.globals_bytes,
             "end_ns": time.monotonic_ns(), "mark_proc_cpu_ns": mark_proc_cpu,
         }

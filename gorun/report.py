@@ -54,7 +54,9 @@ def gc_dict(r) -> dict:
     gc_cpu = (g.get("process_cpu_ns") or sum(c["gc_cpu_ns"] for c in cycles)) + state.get("assist_cpu_total_ns", 0) \
         + pause_sum * r.procs
     out = {
-        "cycles": len(cycles), "forced": sum(1 for c in cycles if c["forced"]), "gogc": g.get("gogc"),
+        # the counter, not the record ring (which keeps the last 8192 cycles; pauses: the last 16384)
+        "cycles": state.get("cycles_done", len(cycles)), "forced": sum(1 for c in cycles if c["forced"]),
+        "gogc": g.get("gogc"),
         "mark_threads": g.get("mark_threads"),
         "pauses": [{"kind": p["kind"], "cycle": p["cycle"], "stop_ns": p["stop_ns"], "total_ns": p["total_ns"],
                     "ack_ns": p["ack_ns"]} for p in pauses],

@@ -258,7 +258,7 @@ class Runtime:
             _set_pdeathsig()
             cfg = dict(nprocs=self.procs, gogc=self.gogc, mark_threads=self.mark_threads,
                        gctrace=bool(self.debug.get("gctrace")), checkmark=bool(self.debug.get("gccheckmark")),
-                       period=self.gc_period, nglobals=self.nglobals, init_ns=time.monotonic_ns())
+                       period=self.gc_period, nglobals=self.nglobals, init_ns=_gorun.gc_state()["init_ns"])
             try:
                 msg = ("ok", gc.gc_process_main(cfg), "")
             except BaseException as e:  # noqa: BLE001

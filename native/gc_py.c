@@ -68,7 +68,8 @@ static PyObject *py_gc_state(PyObject *m, PyObject *unused)
 {
     if (need()) return NULL;
     gcctl_t *gc = &G->gc;
-    return Py_BuildValue("{s:i,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}",
+    return Py_BuildValue("{s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}",
+        "init_ns", (unsigned long long)gc->init_ns, "cycles_done", (unsigned long long)atomic_load(&gc->cycles_done),
         "gc_pid", (int)gc->gc_ospid,
         "heap_live", (unsigned long long)atomic_load(&G->mheap.heap_live),
         "trigger", (unsigned long long)atomic_load(&gc->trigger),
@@ -91,11 +92,11 @@ static PyObject *py_gc_state(PyObject *m, PyObject *unused)
 
 static PyObject *py_gc_set_pacing(PyObject *m, PyObject *args)
 {
-    unsigned long long trigger, goal, ratio;
-    if (!PyArg_ParseTuple(args, "KKK", &trigger, &goal, &ratio)) return NULL;
+    unsigned long long trigger, goal, scan_expected;
+    if (!PyArg_ParseTuple(args, "KKK", &trigger, &goal, &scan_expected)) return NULL;
     if (need()) return NULL;
     atomic_store(&G->gc.goal, goal);
-    atomic_store(&G->gc.assist_ratio_fx, ratio);
+    atomic_store(&G->gc.scan_expected, scan_expected);
     atomic_store(&G->gc.trigger, trigger);
     Py_RETURN_NONE;
 }
@@ -250,7 +251,7 @@ static PyObject *py_gc_cycles(PyObject *m, PyObject *unused)
 
 static PyObject *py_gc(PyObject *m, PyObject *unused)
 {
-    if (ensure_p()) return NULL;
+    if (ensure_p() || runtime_enter()) return NULL;
     Py_BEGIN_ALLOW_THREADS
     gc_request_and_wait();
     Py_END_ALLOW_THREADS
@@ -259,7 +260,7 @@ static PyObject *py_gc(PyObject *m, PyObject *unused)
 
 static PyObject *py_blocking_enter(PyObject *m, PyObject *unused)
 {
-    if (ensure_p()) return NULL;
+    if (ensure_p() || runtime_enter()) return NULL; /* also refuses a nested g.blocking() */
     enter_blocking();
     Py_RETURN_NONE;
 }
@@ -267,6 +268,7 @@ static PyObject *py_blocking_enter(PyObject *m, PyObject *unused)
 static PyObject *py_blocking_exit(PyObject *m, PyObject *unused)
 {
     if (ensure_p()) return NULL;
+    if (atomic_load(&thisP->status) == P_RUNNING) Py_RETURN_NONE; /* the enter was refused */
     Py_BEGIN_ALLOW_THREADS
     exit_blocking();
     Py_END_ALLOW_THREADS
@@ -289,7 +291,7 @@ static PyObject *py_array_copy(PyObject *m, PyObject *const *args, Py_ssize_t na
     if (dk != sk) return PyErr_Format(PyExc_TypeError, "array_copy between different element kinds");
     if (doff < 0 || soff < 0 || n < 0 || doff + n > (Py_ssize_t)d->len || soff + n > (Py_ssize_t)s->len)
         return PyErr_Format(PyExc_IndexError, "array_copy range out of bounds");
-    safepoint_poll_c();
+    if (runtime_enter()) return NULL;
     _Atomic uint64_t *dp = (_Atomic uint64_t *)(A + d->base + d->dataoff) + doff;
     _Atomic uint64_t *sp = (_Atomic uint64_t *)(A + s->base + s->dataoff) + soff;
     if (dk == FK_PTR) writebarrier_copy(dp, sp, (uint64_t)n);
@@ -335,7 +337,7 @@ PyMethodDef gc_methods[] = {
     {"gc_teardown", py_gc_teardown, METH_NOARGS, "GC process: stop the mark threads"},
     {"gc_wait", py_gc_wait, METH_VARARGS, "gc_wait(seen, timeout_s): sleep until a worker wakes the GC"},
     {"gc_state", py_gc_state, METH_NOARGS, "GC counters"},
-    {"gc_set_pacing", py_gc_set_pacing, METH_VARARGS, "gc_set_pacing(trigger, goal, assist_ratio_fx)"},
+    {"gc_set_pacing", py_gc_set_pacing, METH_VARARGS, "gc_set_pacing(trigger, goal, scan_expected)"},
     {"gc_sweep_termination", py_gc_sweep_termination, METH_O, "STW 1; returns the pause index"},
     {"gc_mark_step", py_gc_mark_step, METH_O, "one step of concurrent mark; True if quiescent"},
     {"gc_flush_handshake", py_gc_flush_handshake, METH_NOARGS, "ragged barrier; True if it found work"},

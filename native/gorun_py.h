@@ -34,4 +34,18 @@ int ensure_p(void);                            /* 0 if this process is a P, else
 goaddr handle_addr_arg(PyObject *v, int *ok);  /* Handle or None -> address */
 void raise_oom(uint64_t bytes);
 
+/* Entry of every runtime call from Python on a P: poll, and refuse calls made inside
+ * g.blocking() (the GC process treats that P as stopped and may be flushing its mcache or
+ * draining its barrier log). Returns 0, or -1 with an exception set. */
+static inline int runtime_enter(void)
+{
+    if (thisP && atomic_load_explicit(&thisP->status, memory_order_relaxed) != P_RUNNING) {
+        PyErr_SetString(GorunError, "gorun runtime call inside g.blocking() (or after the workload ended): "
+                                    "a blocked P must not touch the heap");
+        return -1;
+    }
+    safepoint_poll_c();
+    return 0;
+}
+
 #endif

@@ -221,7 +221,7 @@ void raise_oom(uint64_t bytes)
 PyObject *handle_new_object(PyObject *cls)
 {
     if (ensure_p() != 0) return NULL;
-    safepoint_poll_c();
+    if (runtime_enter()) return NULL;
     uint32_t tid = class_tid(cls);
     if (!tid) {
         PyErr_Format(PyExc_TypeError, "g.new() needs a gorun struct type, got %R", cls);
@@ -239,7 +239,7 @@ PyObject *handle_new_object(PyObject *cls)
 PyObject *handle_new_bytes(PyObject *arg)
 {
     if (ensure_p() != 0) return NULL;
-    safepoint_poll_c();
+    if (runtime_enter()) return NULL;
     Py_buffer view = {0};
     Py_ssize_t n;
     int have_data = 0;
@@ -277,7 +277,7 @@ PyObject *handle_new_bytes(PyObject *arg)
 PyObject *handle_new_array(uint32_t tid, Py_ssize_t n)
 {
     if (ensure_p() != 0) return NULL;
-    safepoint_poll_c();
+    if (runtime_enter()) return NULL;
     if (n < 0 || (uint64_t)n > MAX_OBJECT_PAYLOAD / 8) {
         PyErr_Format(PyExc_ValueError, "new_array: bad length %zd (0..%llu)", n, (unsigned long long)MAX_OBJECT_PAYLOAD / 8);
         return NULL;
@@ -376,7 +376,7 @@ static PyObject *FieldDescr_get(PyObject *self, PyObject *obj, PyObject *type)
     case FK_INT: return PyLong_FromLongLong(*(int64_t *)p);
     case FK_FLOAT: return PyFloat_FromDouble(*(double *)p);
     case FK_PTR:
-        safepoint_poll_c(); /* a pointer read makes a root: a runtime call, so it polls first */
+        if (runtime_enter()) return NULL; /* a pointer read makes a root: a runtime call, so it polls first */
         return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
     case FK_BYTES: return PyBytes_FromStringAndSize((const char *)p, f->nbytes);
     }
@@ -409,7 +409,7 @@ static int FieldDescr_set(PyObject *self, PyObject *obj, PyObject *value)
         int ok;
         goaddr v = handle_addr_arg(value, &ok);
         if (!ok) return -1;
-        safepoint_poll_c();
+        if (runtime_enter()) return -1;
         writebarrier_store((_Atomic uint64_t *)p, v);
         return 0;
     }
@@ -499,7 +499,7 @@ static PyObject *Array_item(PyObject *self, Py_ssize_t i)
     case FK_INT: return PyLong_FromLongLong(*(int64_t *)p);
     case FK_FLOAT: return PyFloat_FromDouble(*(double *)p);
     default:
-        safepoint_poll_c();
+        if (runtime_enter()) return NULL;
         return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
     }
 }
@@ -530,7 +530,7 @@ static int Array_ass_item(PyObject *self, Py_ssize_t i, PyObject *value)
         int ok;
         goaddr v = handle_addr_arg(value, &ok);
         if (!ok) return -1;
-        safepoint_poll_c();
+        if (runtime_enter()) return -1;
         writebarrier_store((_Atomic uint64_t *)p, v);
         return 0;
     }

@@ -79,6 +79,9 @@ goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
     if (atomic_load_explicit(&G->gc.blacken, memory_order_relaxed)) { /* pay for allocation during mark */
         thisP->assist_debt += (int64_t)(payload + OBJ_HEADER_SIZE);
         gc_assist();
+    } else if (atomic_load_explicit(&G->mheap.heap_live, memory_order_relaxed) >=
+               atomic_load_explicit(&G->gc.goal, memory_order_relaxed)) {
+        gc_wait_cycle_start(); /* past the goal and no cycle yet: let the GC process start one */
     }
     if (tid == TID_BYTES && payload <= TINY_MAX_BYTES && payload > 0) {
         a = malloc_tiny((uint32_t)payload);

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 
 #include "runtime.h"
@@ -39,6 +40,30 @@ void gc_trigger_check(void)
         atomic_fetch_add(&gc->gc_wake, 1);
         futex_wake_all(&gc->gc_wake);
     }
+}
+
+/* A worker past the heap goal with no cycle running waits until the GC process starts one. In Go
+ * the allocating goroutine runs gcStart itself; here the start belongs to another process that
+ * may not be on a CPU yet, and without this wait a busy machine lets the heap run far past its
+ * goal. The wait serves safepoint requests (the start itself needs this P to stop). Called at
+ * the start of mallocgc, where no lock is held. */
+void gc_wait_cycle_start(void)
+{
+    gcctl_t *gc = &G->gc;
+    uint64_t t0 = nanotime();
+    while (atomic_load(&gc->phase) == GC_OFF && !atomic_load(&gc->shutdown) &&
+           atomic_load(&G->mheap.heap_live) >= atomic_load(&gc->goal)) {
+        uint32_t gen = atomic_load(&gc->world_gen);
+        atomic_fetch_add(&gc->gc_wake, 1);
+        futex_wake_all(&gc->gc_wake);
+        safepoint_poll_c();
+        if (atomic_load(&gc->world_gen) == gen) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
+        if (gc->gc_ospid > 0 && nanotime() - t0 > 100ull * 1000 * 1000 && kill(gc->gc_ospid, 0) != 0)
+            gorun_throw("the GC process (pid %d) is gone while the heap is past its goal", (int)gc->gc_ospid);
+    }
+    uint64_t dt = nanotime() - t0;
+    atomic_fetch_add_explicit(&gc->assist_ns, dt, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gc->assist_cpu_total_ns, dt, memory_order_relaxed);
 }
 
 /* ---- GC process ---- */

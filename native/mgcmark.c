@@ -287,30 +287,64 @@ void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size)
 
 #define ASSIST_MIN_DEBT (64 << 10) /* allocate this much before paying (Go's gcOverAssistWork) */
 
+/* Go's revise: scan work still expected over heap runway still left. Past the goal the runway
+ * is nearly nil, so the ratio, and the debt, grow steeply. << 16 fixed point. */
+static uint64_t assist_ratio(void)
+{
+    gcctl_t *gc = &G->gc;
+    uint64_t expected = atomic_load_explicit(&gc->scan_expected, memory_order_relaxed);
+    uint64_t done = atomic_load_explicit(&gc->scan_work, memory_order_relaxed);
+    uint64_t goal = atomic_load_explicit(&gc->goal, memory_order_relaxed);
+    uint64_t live = atomic_load_explicit(&G->mheap.heap_live, memory_order_relaxed);
+    uint64_t scan_left = expected > done + (64 << 10) ? expected - done : (64 << 10);
+    uint64_t heap_left = goal > live + (64 << 10) ? goal - live : (64 << 10);
+    uint64_t r = (uint64_t)(((__uint128_t)scan_left << 16) / heap_left);
+    if (r > (1024ull << 16)) r = 1024ull << 16;
+    atomic_store_explicit(&gc->assist_ratio_fx, r, memory_order_relaxed);
+    return r;
+}
+
+static int64_t steal_credit(int64_t work)
+{
+    gcctl_t *gc = &G->gc;
+    int64_t credit = atomic_load_explicit(&gc->bg_credit, memory_order_relaxed);
+    while (credit > 0) {
+        int64_t take = credit < work ? credit : work;
+        if (atomic_compare_exchange_weak(&gc->bg_credit, &credit, credit - take)) return work - take;
+    }
+    return work;
+}
+
+/* A worker that allocated during mark pays in scan work (Go's gcAssistAlloc): first with
+ * background credit, then by scanning grey objects itself. If it is still in debt with no grey
+ * object to scan while the heap is past the goal, it waits for the mark threads to earn credit
+ * (Go parks it on the assist queue), serving safepoint requests meanwhile, so a mutator cannot
+ * run the heap far past the goal. Called at the start of mallocgc, where no lock is held. */
 void gc_assist(void)
 {
     gcctl_t *gc = &G->gc;
     gp_t *p = thisP;
     if (p->assist_debt < ASSIST_MIN_DEBT) return;
-    uint64_t ratio = atomic_load_explicit(&gc->assist_ratio_fx, memory_order_relaxed);
-    int64_t work = (int64_t)(((__uint128_t)p->assist_debt * ratio) >> 16);
+    int64_t work = (int64_t)(((__uint128_t)p->assist_debt * assist_ratio()) >> 16);
     p->assist_debt = 0;
-    if (work <= 0) return;
-    /* steal background credit first */
-    int64_t credit = atomic_load_explicit(&gc->bg_credit, memory_order_relaxed);
-    while (credit > 0) {
-        int64_t take = credit < work ? credit : work;
-        if (atomic_compare_exchange_weak(&gc->bg_credit, &credit, credit - take)) {
-            work -= take;
-            break;
-        }
-    }
+    work = steal_credit(work);
     if (work <= 0) return;
     uint64_t t0 = nanotime();
-    busy_add(1);
-    gc_drain(work);
-    gcw_publish();
-    busy_add(-1);
+    for (;;) {
+        atomic_fetch_add(&gc->work.busy, 1);
+        int64_t did = (int64_t)gc_drain(work);
+        gcw_publish();
+        atomic_fetch_add(&gc->work.busy, -1);
+        work -= did;
+        if (work <= 0 || !atomic_load_explicit(&gc->blacken, memory_order_acquire)) break;
+        if (atomic_load(&G->mheap.heap_live) < atomic_load(&gc->goal)) break; /* under the goal: go on */
+        uint32_t avail = atomic_load(&gc->work.avail);
+        safepoint_poll_c(); /* serve root scans, log flushes and stops while waiting */
+        if (!atomic_load_explicit(&gc->blacken, memory_order_acquire)) break;
+        futex_wait_until(&gc->work.avail, avail, 100 * 1000);
+        work = steal_credit(work);
+        if (work <= 0) break;
+    }
     uint64_t dt = nanotime() - t0;
     atomic_fetch_add_explicit(&gc->assist_ns, dt, memory_order_relaxed);
     atomic_fetch_add_explicit(&gc->assist_cpu_total_ns, dt, memory_order_relaxed);

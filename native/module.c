@@ -102,16 +102,20 @@ static PyObject *py_set_p(PyObject *mod, PyObject *arg)
     thisP->mcache.flushGen = atomic_load(&G->mheap.sweepgen);
     roots_init_local();
     thisP->stats.start_ns = nanotime();
-    atomic_store(&thisP->status, P_RUNNING);
+    p_start();
     Py_RETURN_NONE;
 }
 
 static PyObject *py_p_done(PyObject *mod, PyObject *unused)
 {
     if (!thisP) Py_RETURN_NONE;
+    if (atomic_load(&thisP->status) != P_RUNNING) Py_RETURN_NONE; /* already done */
+    safepoint_poll_c();
     mcache_release_all();
     thisP->stats.end_ns = nanotime();
-    atomic_store(&thisP->status, P_DONE);
+    uint32_t st = P_RUNNING;
+    if (!atomic_compare_exchange_strong(&thisP->status, &st, P_DONE))
+        gorun_throw("P%u: finishing with status %u", thisP->id, st);
     Py_RETURN_NONE;
 }
 
@@ -229,7 +233,7 @@ static PyObject *py_global_get(PyObject *mod, PyObject *arg)
 {
     uint64_t i;
     if (global_index(arg, &i)) return NULL;
-    safepoint_poll_c();
+    if (runtime_enter()) return NULL;
     return make_handle(atomic_load_explicit(&globals_base()[i], memory_order_acquire));
 }
 
@@ -242,7 +246,7 @@ static PyObject *py_global_set(PyObject *mod, PyObject *const *args, Py_ssize_t 
     if (ensure_p()) return NULL;
     goaddr v = handle_addr_arg(args[1], &ok);
     if (!ok) return NULL;
-    safepoint_poll_c();
+    if (runtime_enter()) return NULL;
     writebarrier_store(&globals_base()[i], v);
     Py_RETURN_NONE;
 }

@@ -66,15 +66,20 @@ static void wait_world_restart(uint32_t gen)
     }
 }
 
+/* Park a running P for a stop. Only RUNNING -> GCSTOP by the worker and back: a P that is done
+ * or blocked is stopped already (the GC process took it), and its status must not change. */
 static void park_for_stop(void)
 {
     gcctl_t *gc = &G->gc;
     uint32_t gen = atomic_load_explicit(&gc->world_gen, memory_order_acquire);
+    uint32_t st = P_RUNNING;
     atomic_store(&thisP->ack_ns, nanotime());
-    atomic_store_explicit(&thisP->status, P_GCSTOP, memory_order_release);
+    if (!atomic_compare_exchange_strong(&thisP->status, &st, P_GCSTOP)) return;
     note_served();
     wait_world_restart(gen);
-    atomic_store_explicit(&thisP->status, P_RUNNING, memory_order_release);
+    st = P_GCSTOP;
+    if (!atomic_compare_exchange_strong(&thisP->status, &st, P_RUNNING))
+        gorun_throw("P%u: status %u after a stop, expected GCSTOP", thisP->id, st);
 }
 
 static void serve_scanroots(gp_t *p)
@@ -99,6 +104,9 @@ void safepoint_slow(void)
     for (;;) {
         uint32_t req = atomic_load_explicit(&p->poll, memory_order_acquire);
         if (!req) return;
+        /* Only a running P serves its requests; the GC process serves them for a P that is
+         * blocked, not started or done (e.g. a SIGURG handled after p_done lands here). */
+        if (atomic_load_explicit(&p->status, memory_order_acquire) != P_RUNNING) return;
         if (req & POLL_STOP) {
             park_for_stop();
             continue;
@@ -118,7 +126,31 @@ void safepoint_slow(void)
 void enter_blocking(void)
 {
     safepoint_poll_c();
-    atomic_store_explicit(&thisP->status, P_SYSCALL, memory_order_release);
+    uint32_t st = P_RUNNING;
+    if (!atomic_compare_exchange_strong(&thisP->status, &st, P_SYSCALL))
+        gorun_throw("P%u: entering a blocking call with status %u", thisP->id, st);
+}
+
+/* The worker becomes its P: -> RUNNING by CAS, waiting while the GC process holds the P (it may
+ * have taken a not-yet-started P into GCSTOP or GCSCAN). In a run a P starts IDLE; a heap made
+ * without a launcher (tests, benchmarks) may hand a P id to several processes in turn. */
+void p_start(void)
+{
+    gcctl_t *gc = &G->gc;
+    for (;;) {
+        uint32_t st = atomic_load(&thisP->status);
+        if (st == P_GCSTOP) {
+            uint32_t gen = atomic_load(&gc->world_gen);
+            if (atomic_load(&thisP->status) == P_GCSTOP) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
+            continue;
+        }
+        if (st == P_GCSCAN) {
+            sched_yield();
+            continue;
+        }
+        if (atomic_compare_exchange_strong(&thisP->status, &st, P_RUNNING)) break;
+    }
+    safepoint_poll_c();
 }
 
 void exit_blocking(void)

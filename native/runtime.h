@@ -210,7 +210,8 @@ typedef struct gcctl {
     _Atomic uint32_t shutdown;    /* launcher: 1 = every worker finished; GC process exits */
     _Atomic uint64_t trigger;     /* GC process (pacer): heap_live that starts a cycle */
     _Atomic uint64_t goal;        /* GC process (pacer) */
-    _Atomic uint64_t assist_ratio_fx; /* GC process: scan bytes per allocated byte << 16 */
+    _Atomic uint64_t assist_ratio_fx; /* last assist ratio used: scan bytes per allocated byte << 16 */
+    _Atomic uint64_t scan_expected; /* GC process (pacer), at cycle start: scan work this cycle will need */
     _Atomic int64_t bg_credit;    /* atomic: scan work done by mark threads, stolen by assists */
     _Atomic uint64_t bytes_marked;/* atomic: markers */
     _Atomic uint64_t scan_work;   /* atomic: bytes scanned this cycle */
@@ -398,6 +399,7 @@ void wblog_flush_self(void);                /* worker: shade its own log */
 int wblog_drain(gp_t *p, int blocking);     /* shade entries of p's log; returns entries */
 void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size); /* allocate-black */
 void gc_assist(void);
+void gc_wait_cycle_start(void);
 void gc_trigger_check(void);
 void gc_worker_scan_roots(gp_t *p);
 void gcw_publish(void);                     /* hand the local grey objects to the shared queue */
@@ -410,6 +412,7 @@ static inline void safepoint_poll_c(void)
     if (thisP && atomic_load_explicit(&thisP->poll, memory_order_acquire)) safepoint_slow();
 }
 void enter_blocking(void);
+void p_start(void);
 void exit_blocking(void);
 void gc_request_and_wait(void);
 uint64_t gcw_publish_all(void);

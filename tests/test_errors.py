@@ -79,7 +79,9 @@ def test_good_run_exits_0_with_summary_and_json(tmp_path):
 
 def test_heap_exhaustion_cli(tmp_path):
     out = tmp_path / "run.json"
-    r = run_gorun("run", "alloc", "--procs", "2", "--max-heap", "16MiB", "-p", "budget=1GiB", "--json", str(out))
+    # keep=10M: every object stays live, so the heap must run out whatever the GC does
+    r = run_gorun("run", "alloc", "--procs", "2", "--max-heap", "16MiB", "-p", "budget=1GiB", "-p", "keep=10000000",
+                  "--json", str(out))
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "out of memory" in r.stderr and "max-heap" in r.stderr and "16.0 MiB" in r.stderr
     assert "Traceback" not in r.stderr
@@ -94,9 +96,8 @@ def test_heap_exhaustion_cli(tmp_path):
 
 def _hog(g):
     keep = []
-    while True:  # never returns: only out-of-memory ends it
-        keep.append(g.new_bytes(100_000))
-        keep = keep[-4:]
+    while True:  # never returns: only out-of-memory ends it (everything stays live, so the GC
+        keep.append(g.new_bytes(100_000))  # cannot help)
 
 
 def test_heap_exhaustion_api():

@@ -6,6 +6,7 @@ the heap stays near GOGC's bound)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -175,21 +176,27 @@ def test_allocate_black_and_cross_p_handoff():
     assert r.to_dict()["gc"]["cycles"] >= 1
 
 
-def test_blocked_p_roots_scanned_without_waking_it():
-    def work(g):
+def test_blocked_p_roots_scanned_without_waking_it(tmp_path):
+    done = tmp_path / "p1-done"
+
+    def work(g, flag):
         if g.id == 0:
             keep = build_list(g, 5000)
-            with g.blocking():
-                time.sleep(1.0)  # cycles run meanwhile; our roots are scanned by the GC process
+            with g.blocking():  # cycles run meanwhile; our roots are scanned by the GC process
+                t = time.monotonic() + 60
+                while not os.path.exists(flag) and time.monotonic() < t:
+                    time.sleep(0.01)
             return list_sum(keep)
         for _ in range(4):
             build_list(g, 20000)
             g.gc()
+        open(flag, "w").close()  # P0 may leave its blocking call now
         return 0
-    r = run(work, procs=2, gogc="off")
+    r = run(work, procs=2, gogc="off", flag=str(done))
     assert r.values[0] == sum(range(5000))
-    ack = [p["ack_ns"][0] for p in r.to_dict()["gc"]["pauses"]]
-    assert ack.count(0) >= 4  # P0 was taken while blocked, never acknowledged itself
+    pauses = r.to_dict()["gc"]["pauses"]
+    assert len(pauses) == 8
+    assert all(p["ack_ns"][0] == 0 for p in pauses)  # P0 was taken while blocked, never acknowledged
 
 
 def test_pure_python_loop_is_preempted_by_signal():
@@ -258,3 +265,73 @@ def test_gogc_off_runs_no_heap_cycles():
 def test_bad_gogc(bad):
     with pytest.raises(ValueError, match="GOGC"):
         gorun.Runtime(procs=1, gogc=bad)
+
+
+def test_runtime_call_inside_blocking_is_refused():
+    def work(g):
+        with g.blocking():
+            try:
+                g.new(Node)
+            except gorun.GorunError as e:
+                refused = str(e)
+            else:
+                refused = ""
+            try:
+                with g.blocking():
+                    pass
+            except gorun.GorunError:
+                nested = True
+            else:
+                nested = False
+        x = g.new(Node)  # fine again once the block ends
+        x.val = 3
+        return refused, nested, x.val
+    refused, nested, v = run(work, gogc="off").values[0]
+    assert "g.blocking()" in refused
+    assert nested and v == 3
+
+
+SIGNAL_STRESS = r"""
+import os, signal, sys, threading, time
+sys.path.insert(0, {root!r})
+import gorun
+N = gorun.struct("sigNode", next=gorun.PTR)
+
+def pester(stop):
+    # SIGURGs at random moments: many land while the main thread sleeps inside g.blocking()
+    # with a stop of the world pending, and some after the workload ends, around p_done
+    while not stop.is_set():
+        os.kill(os.getpid(), signal.SIGURG)
+        time.sleep(0.0002)
+
+def work(g):
+    stop = threading.Event()
+    if g.id == 0:
+        threading.Thread(target=pester, args=(stop,), daemon=True).start()
+    t = time.monotonic() + 2.0
+    n = 0
+    while time.monotonic() < t:
+        if g.id == 0:
+            with g.blocking():
+                time.sleep(0.002)
+            x = g.new(N)
+        else:
+            g.gc()
+        n += 1
+    return n
+
+r = gorun.Runtime(procs=2, gogc=5).run(work)
+print("ok", r.to_dict()["gc"]["cycles"])
+"""
+
+
+def test_sigurg_around_blocking_and_exit_neither_hangs_nor_fails(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = tmp_path / "stress.py"
+    script.write_text(SIGNAL_STRESS.format(root=str(Path(__file__).resolve().parent.parent)))
+    for _ in range(3):
+        r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("ok")
