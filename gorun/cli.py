@@ -62,6 +62,18 @@ def _int_arg(name: str, text: str, lo: int) -> int:
     return v
 
 
+def _seconds_arg(name: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"bad --{name} {text!r}: expected seconds") from None
+    if not v > 0:
+        raise ValueError(f"bad --{name} {text!r}: must be > 0")
+    return v
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -96,21 +108,9 @@ def _run(args) -> int:
         params = w.parse_params(args.param)
         procs = _int_arg("procs", args.procs, 1) if args.procs is not None else None
         seed = _int_arg("seed", args.seed, 0)
-        duration = None
-        if args.duration is not None:
-            try:
-                duration = float(args.duration)
-            except ValueError:
-                raise ValueError(f"bad --duration {args.duration!r}: expected seconds") from None
-            if not duration > 0:
-                raise ValueError(f"bad --duration {args.duration!r}: must be > 0")
+        duration = _seconds_arg("duration", args.duration)
+        gc_period = _seconds_arg("gc-period", args.gc_period)
         mark_threads = _int_arg("mark-threads", args.mark_threads, 1) if args.mark_threads is not None else None
-        gc_period = None
-        if args.gc_period is not None:
-            try:
-                gc_period = float(args.gc_period)
-            except ValueError:
-                raise ValueError(f"bad --gc-period {args.gc_period!r}: expected seconds") from None
         rt = rtmod.Runtime(procs=procs, lock=args.lock, max_heap=args.max_heap, seed=seed, duration=duration,
                            gogc=args.gogc, mark_threads=mark_threads, gc_period=gc_period, pin=args.pin)
     except (KeyError, ValueError) as e:

@@ -358,41 +358,26 @@ PyTypeObject Handle_Type = {
     .tp_getset = Handle_getset,
 };
 
-/* ---- field descriptors ---- */
-typedef struct {
-    PyObject_HEAD
-    uint32_t offset; /* from the object base (header included) */
-    uint32_t kind;   /* FK_* */
-    uint32_t nbytes; /* FK_BYTES: inline byte count */
-    PyObject *name;
-} FieldDescrObject;
+/* ---- one 8-byte word of an object: the int, float and pointer cases shared by fields and
+ * array elements. Pointer loads and stores are runtime calls (they poll); stores go through
+ * the write barrier. ---- */
 
-static PyObject *FieldDescr_get(PyObject *self, PyObject *obj, PyObject *type)
+static PyObject *word_load(int kind, uint8_t *p)
 {
-    if (obj == NULL || obj == Py_None) { Py_INCREF(self); return self; }
-    FieldDescrObject *f = (FieldDescrObject *)self;
-    uint8_t *p = A + ((HandleObject *)obj)->base + f->offset;
-    switch (f->kind) {
+    switch (kind) {
     case FK_INT: return PyLong_FromLongLong(*(int64_t *)p);
     case FK_FLOAT: return PyFloat_FromDouble(*(double *)p);
     case FK_PTR:
         if (runtime_enter()) return NULL; /* a pointer read makes a root: a runtime call, so it polls first */
         return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
-    case FK_BYTES: return PyBytes_FromStringAndSize((const char *)p, f->nbytes);
     }
-    PyErr_SetString(GorunError, "bad field kind");
+    PyErr_SetString(GorunError, "bad word kind");
     return NULL;
 }
 
-static int FieldDescr_set(PyObject *self, PyObject *obj, PyObject *value)
+static int word_store(int kind, uint8_t *p, PyObject *value)
 {
-    FieldDescrObject *f = (FieldDescrObject *)self;
-    if (!value) {
-        PyErr_Format(PyExc_AttributeError, "cannot delete gorun field %U", f->name);
-        return -1;
-    }
-    uint8_t *p = A + ((HandleObject *)obj)->base + f->offset;
-    switch (f->kind) {
+    switch (kind) {
     case FK_INT: {
         long long v = PyLong_AsLongLong(value);
         if (v == -1 && PyErr_Occurred()) return -1;
@@ -413,6 +398,42 @@ static int FieldDescr_set(PyObject *self, PyObject *obj, PyObject *value)
         writebarrier_store((_Atomic uint64_t *)p, v);
         return 0;
     }
+    }
+    PyErr_SetString(GorunError, "bad word kind");
+    return -1;
+}
+
+/* ---- field descriptors ---- */
+typedef struct {
+    PyObject_HEAD
+    uint32_t offset; /* from the object base (header included) */
+    uint32_t kind;   /* FK_* */
+    uint32_t nbytes; /* FK_BYTES: inline byte count */
+    PyObject *name;
+} FieldDescrObject;
+
+static PyObject *FieldDescr_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) { Py_INCREF(self); return self; }
+    FieldDescrObject *f = (FieldDescrObject *)self;
+    uint8_t *p = A + ((HandleObject *)obj)->base + f->offset;
+    if (f->kind == FK_BYTES) return PyBytes_FromStringAndSize((const char *)p, f->nbytes);
+    return word_load((int)f->kind, p);
+}
+
+static int FieldDescr_set(PyObject *self, PyObject *obj, PyObject *value)
+{
+    FieldDescrObject *f = (FieldDescrObject *)self;
+    if (!value) {
+        PyErr_Format(PyExc_AttributeError, "cannot delete gorun field %U", f->name);
+        return -1;
+    }
+    uint8_t *p = A + ((HandleObject *)obj)->base + f->offset;
+    switch (f->kind) {
+    case FK_INT:
+    case FK_FLOAT:
+    case FK_PTR:
+        return word_store((int)f->kind, p, value);
     case FK_BYTES: {
         Py_buffer view;
         if (PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) != 0) return -1;
@@ -495,13 +516,7 @@ static PyObject *Array_item(PyObject *self, Py_ssize_t i)
     HandleObject *h = (HandleObject *)self;
     uint8_t *p = array_elem(h, &i);
     if (!p) return NULL;
-    switch (type_of(h->tid)->elem_kind) {
-    case FK_INT: return PyLong_FromLongLong(*(int64_t *)p);
-    case FK_FLOAT: return PyFloat_FromDouble(*(double *)p);
-    default:
-        if (runtime_enter()) return NULL;
-        return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
-    }
+    return word_load((int)type_of(h->tid)->elem_kind, p);
 }
 
 static int Array_ass_item(PyObject *self, Py_ssize_t i, PyObject *value)
@@ -513,28 +528,7 @@ static int Array_ass_item(PyObject *self, Py_ssize_t i, PyObject *value)
         PyErr_SetString(PyExc_TypeError, "cannot delete gorun array elements");
         return -1;
     }
-    switch (type_of(h->tid)->elem_kind) {
-    case FK_INT: {
-        long long v = PyLong_AsLongLong(value);
-        if (v == -1 && PyErr_Occurred()) return -1;
-        *(int64_t *)p = v;
-        return 0;
-    }
-    case FK_FLOAT: {
-        double v = PyFloat_AsDouble(value);
-        if (v == -1.0 && PyErr_Occurred()) return -1;
-        *(double *)p = v;
-        return 0;
-    }
-    default: {
-        int ok;
-        goaddr v = handle_addr_arg(value, &ok);
-        if (!ok) return -1;
-        if (runtime_enter()) return -1;
-        writebarrier_store((_Atomic uint64_t *)p, v);
-        return 0;
-    }
-    }
+    return word_store((int)type_of(h->tid)->elem_kind, p, value);
 }
 
 static int Array_getbuffer(PyObject *self, Py_buffer *view, int flags)

@@ -97,9 +97,11 @@ int gc_sweep_termination(uint32_t cycle, int *dead)
     globals_scanned = 0;
     atomic_store(&gc->cycles_started, cycle);
     atomic_store_explicit(&gc->blacken, 1, memory_order_release);
+    stw_start();
+    /* Wake the mark threads only now: a woken thread can preempt this one on its core, which
+     * inside the pause cost up to a few hundred microseconds. */
     atomic_fetch_add(&gc->work.avail, 1);
     futex_wake_all(&gc->work.avail);
-    stw_start();
     return 0;
 }
 

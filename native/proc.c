@@ -202,6 +202,26 @@ static int take_p(gp_t *p, uint32_t to)
     return -1;
 }
 
+/* Go's preemptall: SIGURG to every running P with a request in `mask` pending (~0: any P).
+ * Returns -1, with the P in *dead, if one of their workers has died. */
+static int preempt_running(uint32_t mask, int *dead)
+{
+    for (uint32_t i = 0; i < G->nprocs; i++) {
+        gp_t *p = &G->allp[i];
+        if (!(atomic_load(&p->poll) & mask) || atomic_load(&p->status) != P_RUNNING) continue;
+        int32_t pid = atomic_load(&p->ospid);
+        if (pid_dead(pid)) {
+            *dead = (int)i;
+            return -1;
+        }
+        if (pid > 0) {
+            kill(pid, SIGURG);
+            p->preempt_signals++;
+        }
+    }
+    return 0;
+}
+
 static uint64_t cur_pause;
 static uint64_t stw_t0;
 
@@ -246,19 +266,7 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
         }
         if (!signalled || now - last_signal >= STW_RESEND_NS) { /* preemptall, then every 100 us */
             signalled = 1;
-            for (uint32_t i = 0; i < n; i++) {
-                gp_t *p = &G->allp[i];
-                if (atomic_load(&p->status) != P_RUNNING) continue;
-                int32_t pid = atomic_load(&p->ospid);
-                if (pid_dead(pid)) {
-                    *dead = (int)i;
-                    return -1;
-                }
-                if (pid > 0) {
-                    kill(pid, SIGURG);
-                    p->preempt_signals++;
-                }
-            }
+            if (preempt_running(~0u, dead) != 0) return -1;
             last_signal = now;
         }
         /* With no spare core a P that must acknowledge may be waiting for ours: hand it over
@@ -351,19 +359,7 @@ int gc_wait_requests(uint32_t mask, int *dead)
             continue;
         }
         if (now - last_signal >= STW_RESEND_NS) {
-            for (uint32_t i = 0; i < G->nprocs; i++) {
-                gp_t *p = &G->allp[i];
-                if (!(atomic_load(&p->poll) & mask) || atomic_load(&p->status) != P_RUNNING) continue;
-                int32_t pid = atomic_load(&p->ospid);
-                if (pid_dead(pid)) {
-                    *dead = (int)i;
-                    return -1;
-                }
-                if (pid > 0) {
-                    kill(pid, SIGURG);
-                    p->preempt_signals++;
-                }
-            }
+            if (preempt_running(mask, dead) != 0) return -1;
             last_signal = now;
         }
         futex_wait_until(&gc->stopnote, note, STW_RESEND_NS);
