@@ -81,24 +81,31 @@ def _live_heap(g, live_mib: int = 16, cycles: int = 30):
 def bench_pause_vs_heap(quick: bool) -> dict:
     out = {}
     sizes = (16, 256) if quick else (16, 1024)
+    cycles = 10 if quick else 100
     for mib in sizes:
         rt = gorun.Runtime(procs=1, gogc="off", max_heap=f"{max(2 * mib, 64) + 512}MiB", godebug_env="")
-        d = rt.run(_live_heap, live_mib=mib, cycles=10 if quick else 30).to_dict()
+        r = rt.run(_live_heap, live_mib=mib, cycles=cycles)
+        d = r.to_dict()
         st = pause_stats(d)
+        # the stop-the-world work itself: from "every P stopped" (as the GC saw it) to the release
+        work = [p["total_ns"] - p["seen_ns"] for p in r.stats["gc"]["pauses"]]
         marked = max(c["heap_marked"] for c in d["gc"]["cycles_detail"])
-        out[mib] = {**st, "marked_mib": marked / 2**20,
+        out[mib] = {**st, "marked_mib": marked / 2**20, "work_p50": pct(work, .5), "work_p99": pct(work, .99),
                     "mark_ms_p50": pct([c["mark_ns"] for c in d["gc"]["cycles_detail"]], .5) / 1e6}
     a, b = out[sizes[0]], out[sizes[1]]
-    print("\n## Pause against heap size (procs 1, forced cycles, GOGC=off)\n")
-    print("| live | cycles | pause p50 | pause p99 | pause max | stop p99 | mark p50 |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n## Pause against heap size (procs 1, {cycles} forced cycles each, GOGC=off)\n")
+    print("| live | pauses | pause p50 | pause p99 | pause max | stop p99 | STW work p50 / p99 | mark p50 |")
+    print("|---|---|---|---|---|---|---|---|")
     for mib in sizes:
         r = out[mib]
-        print(f"| {r['marked_mib']:.0f} MiB | {r['n'] // 2} | {us(r['p50'])} us | {us(r['p99'])} us | {us(r['max'])} us "
-              f"| {us(r['stop_p99'])} us | {r['mark_ms_p50']:.1f} ms |")
+        print(f"| {r['marked_mib']:.0f} MiB | {r['n']} | {us(r['p50'])} us | {us(r['p99'])} us | {us(r['max'])} us "
+              f"| {us(r['stop_p99'])} us | {us(r['work_p50'])} / {us(r['work_p99'])} us | {r['mark_ms_p50']:.1f} ms |")
     ratio = b["p99"] / max(a["p99"], 1)
-    print(f"\npause p99 ratio {sizes[1]} MiB / {sizes[0]} MiB: {ratio:.2f} (target <= 1.5)")
     out["ratio_p99"] = ratio
+    out["ratio_p50"] = b["p50"] / max(a["p50"], 1)
+    out["ratio_work_p99"] = b["work_p99"] / max(a["work_p99"], 1)
+    print(f"\npause p99 ratio {sizes[1]} MiB / {sizes[0]} MiB: {ratio:.2f} (target <= 1.5); p50 ratio "
+          f"{out['ratio_p50']:.2f}; STW work p99 ratio {out['ratio_work_p99']:.2f}")
     return out
 
 

@@ -286,6 +286,7 @@ void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size)
 /* ---- assists ---- */
 
 #define ASSIST_MIN_DEBT (64 << 10) /* allocate this much before paying (Go's gcOverAssistWork) */
+#define ASSIST_CHUNK (64 << 10)    /* scan work between two safepoint polls of an assist (~30-60 us) */
 
 /* Go's revise: scan work still expected over heap runway still left. Past the goal the runway
  * is nearly nil, so the ratio, and the debt, grow steeply. << 16 fixed point. */
@@ -331,12 +332,18 @@ void gc_assist(void)
     if (work <= 0) return;
     uint64_t t0 = nanotime();
     for (;;) {
+        /* in chunks, polling between them: an assist is preemptible, as in Go, so a stop never
+         * waits for a long one */
         atomic_fetch_add(&gc->work.busy, 1);
-        int64_t did = (int64_t)gc_drain(work);
+        int64_t did = (int64_t)gc_drain(work < ASSIST_CHUNK ? work : ASSIST_CHUNK);
         gcw_publish();
         atomic_fetch_add(&gc->work.busy, -1);
         work -= did;
         if (work <= 0 || !atomic_load_explicit(&gc->blacken, memory_order_acquire)) break;
+        if (did > 0) {
+            safepoint_poll_c();
+            continue;
+        }
         if (atomic_load(&G->mheap.heap_live) < atomic_load(&gc->goal)) break; /* under the goal: go on */
         uint32_t avail = atomic_load(&gc->work.avail);
         safepoint_poll_c(); /* serve root scans, log flushes and stops while waiting */
