@@ -31,4 +31,4 @@ def test_torture_three_ps_oversubscribed():
 
 @pytest.mark.stress
 def test_torture_soak():
-    torture(procs=4, steps=2000000, min_cycles=2000, gogc=5, gc_every=5000)
+    torture(procs=4, steps=4000000, min_cycles=2000, gogc=5, gc_every=5000)
