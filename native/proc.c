@@ -173,10 +173,12 @@ void exit_blocking(void)
 void gc_request_and_wait(void)
 {
     gcctl_t *gc = &G->gc;
+    /* Declare the wait first: the cycle this request starts then finds this P already stopped
+     * instead of waiting for it to reach a safepoint. */
+    enter_blocking();
     uint64_t req = atomic_fetch_add(&gc->forced_req, 1) + 1;
     atomic_fetch_add(&gc->gc_wake, 1);
     futex_wake_all(&gc->gc_wake);
-    enter_blocking();
     while (atomic_load(&gc->forced_done) < req) {
         uint32_t note = atomic_load(&gc->cycle_note);
         if (atomic_load(&gc->forced_done) >= req) break;
