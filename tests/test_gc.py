@@ -177,22 +177,27 @@ def test_allocate_black_and_cross_p_handoff():
 
 
 def test_blocked_p_roots_scanned_without_waking_it(tmp_path):
-    done = tmp_path / "p1-done"
+    blocked, done = tmp_path / "p0-blocked", tmp_path / "p1-done"
 
-    def work(g, flag):
+    def wait_for(path):
+        t = time.monotonic() + 60
+        while not os.path.exists(path) and time.monotonic() < t:
+            time.sleep(0.01)
+
+    def work(g, blocked_flag, done_flag):
         if g.id == 0:
             keep = build_list(g, 5000)
             with g.blocking():  # cycles run meanwhile; our roots are scanned by the GC process
-                t = time.monotonic() + 60
-                while not os.path.exists(flag) and time.monotonic() < t:
-                    time.sleep(0.01)
+                open(blocked_flag, "w").close()
+                wait_for(done_flag)
             return list_sum(keep)
+        wait_for(blocked_flag)  # start the cycles only once P0 is inside its blocking call
         for _ in range(4):
             build_list(g, 20000)
             g.gc()
-        open(flag, "w").close()  # P0 may leave its blocking call now
+        open(done_flag, "w").close()  # P0 may leave its blocking call now
         return 0
-    r = run(work, procs=2, gogc="off", flag=str(done))
+    r = run(work, procs=2, gogc="off", blocked_flag=str(blocked), done_flag=str(done))
     assert r.values[0] == sum(range(5000))
     pauses = r.to_dict()["gc"]["pauses"]
     assert len(pauses) == 8
