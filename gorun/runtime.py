@@ -250,63 +250,61 @@ class Runtime:
                 if old_term is not None:
                     signal.signal(signal.SIGTERM, old_term)
 
-    def _gc_main(self, wfd: int) -> None:
-        code = 0
-        try:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _set_pdeathsig()
-            cfg = dict(nprocs=self.procs, gogc=self.gogc, mark_threads=self.mark_threads,
-                       gctrace=bool(self.debug.get("gctrace")), checkmark=bool(self.debug.get("gccheckmark")),
-                       period=self.gc_period, nglobals=self.nglobals, init_ns=_gorun.gc_state()["init_ns"])
-            try:
-                msg = ("ok", gc.gc_process_main(cfg), "")
-            except BaseException as e:  # noqa: BLE001
-                msg = ("error", None, "".join(traceback.format_exception(e)).rstrip())
-            _write_all(wfd, pickle.dumps(msg))
-        except BaseException:  # noqa: BLE001
-            code = 1
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-
-    def _worker_main(self, pid: int, fn, params: dict, wfd: int) -> None:
+    def _child_main(self, wfd: int, body, sigurg: bool = False) -> None:
+        """Run body() in a forked child (the GC process or a worker) and send the message it
+        returns, (kind, value, error text), to the launcher through wfd. Never returns."""
         code = 0
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher coordinates Ctrl-C
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            # Go's SIGURG preemption: a worker in a pure-Python loop reaches a safepoint here.
-            signal.signal(signal.SIGURG, lambda signum, frame: _gorun.safepoint())
+            if sigurg:  # Go's SIGURG preemption: a worker in a pure-Python loop reaches a safepoint here
+                signal.signal(signal.SIGURG, lambda signum, frame: _gorun.safepoint())
             _set_pdeathsig()
-            if self.pin:
-                ncpu = os.cpu_count() or 1
-                os.sched_setaffinity(0, {pid % ncpu})
-            _gorun.set_p(pid)
-            g = Context(pid, self.procs, params, self.seed, self.duration, self.nglobals)
-            try:
-                value = fn(g, **params)
-                del g
-                _gorun.p_done()
-                msg = ("ok", value, "")
-            except OutOfMemory as e:
-                _gorun.p_done()
-                msg = ("oom", None, str(e))
-            except BaseException as e:  # noqa: BLE001 - report anything the workload raised
-                msg = ("error", None, "".join(traceback.format_exception(e)).rstrip())
-                try:
-                    _gorun.p_done()
-                except Exception:  # noqa: BLE001
-                    pass
+            msg = body()
             try:
                 data = pickle.dumps(msg)
             except Exception as e:  # noqa: BLE001
-                data = pickle.dumps(("error", None, f"workload result is not picklable: {e}"))
+                data = pickle.dumps(("error", None, f"result is not picklable: {e}"))
             _write_all(wfd, data)
         except BaseException:  # noqa: BLE001
             code = 1
             traceback.print_exc()
         finally:
             os._exit(code)
+
+    def _gc_main(self, wfd: int) -> None:
+        def body():
+            cfg = dict(nprocs=self.procs, gogc=self.gogc, mark_threads=self.mark_threads,
+                       gctrace=bool(self.debug.get("gctrace")), checkmark=bool(self.debug.get("gccheckmark")),
+                       period=self.gc_period, nglobals=self.nglobals, init_ns=_gorun.gc_state()["init_ns"])
+            try:
+                return ("ok", gc.gc_process_main(cfg), "")
+            except BaseException as e:  # noqa: BLE001
+                return ("error", None, "".join(traceback.format_exception(e)).rstrip())
+        self._child_main(wfd, body)
+
+    def _worker_main(self, pid: int, fn, params: dict, wfd: int) -> None:
+        def body():
+            if self.pin:
+                os.sched_setaffinity(0, {pid % (os.cpu_count() or 1)})
+            _gorun.set_p(pid)
+            g = Context(pid, self.procs, params, self.seed, self.duration, self.nglobals)
+            try:
+                value = fn(g, **params)
+                del g
+                _gorun.p_done()
+                return ("ok", value, "")
+            except OutOfMemory as e:
+                _gorun.p_done()
+                return ("oom", None, str(e))
+            except BaseException as e:  # noqa: BLE001 - report anything the workload raised
+                msg = ("error", None, "".join(traceback.format_exception(e)).rstrip())
+                try:
+                    _gorun.p_done()
+                except Exception:  # noqa: BLE001
+                    pass
+                return msg
+        self._child_main(wfd, body, sigurg=True)
 
     def _watch(self, children: dict, outcomes: list) -> tuple[str, str] | None:
         """Read results as they come; a dead or failed worker ends the run at once."""
@@ -327,11 +325,11 @@ class Runtime:
                 _, status = os.waitpid(ospid, 0)
                 os.close(fd)
                 del children[ospid]
+                try:
+                    kind, value, err = pickle.loads(bytes(bufs[fd])) if bufs[fd] else ("died", None, "")
+                except Exception:  # noqa: BLE001
+                    kind, value, err = "died", None, ""
                 if pidx == GC_ID:
-                    try:
-                        kind, value, err = pickle.loads(bytes(bufs[fd])) if bufs[fd] else ("died", None, "")
-                    except Exception:  # noqa: BLE001
-                        kind, value, err = "died", None, ""
                     self.gc_outcome = (kind, value, err, _describe_status(status))
                     if kind == "error":
                         return "error", f"the GC process (pid {ospid}) failed:\n{err}"
@@ -343,10 +341,6 @@ class Runtime:
                     _gorun.gc_shutdown()
                 o = outcomes[pidx]
                 o.exit_desc = _describe_status(status)
-                try:
-                    kind, value, err = pickle.loads(bytes(bufs[fd])) if bufs[fd] else ("died", None, "")
-                except Exception:  # noqa: BLE001
-                    kind, value, err = "died", None, ""
                 o.status, o.value, o.error = kind, value, err
                 if kind == "ok" and not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
                     o.status = kind = "died"

@@ -16,15 +16,6 @@ int gc_start_mark_threads(int n);
 void gc_stop_mark_threads(void);
 void writebarrier_copy(_Atomic uint64_t *dst, _Atomic uint64_t *src, uint64_t n);
 
-static int need(void)
-{
-    if (!G) {
-        PyErr_SetString(GorunError, "no gorun heap is attached in this process");
-        return -1;
-    }
-    return 0;
-}
-
 static PyObject *worker_died(int dead)
 {
     gp_t *p = &G->allp[dead];
@@ -33,7 +24,7 @@ static PyObject *worker_died(int dead)
 
 static PyObject *py_gc_setup(PyObject *m, PyObject *arg)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
     gorun_ospid = (int32_t)getpid(); /* this is a forked child: the cached pid is the launcher's */
@@ -44,7 +35,7 @@ static PyObject *py_gc_setup(PyObject *m, PyObject *arg)
 
 static PyObject *py_gc_teardown(PyObject *m, PyObject *unused)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     Py_BEGIN_ALLOW_THREADS
     gc_stop_mark_threads();
     Py_END_ALLOW_THREADS
@@ -56,7 +47,7 @@ static PyObject *py_gc_wait(PyObject *m, PyObject *args)
     unsigned int seen;
     double timeout;
     if (!PyArg_ParseTuple(args, "Id", &seen, &timeout)) return NULL;
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     Py_BEGIN_ALLOW_THREADS
     if (atomic_load(&G->gc.gc_wake) == seen && !atomic_load(&G->gc.shutdown))
         futex_wait_until(&G->gc.gc_wake, seen, (long)(timeout * 1e9));
@@ -66,7 +57,7 @@ static PyObject *py_gc_wait(PyObject *m, PyObject *args)
 
 static PyObject *py_gc_state(PyObject *m, PyObject *unused)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     gcctl_t *gc = &G->gc;
     return Py_BuildValue("{s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}",
         "init_ns", (unsigned long long)gc->init_ns, "cycles_done", (unsigned long long)atomic_load(&gc->cycles_done),
@@ -94,7 +85,7 @@ static PyObject *py_gc_set_pacing(PyObject *m, PyObject *args)
 {
     unsigned long long trigger, goal, scan_expected;
     if (!PyArg_ParseTuple(args, "KKK", &trigger, &goal, &scan_expected)) return NULL;
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     atomic_store(&G->gc.goal, goal);
     atomic_store(&G->gc.scan_expected, scan_expected);
     atomic_store(&G->gc.trigger, trigger);
@@ -103,7 +94,7 @@ static PyObject *py_gc_set_pacing(PyObject *m, PyObject *args)
 
 static PyObject *py_gc_sweep_termination(PyObject *m, PyObject *arg)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     unsigned long cycle = PyLong_AsUnsignedLong(arg);
     if (PyErr_Occurred()) return NULL;
     int rc, dead = -1;
@@ -116,7 +107,7 @@ static PyObject *py_gc_sweep_termination(PyObject *m, PyObject *arg)
 
 static PyObject *py_gc_mark_step(PyObject *m, PyObject *arg)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     long long budget = PyLong_AsLongLong(arg);
     if (PyErr_Occurred()) return NULL;
     int q;
@@ -128,7 +119,7 @@ static PyObject *py_gc_mark_step(PyObject *m, PyObject *arg)
 
 static PyObject *py_gc_flush_handshake(PyObject *m, PyObject *unused)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     int rc, dead = -1;
     Py_BEGIN_ALLOW_THREADS
     rc = gc_flush_handshake(&dead);
@@ -142,7 +133,7 @@ static PyObject *py_gc_mark_termination(PyObject *m, PyObject *args)
     unsigned int cycle;
     int checkmark;
     if (!PyArg_ParseTuple(args, "Ip", &cycle, &checkmark)) return NULL;
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     int rc, dead = -1;
     uint64_t checked = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -154,7 +145,7 @@ static PyObject *py_gc_mark_termination(PyObject *m, PyObject *args)
 
 static PyObject *py_gc_bgsweep(PyObject *m, PyObject *arg)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
     int r;
@@ -166,7 +157,7 @@ static PyObject *py_gc_bgsweep(PyObject *m, PyObject *arg)
 
 static PyObject *py_gc_finish_cycle(PyObject *m, PyObject *arg)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     unsigned long long t = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
     gc_finish_cycle(t);
@@ -175,7 +166,7 @@ static PyObject *py_gc_finish_cycle(PyObject *m, PyObject *arg)
 
 static PyObject *py_gc_shutdown(PyObject *m, PyObject *unused)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     atomic_store(&G->gc.shutdown, 1);
     atomic_fetch_add(&G->gc.gc_wake, 1);
     futex_wake_all(&G->gc.gc_wake);
@@ -199,7 +190,7 @@ static PyObject *py_gc_pauses(PyObject *m, PyObject *args)
 {
     unsigned long long from = 0;
     if (!PyArg_ParseTuple(args, "|K", &from)) return NULL;
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     uint64_t n = atomic_load(&G->gc.npauses);
     if (n > MAX_PAUSES && from < n - MAX_PAUSES) from = n - MAX_PAUSES;
     PyObject *l = PyList_New(0);
@@ -216,7 +207,7 @@ static PyObject *py_gc_cycle_write(PyObject *m, PyObject *args)
     unsigned long long i;
     PyObject *seq;
     if (!PyArg_ParseTuple(args, "KO", &i, &seq)) return NULL;
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     PyObject *fast = PySequence_Fast(seq, "cycle record must be a sequence");
     if (!fast) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
@@ -233,7 +224,7 @@ static PyObject *py_gc_cycle_write(PyObject *m, PyObject *args)
 
 static PyObject *py_gc_cycles(PyObject *m, PyObject *unused)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     uint64_t n = atomic_load(&G->gc.ncycles), from = n > MAX_CYCLES ? n - MAX_CYCLES : 0;
     PyObject *l = PyList_New(0);
     for (uint64_t i = from; l && i < n; i++) {
@@ -322,7 +313,7 @@ static PyObject *py_interior(PyObject *m, PyObject *const *args, Py_ssize_t narg
  * a barriered store (log append, self-flush when full) can be measured in isolation. */
 static PyObject *py_debug_set_barrier(PyObject *m, PyObject *arg)
 {
-    if (need()) return NULL;
+    if (need_attached()) return NULL;
     if (G->gc.gc_ospid) return PyErr_Format(GorunError, "debug_set_barrier: a GC process is running");
     int on = PyObject_IsTrue(arg);
     if (on < 0) return NULL;

@@ -30,7 +30,8 @@ PyObject *handle_new_array(uint32_t tid, Py_ssize_t n);
 int bind_class(uint32_t tid, PyObject *cls);
 int set_resolver(PyObject *fn);
 int roots_init_local(void);
-int ensure_p(void);                            /* 0 if this process is a P, else raises */
+int ensure_p(void);
+int need_attached(void);                       /* 0 if a heap is mapped here, else raises */                            /* 0 if this process is a P, else raises */
 goaddr handle_addr_arg(PyObject *v, int *ok);  /* Handle or None -> address */
 void raise_oom(uint64_t bytes);
 

@@ -175,10 +175,8 @@ static goaddr object_base(goaddr addr, mspan_t **sp)
     spanid_t sid = spanof_addr(addr);
     if (!sid) return 0;
     mspan_t *s = spanof_id(sid);
-    goaddr start = (goaddr)sid * PAGE_SIZE;
-    uint64_t idx = s->divmagic ? (((addr - start) * (uint64_t)s->divmagic) >> 32) : 0;
     *sp = s;
-    goaddr base = start + idx * s->elemsize;
+    goaddr base = (goaddr)sid * PAGE_SIZE + span_objindex(s, addr) * s->elemsize;
     if (s->spanclass == TINY_SPAN_CLASS) { /* find the tiny object inside the 16-byte block */
         goaddr o = base, end = base + TINY_SIZE;
         while (o < end) {

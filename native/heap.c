@@ -145,7 +145,6 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     gc->work.nbufs = (uint32_t)(L.nbufs > UINT32_MAX - 1 ? UINT32_MAX - 1 : L.nbufs);
     gc->trigger = UINT64_MAX; /* set by the pacer when the GC process starts */
     gc->goal = UINT64_MAX;
-    gc->sweep_done = 1;
     gc->init_ns = nanotime();
     if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK)
         return -2;

@@ -13,11 +13,10 @@ enum { LOCK_FUTEX = 0, LOCK_PTHREAD = 1, LOCK_SEM = 2, LOCK_NKINDS = 3 };
 
 /* Lock ranks (Go's lockrank, as data). A process may acquire a lock only if its rank is
  * strictly greater than every rank it already holds. The order, lowest first:
- *   gcctl < mcentral < mheap < typetab < workbuf
+ *   mcentral < mheap < typetab < workbuf
  * so "mcentral before mheap, never the reverse". Rank 0 = unranked leaf (test locks). */
 enum {
     RANK_LEAF = 0,
-    RANK_GCCTL = 10,   /* GC control state (cycle start, gc() waiters) */
     RANK_MCENTRAL = 20,
     RANK_MHEAP = 30,
     RANK_TYPETAB = 40,

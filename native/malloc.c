@@ -99,6 +99,7 @@ goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
         a = malloc_small(spanclass_make(sc, noscan), (uint32_t)size);
         if (!a)
             return 0;
+        *obj_word(a) = (uint64_t)tid | (uint64_t)len << 32;
         st->nmalloc_by_class[sc]++;
     } else {
         uint64_t npages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
@@ -115,17 +116,13 @@ goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
         s->freeindex = 1;
         if (atomic_load_explicit(&G->gc.phase, memory_order_relaxed) != GC_OFF)
             gc_mark_alloc(a, s, (uint32_t)size);
-        mcentral_t *c = &G->central[spc];
-        mcentral_uncache_span(c, id); /* onto the swept full list */
-        __atomic_fetch_add(&c->nspans, 1, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&c->ngrow, 1, __ATOMIC_RELAXED);
+        mcentral_add_large(&G->central[spc], id); /* onto the swept full list, for the sweeper */
         atomic_fetch_add_explicit(&G->mheap.heap_live, npages * PAGE_SIZE, memory_order_relaxed);
         st->large_allocs++;
         st->large_bytes += size;
         st->nmalloc_by_class[0]++;
         gc_trigger_check();
     }
-    *obj_word(a) = (uint64_t)tid | (uint64_t)len << 32;
     st->nmalloc++;
     st->alloc_bytes += size;
     return a;

@@ -62,13 +62,43 @@ static void uncache_locked(mcentral_t *c, spanid_t id, uint32_t sg)
 
 void mcentral_uncache_span(mcentral_t *c, spanid_t id)
 {
-    /* large spans come here straight from mheap: mark them cached first */
-    if (spanclass_sizeclass(spanof_id(id)->spanclass) == 0)
-        atomic_store(&spanof_id(id)->sweepgen, atomic_load(&G->mheap.sweepgen) + 3);
     uint32_t sg = atomic_load(&G->mheap.sweepgen);
     lock(&c->lock);
     uncache_locked(c, id, sg);
     unlock(&c->lock);
+}
+
+/* A new large object's span (class 0/1), straight from mheap: swept and full (Go puts it on the
+ * full swept set so the sweeper will find it). */
+void mcentral_add_large(mcentral_t *c, spanid_t id)
+{
+    uint32_t sg = atomic_load(&G->mheap.sweepgen);
+    atomic_store(&spanof_id(id)->sweepgen, sg);
+    lock(&c->lock);
+    mcentral_list_push(c, 2 + swept_index(sg), id);
+    unlock(&c->lock);
+    __atomic_fetch_add(&c->nspans, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&c->ngrow, 1, __ATOMIC_RELAXED);
+}
+
+/* Pop an unswept span (partial first) and own it for sweeping: sweepgen sg-2 -> sg-1 by CAS,
+ * the only way to own a span for sweeping. Returns 0 if the class has none. */
+spanid_t mcentral_take_unswept(mcentral_t *c, uint32_t sg)
+{
+    int u = 1 - swept_index(sg);
+    if (!c->partial[u] && !c->full[u])
+        return 0; /* racy peek; the locked pop decides */
+    lock(&c->lock);
+    spanid_t id = c->partial[u] ? c->partial[u] : c->full[u];
+    if (id)
+        mcentral_list_remove(c, id);
+    unlock(&c->lock);
+    if (!id)
+        return 0;
+    uint32_t want = sg - 2;
+    if (!atomic_compare_exchange_strong(&spanof_id(id)->sweepgen, &want, sg - 1))
+        gorun_throw("sweep: span %u on an unswept list has sweepgen %u (heap sweepgen %u)", id, want, sg);
+    return id;
 }
 
 #define SWEEP_BUDGET 100 /* Go's cacheSpan: at most 100 unswept spans tried per refill */
@@ -79,7 +109,7 @@ void mcentral_uncache_span(mcentral_t *c, spanid_t id)
 spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
 {
     uint32_t sg = atomic_load(&G->mheap.sweepgen);
-    int k = swept_index(sg), u = 1 - k;
+    int k = swept_index(sg);
     lock(&c->lock);
     if (old)
         uncache_locked(c, old, sg);
@@ -87,18 +117,11 @@ spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
     if (id)
         mcentral_list_remove(c, id);
     unlock(&c->lock);
-    for (int budget = SWEEP_BUDGET; !id && budget > 0 && (c->partial[u] || c->full[u]); budget--) {
-        lock(&c->lock);
-        spanid_t cand = c->partial[u] ? c->partial[u] : c->full[u];
-        if (cand)
-            mcentral_list_remove(c, cand);
-        unlock(&c->lock);
+    for (int budget = SWEEP_BUDGET; !id && budget > 0; budget--) {
+        spanid_t cand = mcentral_take_unswept(c, sg);
         if (!cand)
             break;
         mspan_t *s = spanof_id(cand);
-        uint32_t want = sg - 2;
-        if (!atomic_compare_exchange_strong(&s->sweepgen, &want, sg - 1))
-            gorun_throw("mcentral: unswept span %u has sweepgen %u (heap %u)", cand, want, sg);
         int live = mspan_sweep(s, sg);
         if (!live)
             continue; /* freed to mheap */

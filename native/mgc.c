@@ -95,7 +95,6 @@ int gc_sweep_termination(uint32_t cycle, int *dead)
     }
     atomic_store(&gc->roots_pending, G->nprocs);
     globals_scanned = 0;
-    atomic_store(&gc->cycles_started, cycle);
     atomic_store_explicit(&gc->blacken, 1, memory_order_release);
     stw_start();
     /* Wake the mark threads only now: a woken thread can preempt this one on its core, which
@@ -110,10 +109,7 @@ static void drain_all_logs(int blocking)
     for (uint32_t i = 0; i < G->nprocs; i++) {
         gp_t *p = &G->allp[i];
         if (atomic_load(&p->wb_head) == atomic_load(&p->wb_tail)) continue;
-        atomic_fetch_add(&G->gc.work.busy, 1);
-        wblog_drain(p, blocking);
-        gcw_publish();
-        atomic_fetch_add(&G->gc.work.busy, -1);
+        wblog_shade(p, blocking);
     }
 }
 
@@ -141,7 +137,6 @@ int gc_flush_handshake(int *dead)
 {
     gcctl_t *gc = &G->gc;
     atomic_store(&gc->flush_found, 0);
-    atomic_store(&gc->flush_pending, G->nprocs);
     for (uint32_t i = 0; i < G->nprocs; i++) atomic_fetch_or(&G->allp[i].poll, POLL_FLUSHWB);
     if (gc_wait_requests(POLL_FLUSHWB, dead) != 0) return -1;
     return atomic_load(&gc->flush_found) ? 1 : 0;
@@ -171,7 +166,6 @@ int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *chec
     atomic_fetch_add(&G->mheap.sweepgen, 2);
     unlock(&G->mheap.lock);
     atomic_store(&G->mheap.heap_live, atomic_load(&gc->bytes_marked));
-    atomic_store(&gc->sweep_done, 0);
     atomic_store(&gc->cycles_done, cycle);
     stw_start();
     return 0;

@@ -136,7 +136,7 @@ static inline int grey(gcw_t *w, goaddr a)
     mspan_t *s = spanof_id(sid);
     if (atomic_load_explicit(&s->state, memory_order_acquire) != MSPAN_INUSE) return 0;
     goaddr start = (goaddr)sid * PAGE_SIZE;
-    uint64_t idx = s->divmagic ? (((a - start) * (uint64_t)s->divmagic) >> 32) : 0;
+    uint64_t idx = span_objindex(s, a);
     if (idx >= s->nelems) return 0;
     _Atomic uint8_t *mb = markbits_of(sid) + idx / 8;
     uint8_t bit = (uint8_t)(1u << (idx % 8));
@@ -276,8 +276,7 @@ void gc_mark_tiny_blocks(void)
 /* Allocate-black: a new object is marked at allocation while the GC is marking. */
 void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size)
 {
-    goaddr start = (goaddr)s->startpage * PAGE_SIZE;
-    uint64_t idx = s->divmagic ? (((a - start) * (uint64_t)s->divmagic) >> 32) : 0;
+    uint64_t idx = span_objindex(s, a);
     atomic_fetch_or_explicit(markbits_of(s->startpage) + idx / 8, (uint8_t)(1u << (idx % 8)), memory_order_relaxed);
     atomic_fetch_add_explicit(&G->gc.bytes_marked, s->elemsize, memory_order_relaxed);
     atomic_fetch_add_explicit(&G->gc.objs_marked, 1, memory_order_relaxed);
@@ -458,7 +457,7 @@ static void checkmark_grey(goaddr a, goaddr from)
         gorun_throw("gccheckmark: pointer 0x%llx (from %s 0x%llx) into a free span", (unsigned long long)a,
                     checkmark_path, (unsigned long long)from);
     goaddr start = (goaddr)sid * PAGE_SIZE;
-    uint64_t idx = s->divmagic ? (((a - start) * (uint64_t)s->divmagic) >> 32) : 0;
+    uint64_t idx = span_objindex(s, a);
     if (idx >= s->nelems) return;
     _Atomic uint8_t *cb = checkbits_of(sid) + idx / 8;
     uint8_t bit = (uint8_t)(1u << (idx % 8));

@@ -60,19 +60,11 @@ int mspan_sweep(mspan_t *s, uint32_t sg)
 spanid_t mcentral_sweep_one(int spc, uint32_t sg, int *found)
 {
     mcentral_t *c = &G->central[spc];
-    int u = 1 - swept_index(sg), k = swept_index(sg);
-    *found = 0;
-    if (!c->partial[u] && !c->full[u]) return 0; /* racy peek */
-    lock(&c->lock);
-    spanid_t id = c->partial[u] ? c->partial[u] : c->full[u];
-    if (id) mcentral_list_remove(c, id);
-    unlock(&c->lock);
+    int k = swept_index(sg);
+    spanid_t id = mcentral_take_unswept(c, sg);
+    *found = id != 0;
     if (!id) return 0;
     mspan_t *s = spanof_id(id);
-    uint32_t want = sg - 2;
-    if (!atomic_compare_exchange_strong(&s->sweepgen, &want, sg - 1))
-        gorun_throw("sweep: span %u on an unswept list has sweepgen %u (heap sweepgen %u)", id, want, sg);
-    *found = 1;
     if (!mspan_sweep(s, sg)) return 0;
     lock(&c->lock);
     mcentral_list_push(c, s->allocCount == s->nelems ? 2 + k : k, id);
@@ -98,6 +90,5 @@ int bgsweep(int n)
             sweep_cursor = (sweep_cursor + 1) % NUM_SPAN_CLASSES;
         }
     }
-    if (!swept) atomic_store(&G->gc.sweep_done, 1);
     return swept;
 }

@@ -12,7 +12,7 @@
 static void *meta_map, *arena_map;
 static uint64_t meta_len, arena_len;
 
-static int need_attached(void)
+int need_attached(void)
 {
     if (!G) {
         PyErr_SetString(GorunError, "no gorun heap is attached in this process");

@@ -51,13 +51,22 @@ int wblog_drain(gp_t *p, int blocking)
     return marked;
 }
 
+/* Drain p's log as a marker: counted busy while it holds grey objects, which it hands to the
+ * shared queue before it stops. Returns the objects newly marked, or -1 (not blocking) if
+ * someone else is draining the log. */
+int wblog_shade(gp_t *p, int blocking)
+{
+    atomic_fetch_add(&G->gc.work.busy, 1);
+    int n = wblog_drain(p, blocking);
+    gcw_publish();
+    atomic_fetch_add(&G->gc.work.busy, -1);
+    return n;
+}
+
 /* The worker's log is full: shade it here (Go's wbBufFlush). */
 void wblog_flush_self(void)
 {
-    atomic_fetch_add(&G->gc.work.busy, 1);
-    wblog_drain(thisP, 1);
-    gcw_publish();
-    atomic_fetch_add(&G->gc.work.busy, -1);
+    wblog_shade(thisP, 1);
     thisP->wb_self_flushes++;
 }
 

@@ -90,12 +90,7 @@ static void serve_scanroots(gp_t *p)
 
 static void serve_flushwb(gp_t *p)
 {
-    atomic_fetch_add(&G->gc.work.busy, 1);
-    int n = wblog_drain(p, 1);
-    gcw_publish();
-    atomic_fetch_add(&G->gc.work.busy, -1);
-    if (n > 0) atomic_store(&G->gc.flush_found, 1);
-    atomic_fetch_sub(&G->gc.flush_pending, 1);
+    if (wblog_shade(p, 1) > 0) atomic_store(&G->gc.flush_found, 1);
 }
 
 void safepoint_slow(void)
@@ -131,23 +126,31 @@ void enter_blocking(void)
         gorun_throw("P%u: entering a blocking call with status %u", thisP->id, st);
 }
 
+/* If the GC process holds this P (GCSTOP for a stop, GCSCAN while it serves the P's requests),
+ * wait a little for it to give the P back and return 1; else return 0. */
+static int wait_if_gc_holds(uint32_t st)
+{
+    gcctl_t *gc = &G->gc;
+    if (st == P_GCSTOP) {
+        uint32_t gen = atomic_load(&gc->world_gen);
+        if (atomic_load(&thisP->status) == P_GCSTOP) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
+        return 1;
+    }
+    if (st == P_GCSCAN) {
+        sched_yield(); /* scanning roots or draining a log: quick */
+        return 1;
+    }
+    return 0;
+}
+
 /* The worker becomes its P: -> RUNNING by CAS, waiting while the GC process holds the P (it may
  * have taken a not-yet-started P into GCSTOP or GCSCAN). In a run a P starts IDLE; a heap made
  * without a launcher (tests, benchmarks) may hand a P id to several processes in turn. */
 void p_start(void)
 {
-    gcctl_t *gc = &G->gc;
     for (;;) {
         uint32_t st = atomic_load(&thisP->status);
-        if (st == P_GCSTOP) {
-            uint32_t gen = atomic_load(&gc->world_gen);
-            if (atomic_load(&thisP->status) == P_GCSTOP) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
-            continue;
-        }
-        if (st == P_GCSCAN) {
-            sched_yield();
-            continue;
-        }
+        if (wait_if_gc_holds(st)) continue;
         if (atomic_compare_exchange_strong(&thisP->status, &st, P_RUNNING)) break;
     }
     safepoint_poll_c();
@@ -155,16 +158,11 @@ void p_start(void)
 
 void exit_blocking(void)
 {
-    gcctl_t *gc = &G->gc;
     for (;;) {
         uint32_t st = P_SYSCALL;
         if (atomic_compare_exchange_strong(&thisP->status, &st, P_RUNNING)) break;
-        if (st == P_GCSTOP) {
-            uint32_t gen = atomic_load(&gc->world_gen);
-            if (atomic_load(&thisP->status) == P_GCSTOP) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
-        } else {
-            sched_yield(); /* P_GCSCAN: the GC process is scanning our roots; it is quick */
-        }
+        if (!wait_if_gc_holds(st))
+            gorun_throw("P%u: leaving a blocking call with status %u", thisP->id, st);
     }
     safepoint_poll_c();
 }
@@ -243,7 +241,6 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
     rec->kind = kind;
     rec->cycle = cycle;
     rec->start_ns = stw_t0;
-    atomic_store(&gc->stopping, 1);
     for (uint32_t i = 0; i < n; i++) {
         G->allp[i].stopped_by_gc = 0;
         atomic_store(&G->allp[i].ack_ns, 0);
@@ -305,7 +302,6 @@ void stw_start(void)
             p->stopped_by_gc = 0;
         }
     }
-    atomic_store(&gc->stopping, 0);
     /* The pause ends when the world is released; the wake-up syscall that follows can lose the
      * CPU to the very workers it wakes, which must not count as pause. */
     pause_at(cur_pause)->total_ns = nanotime() - stw_t0;

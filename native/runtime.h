@@ -15,7 +15,7 @@
 
 #include "lock.h"
 
-#define GORUN_ABI_VERSION 4
+#define GORUN_ABI_VERSION 5
 #define GORUN_MAGIC 0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -202,7 +202,6 @@ typedef struct gcctl {
     _Atomic uint32_t phase;       /* GC_*: GC process, only with the world stopped */
     _Atomic uint32_t wb_enabled;  /* GC process, only with the world stopped */
     _Atomic uint32_t blacken;     /* GC process: assists and mark threads may work */
-    _Atomic uint32_t stopping;    /* GC process: a stop is being requested or is in force */
     _Atomic uint32_t world_gen;   /* futex word: GC process bumps it when the world restarts */
     _Atomic uint32_t stopnote;    /* futex word: a P bumps it when it parks / serves a request */
     _Atomic uint32_t gc_wake;     /* futex word: workers bump it (trigger, g.gc(), exit) */
@@ -219,13 +218,11 @@ typedef struct gcctl {
     _Atomic uint64_t mark_cpu_ns; /* atomic: mark threads' CPU this cycle */
     _Atomic uint64_t assist_ns;   /* atomic: workers' assist time this cycle */
     _Atomic uint64_t assist_cpu_total_ns; /* atomic: all cycles */
-    _Atomic uint64_t cycles_started, cycles_done; /* GC process */
+    _Atomic uint64_t cycles_done; /* GC process: cycles that finished mark termination */
     _Atomic uint64_t forced_req;  /* atomic: workers' g.gc() requests (fetch_add) */
     _Atomic uint64_t forced_done; /* GC process: highest request served by a finished cycle */
     _Atomic uint32_t roots_pending; /* atomic: P root tables not yet scanned this cycle */
-    _Atomic uint32_t flush_pending; /* atomic: P's yet to serve a POLL_FLUSHWB */
     _Atomic uint32_t flush_found;   /* atomic: a flush produced grey objects */
-    _Atomic uint32_t sweep_done;    /* GC process / sweepers */
     _Atomic uint64_t npauses;     /* GC process: records written */
     _Atomic uint64_t ncycles;     /* GC process: records written */
     _Atomic uint64_t pages_swept; /* atomic: sweepers */
@@ -323,7 +320,7 @@ typedef struct gorun_shared {
 } gorun_shared_t;
 
 /* debug_flags bits (GODEBUG knobs, docs/design.md "Debug knobs") */
-enum { DBG_MCACHEBYPASS = 1 << 0, DBG_GCCHECKMARK = 1 << 1, DBG_GCSTOPTHEWORLD = 1 << 2 };
+enum { DBG_MCACHEBYPASS = 1 << 0 };
 
 /* ---- process-local runtime state (module globals; inherited across fork) ---- */
 extern gorun_shared_t *G;  /* metadata segment base */
@@ -346,6 +343,12 @@ static inline uint64_t *obj_word(goaddr a) { return (uint64_t *)(A + a); }
 static inline uint32_t hdr_tid(goaddr a) { return (uint32_t)*obj_word(a); }
 static inline uint32_t hdr_len(goaddr a) { return (uint32_t)(*obj_word(a) >> 32); }
 static inline gotype_t *type_of(uint32_t tid) { return &G->typetab.types[tid]; }
+
+/* Index of the object of span s that contains arena address a (Go's divMagic: no division). */
+static inline uint64_t span_objindex(const mspan_t *s, goaddr a)
+{
+    return s->divmagic ? (((a - (goaddr)s->startpage * PAGE_SIZE) * (uint64_t)s->divmagic) >> 32) : 0;
+}
 
 /* Span of an arena address (interior pointers allowed), or 0 if none is in use there.
  * Lock-free: pagemap entries are written under the mheap lock with release stores. */
@@ -380,6 +383,8 @@ void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes);
 /* ---- mcentral (mcentral.c) ---- */
 spanid_t mcentral_cache_span(mcentral_t *c, uint8_t spc);
 spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old);
+spanid_t mcentral_take_unswept(mcentral_t *c, uint32_t sg); /* popped and owned (sg-1), or 0 */
+void mcentral_add_large(mcentral_t *c, spanid_t id);
 void mcentral_uncache_span(mcentral_t *c, spanid_t id);
 void mcentral_list_push(mcentral_t *c, int which, spanid_t id);
 void mcentral_list_remove(mcentral_t *c, spanid_t id);
@@ -396,7 +401,8 @@ int span_next_free(mspan_t *s);
 /* ---- GC (mgc.c, mgcmark.c, mgcsweep.c, mwbbuf.c, proc.c) ---- */
 void writebarrier_store(_Atomic uint64_t *slot, goaddr val);
 void wblog_flush_self(void);                /* worker: shade its own log */
-int wblog_drain(gp_t *p, int blocking);     /* shade entries of p's log; returns entries */
+int wblog_drain(gp_t *p, int blocking);     /* shade entries of p's log; returns objects newly marked */
+int wblog_shade(gp_t *p, int blocking);     /* the same as a marker: drain, publish the grey objects */
 void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size); /* allocate-black */
 void gc_assist(void);
 void gc_wait_cycle_start(void);
