@@ -84,7 +84,12 @@ int gc_sweep_termination(uint32_t cycle, int *dead)
     atomic_store(&gc->mark_cpu_ns, 0);
     atomic_store(&gc->assist_ns, 0);
     atomic_store(&gc->bg_credit, 0);
-    if (gc->work.nfull || atomic_load(&gc->work.busy))
+    /* A mark thread that read `blacken` just before the last cycle ended may still count itself
+     * busy for an instant (it re-checks and leaves empty-handed): wait that out. Grey objects
+     * in the shared queue would be a real leftover. */
+    while (atomic_load(&gc->work.busy))
+        sched_yield();
+    if (gc->work.nfull)
         gorun_throw("gc: grey objects left over from the previous cycle");
     atomic_store(&gc->phase, GC_MARK);
     atomic_store(&gc->wb_enabled, 1);

@@ -381,6 +381,11 @@ static void *mark_worker(void *arg)
         }
         uint64_t c0 = thread_cpu_ns();
         busy_add(1);
+        if (!atomic_load_explicit(&gc->blacken, memory_order_acquire)) {
+            /* marking ended between the check above and the busy count: take nothing */
+            busy_add(-1);
+            continue;
+        }
         uint64_t did = 0;
         if (gcw_refill()) {
             did = gc_drain(-1);
