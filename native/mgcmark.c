@@ -506,12 +506,14 @@ uint64_t gc_checkmark(void)
     for (uint32_t i = 0; i < G->nprocs; i++) {
         gp_t *p = &G->allp[i];
         _Atomic uint64_t *r = roots_of(i);
+        roots_lock_acquire(p); /* a blocked P's worker may edit its table during STW 2 */
         uint64_t n = atomic_load(&p->root_hwm);
         for (uint64_t k = 0; k < n; k++) {
             goaddr a = atomic_load(&r[k]);
             snprintf(checkmark_path, sizeof checkmark_path, "a handle: P%u root table slot", i);
             if (a) { checkmark_grey(a, k); checkmark_drain(); }
         }
+        roots_lock_release(p);
     }
     _Atomic uint64_t *g = globals_base();
     for (uint64_t k = 0; k < G->nglobals; k++) {

@@ -39,6 +39,41 @@ static inline void cpu_relax(void) { __asm__ __volatile__("pause" ::: "memory");
 
 static int pid_dead(int32_t pid) { return pid > 0 && kill(pid, 0) == -1 && errno == ESRCH; }
 
+/* ---- root-table lock (the invariant is at gp_t.root_hwm in runtime.h) ---- */
+
+#define ROOTS_LOCK_CHECK_NS 1000000 /* while waiting, check the other side is alive this often */
+
+/* Taken by the owner worker for a root edit while its P is not RUNNING, and by the GC process
+ * to scan a P's table on its behalf. Held for one edit (the owner) or one table scan (the GC
+ * process). A holder that died cannot release it: the worker then throws (the GC process is
+ * gone), the GC process proceeds (a dead worker's table no longer changes). */
+void roots_lock_acquire(gp_t *p)
+{
+    uint64_t t0 = 0;
+    for (int spins = 0;; spins++) {
+        uint32_t z = 0;
+        if (atomic_compare_exchange_weak_explicit(&p->roots_lock, &z, 1, memory_order_acquire, memory_order_relaxed))
+            return;
+        if (spins < 64) {
+            cpu_relax();
+            continue;
+        }
+        sched_yield(); /* the holder may be waiting for our core */
+        uint64_t now = nanotime();
+        if (!t0) t0 = now;
+        if (now - t0 < ROOTS_LOCK_CHECK_NS) continue;
+        t0 = now;
+        if (p == thisP) { /* the owner waits for the GC process's scan */
+            if (pid_dead(G->gc.gc_ospid))
+                gorun_throw("the GC process (pid %d) died while scanning the root table of P%u", (int)G->gc.gc_ospid, p->id);
+        } else if (pid_dead(atomic_load(&p->ospid))) {
+            return; /* the owner died mid-edit: its table no longer changes */
+        }
+    }
+}
+
+void roots_lock_release(gp_t *p) { atomic_store_explicit(&p->roots_lock, 0, memory_order_release); }
+
 /* ---- worker side ---- */
 
 static void note_served(void)
@@ -82,9 +117,17 @@ static void park_for_stop(void)
         gorun_throw("P%u: status %u after a stop, expected GCSTOP", thisP->id, st);
 }
 
+/* The owner scans its own table at a safepoint (P RUNNING: nobody else edits or scans it); the
+ * GC process scans a P that is not RUNNING under its roots lock. */
 static void serve_scanroots(gp_t *p)
 {
-    gc_worker_scan_roots(p);
+    if (p == thisP) {
+        gc_worker_scan_roots(p);
+    } else {
+        roots_lock_acquire(p);
+        gc_worker_scan_roots(p);
+        roots_lock_release(p);
+    }
     atomic_fetch_sub(&G->gc.roots_pending, 1);
 }
 

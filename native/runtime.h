@@ -15,7 +15,7 @@
 
 #include "lock.h"
 
-#define GORUN_ABI_VERSION 5
+#define GORUN_ABI_VERSION 6
 #define GORUN_MAGIC 0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -271,10 +271,25 @@ typedef struct gp {
                                   bits set by the GC process, cleared by the worker */
     mcache_t mcache;
     /* Root table: slots [0, root_hwm) of this P's region; a slot is an object address or 0.
-     * Written only by the owner worker; the slot writes and hwm are atomic so the GC process
-     * can scan them concurrently. */
+     * Written only by the owner worker (slot writes and hwm atomic, release).
+     *
+     * INVARIANT (the handle equivalent of Go's rule that a stack is scanned only while its
+     * goroutine is suspended): a root table is never scanned while it changes. A table is
+     * scanned either by its owner at a safepoint, with the P RUNNING, or by the GC process on
+     * the P's behalf while the P is not RUNNING (blocked in g.blocking(), not started, done;
+     * the checkmark re-scan in STW 2), and then only under `roots_lock`. The owner edits its
+     * table lock-free while its P is RUNNING (nobody else scans it then: the GC process only
+     * scans a P it holds in GCSCAN/GCSTOP or one that is DONE), and under `roots_lock`
+     * otherwise: handles made or dropped inside g.blocking(), after the workload, or by
+     * CPython's cyclic GC at any of those times. So a scan sees one consistent table, and any
+     * object rooted after its table was scanned this cycle was rooted before too (a new root
+     * comes from another handle, whose object the scan shaded, or from a heap load, which the
+     * hybrid barrier covers; heap loads are refused while the P is not RUNNING). */
     _Atomic uint64_t root_hwm;
     _Atomic uint64_t root_live;
+    _Atomic uint32_t roots_lock;   /* 0 free, 1 held: CAS; a leaf spin lock (no lock is taken
+                                      under it), see the invariant above; not a ranked glock */
+    uint32_t _pad_roots;
     pstats_t stats;
     /* Barrier log: a single-producer ring of (old, new) pairs at off_wblog + id*WBLOG bytes.
      * wb_head: the worker (release); wb_tail: whoever holds wb_lock (the GC process draining,
@@ -417,6 +432,8 @@ static inline void safepoint_poll_c(void)
 {
     if (thisP && atomic_load_explicit(&thisP->poll, memory_order_acquire)) safepoint_slow();
 }
+void roots_lock_acquire(gp_t *p);  /* see gp_t.root_hwm's invariant */
+void roots_lock_release(gp_t *p);
 void enter_blocking(void);
 void p_start(void);
 void exit_blocking(void);

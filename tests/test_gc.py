@@ -340,3 +340,44 @@ def test_sigurg_around_blocking_and_exit_neither_hangs_nor_fails(tmp_path):
         r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith("ok")
+
+
+def _move_roots_while_blocked(g, seconds):
+    """P0: 2,000 live objects, each with one handle; inside g.blocking() (the GC process scans
+    P0's root table meanwhile) every object's only root moves again and again to a freshly made
+    interior handle in a reused slot, the old handle dropped. P1 allocates at GOGC=5 so cycles
+    run back to back, and overwrites whatever it gets with 0xff so a freed object shows."""
+    t_end = time.monotonic() + seconds
+    if g.id == 0:
+        hs = []
+        for i in range(2000):
+            h = g.new_bytes(64)
+            h.write(i.to_bytes(8, "little") * 8)
+            hs.append(h)
+        moves = 0
+        with g.blocking():
+            while time.monotonic() < t_end:
+                for k in range(len(hs)):
+                    hs[k] = g.interior(hs[k], 0)
+                moves += len(hs)
+        bad = [i for i, h in enumerate(hs) if bytes(h) != i.to_bytes(8, "little") * 8]
+        return moves, bad
+    n = 0
+    while time.monotonic() < t_end:
+        for _ in range(500):
+            b = g.new_bytes(64)
+            b.write(b"\xff" * 64)
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("godebug", ["gccheckmark=1", ""])
+def test_roots_moved_inside_blocking_stay_marked(godebug):
+    """Issue 6.1: a blocked P's root table changes while the GC process scans it; every rooted
+    object must stay marked (checkmark) and its contents intact (no checkmark: a freed object
+    would be reused by P1's allocations and read back as 0xff)."""
+    r = run(_move_roots_while_blocked, procs=2, godebug=godebug, gogc=5, seconds=4.0)
+    moves, bad = r.values[0]
+    assert moves >= 10 * 2000
+    assert bad == []
+    assert r.to_dict()["gc"]["cycles"] >= 20
