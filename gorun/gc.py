@@ -122,14 +122,14 @@ class GCProcess:
         try:
             while True:
                 st = _gorun.gc_state()
+                if st["shutdown"]:  # every worker finished: no cycle can serve anyone now (with
+                    break           # GOGC=0 or a tiny --gc-period one is always due)
                 forced = st["forced_req"] > self.forced_served
                 heap_due = self.trig != UINT64_MAX and st["heap_live"] >= self.trig
                 timer_due = self.period is not None and time.monotonic() - self.last_end >= self.period
                 if forced or heap_due or timer_due:
                     self.run_cycle(st, forced)  # Go marks only runtime.GC cycles "(forced)"
                     continue
-                if st["shutdown"]:
-                    break
                 timeout = 0.5 if self.period is None else max(0.001, self.period - (time.monotonic() - self.last_end))
                 seen = _gorun.gc_wait(seen, min(timeout, 0.5))
         finally:

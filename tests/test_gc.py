@@ -381,3 +381,28 @@ def test_roots_moved_inside_blocking_stay_marked(godebug):
     assert moves >= 10 * 2000
     assert bad == []
     assert r.to_dict()["gc"]["cycles"] >= 20
+
+
+def test_gogc_zero_run_ends():
+    """Issue 6.2: with GOGC=0 a cycle is always due; the GC process must still see the end."""
+    from conftest import run_gorun
+    cp = run_gorun("run", "alloc", "--procs", "1", "--gogc", "0", "-p", "budget=1MiB", timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert "GOGC=0" in cp.stdout
+
+
+def test_tiny_gc_period_run_ends():
+    """Issue 6.2: Runtime(gc_period=1e-6) keeps a timer cycle always due; the run still ends."""
+    import subprocess
+    import sys
+    from conftest import REPO, gorun_env
+    code = ("import gorun\n"
+            "def w(g):\n"
+            "    for i in range(20000): g.new_bytes(100)\n"
+            "    return 7\n"
+            "r = gorun.Runtime(procs=2, gc_period=1e-6).run(w)\n"
+            "print(r.values, r.to_dict()['gc']['cycles'] >= 1)\n")
+    cp = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=gorun_env(), capture_output=True,
+                        text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip() == "[7, 7] True"
