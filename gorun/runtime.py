@@ -257,8 +257,8 @@ class Runtime:
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher coordinates Ctrl-C
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            if sigurg:  # Go's SIGURG preemption: a worker in a pure-Python loop reaches a safepoint here
-                signal.signal(signal.SIGURG, lambda signum, frame: _gorun.safepoint())
+            if sigurg:  # Go's SIGURG preemption, in C: no Python frame (native/preempt.c)
+                _gorun.preempt_init()
             _set_pdeathsig()
             msg = body()
             try:

@@ -218,7 +218,9 @@ PyObject *make_handle(goaddr addr)
     mspan_t *s;
     goaddr base = object_base(addr, &s);
     if (!base) {
-        PyErr_Format(GorunError, "pointer 0x%llx is not inside a heap object", (unsigned long long)addr);
+        char hex[24]; /* PyErr_Format has no %llx */
+        snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)addr);
+        PyErr_Format(GorunError, "pointer %s is not inside a heap object", hex);
         return NULL;
     }
     if (s->spanclass == TINY_SPAN_CLASS)
@@ -333,7 +335,9 @@ static PyObject *Handle_repr(PyObject *self)
 {
     HandleObject *h = (HandleObject *)self;
     const char *name = G && h->tid < MAX_TYPES ? type_of(h->tid)->name : "?";
-    return PyUnicode_FromFormat("<gorun %s @0x%llx>", name, (unsigned long long)h->addr);
+    char hex[24]; /* PyUnicode_FromFormat has no %llx */
+    snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)h->addr);
+    return PyUnicode_FromFormat("<gorun %s @%s>", name, hex);
 }
 
 static Py_hash_t Handle_hash(PyObject *self)

@@ -68,8 +68,10 @@ static PyObject *py_attach(PyObject *mod, PyObject *args)
     if (do_map(mfd, msize, afd, asize) != 0) return NULL;
     gorun_shared_t *g = meta_map;
     if (g->magic != GORUN_MAGIC || g->abi_version != GORUN_ABI_VERSION) {
-        PyErr_Format(GorunError, "segment is not a gorun heap of ABI %d (magic %llx, abi %u)", GORUN_ABI_VERSION,
-                     (unsigned long long)g->magic, g->abi_version);
+        char hex[24]; /* PyErr_Format has no %llx */
+        snprintf(hex, sizeof hex, "%llx", (unsigned long long)g->magic);
+        PyErr_Format(GorunError, "segment is not a gorun heap of ABI %d (magic %s, abi %u)", GORUN_ABI_VERSION, hex,
+                     g->abi_version);
         munmap(meta_map, msize); munmap(arena_map, asize);
         return NULL;
     }
@@ -248,6 +250,12 @@ static PyObject *py_global_set(PyObject *mod, PyObject *const *args, Py_ssize_t 
     if (!ok) return NULL;
     if (runtime_enter()) return NULL;
     writebarrier_store(&globals_base()[i], v);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_preempt_init(PyObject *mod, PyObject *unused)
+{
+    if (preempt_init() != 0) return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;
 }
 
@@ -466,6 +474,7 @@ static PyMethodDef methods[] = {
     {"global_get", py_global_get, METH_O, "global_get(i)"},
     {"global_set", (PyCFunction)(void (*)(void))py_global_set, METH_FASTCALL, "global_set(i, handle_or_None)"},
     {"safepoint", py_safepoint, METH_NOARGS, "poll for GC requests"},
+    {"preempt_init", py_preempt_init, METH_NOARGS, "worker: SIGURG makes it poll at the next bytecode boundary"},
     {"stats", py_stats, METH_NOARGS, "a snapshot of every shared counter"},
     {"lock_acquire", py_lock_acquire, METH_O, "test hook: acquire lock (-1 mheap, -2 typetab, 0..135 mcentral)"},
     {"lock_release", py_lock_release, METH_O, "test hook: release lock"},

@@ -406,3 +406,49 @@ def test_tiny_gc_period_run_ends():
                         text=True, timeout=60)
     assert cp.returncode == 0, cp.stderr
     assert cp.stdout.strip() == "[7, 7] True"
+
+
+def _spin_at_recursion_limit(g, iters):
+    import sys
+    if g.id == 1:
+        for _ in range(3):
+            time.sleep(0.2)
+            g.gc()
+        return 0
+    sys.setrecursionlimit(200)
+
+    def probe(n):
+        try:
+            return probe(n + 1)
+        except RecursionError:
+            return n
+    deepest = probe(0)
+
+    def down(n):
+        if n < deepest:
+            return down(n + 1)
+        x = 0  # the deepest legal frame: no call is possible here, pure bytecode only
+        while x < iters:
+            x += 1
+        return x
+    return down(0)
+
+
+def test_preemption_adds_no_python_frames():
+    """Issue 6.3: a P spinning at the deepest legal frame under the recursion limit is preempted
+    (SIGURG) for three stop-the-world pairs without a RecursionError injected into it."""
+    r = run(_spin_at_recursion_limit, procs=2, godebug="", gogc="off", iters=30_000_000)
+    assert r.values == [30_000_000, 0]
+    assert r.to_dict()["gc"]["cycles"] == 3
+    assert r.stats["ps"][0]["preempt_signals"] >= 1
+
+
+def test_handle_repr_prints_the_address():
+    """Issue 6.3: PyUnicode_FromFormat has no %llx; the repr shows the real hex address."""
+    import re
+
+    def work(g):
+        return repr(g.new(Node)), repr(g.new_bytes(3))
+    r = run(work, godebug="")
+    for text in r.values[0]:
+        assert re.fullmatch(r"<gorun \S+ @0x[0-9a-f]+>", text), text
