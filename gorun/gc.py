@@ -9,7 +9,7 @@ refill or large allocation, or g.gc()), or the optional timer fires, then runs a
   -> STW 2 mark termination -> concurrent sweep -> pacing for the next cycle.
 
 Pacer (simple form of Go's): goal = marked + (marked + globals) * GOGC/100, floored at
-4 MiB * GOGC/100; trigger = marked + (goal - marked) * 45/64 (Go's lower trigger bound);
+4 MiB * GOGC/100, capped at --max-heap; trigger = marked + (goal - marked) * 45/64 (Go's lower trigger bound);
 assists: the C core revises the ratio at each assist as (expected scan work - scan done) /
 (goal - heap_live), Go's revise, and an assist past the goal waits for mark credit.
 GOGC=off disables heap-triggered cycles.
@@ -57,16 +57,18 @@ def parse_gogc(value) -> int:
 
 
 class Pacer:
-    def __init__(self, gogc: int, globals_bytes: int):
+    def __init__(self, gogc: int, globals_bytes: int, heap_cap: int = UINT64_MAX):
         self.gogc = gogc
         self.globals_bytes = globals_bytes
+        self.heap_cap = heap_cap  # --max-heap: no goal above what the heap can hold
         self.last_marked = 0
         self.last_scan = 0
 
     def goal(self, marked: int) -> int:
         if self.gogc < 0:
             return UINT64_MAX
-        return max(marked + (marked + self.globals_bytes) * self.gogc // 100, HEAP_MINIMUM * self.gogc // 100)
+        goal = max(marked + (marked + self.globals_bytes) * self.gogc // 100, HEAP_MINIMUM * self.gogc // 100)
+        return min(goal, self.heap_cap)
 
     def trigger(self, marked: int, goal: int) -> int:
         if self.gogc < 0:
@@ -117,6 +119,7 @@ class GCProcess:
 
     def main(self) -> dict:
         _gorun.gc_setup(self.mark_threads)
+        self.pacer.heap_cap = _gorun.stats()["arena_size"]
         self.set_pacing(0)
         seen = _gorun.gc_state()["gc_wake"]
         try:

@@ -72,17 +72,11 @@ static goaddr malloc_tiny(uint32_t n)
     return block;
 }
 
-goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
+/* One attempt: 0 if the heap has no pages left for it. */
+static goaddr mallocgc_try(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
 {
     pstats_t *st = &thisP->stats;
     goaddr a;
-    if (atomic_load_explicit(&G->gc.blacken, memory_order_relaxed)) { /* pay for allocation during mark */
-        thisP->assist_debt += (int64_t)(payload + OBJ_HEADER_SIZE);
-        gc_assist();
-    } else if (atomic_load_explicit(&G->mheap.heap_live, memory_order_relaxed) >=
-               atomic_load_explicit(&G->gc.goal, memory_order_relaxed)) {
-        gc_wait_cycle_start(); /* past the goal and no cycle yet: let the GC process start one */
-    }
     if (tid == TID_BYTES && payload <= TINY_MAX_BYTES && payload > 0) {
         a = malloc_tiny((uint32_t)payload);
         if (a) {
@@ -125,5 +119,28 @@ goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
     }
     st->nmalloc++;
     st->alloc_bytes += size;
+    return a;
+}
+
+uint64_t mallocgc_oom_marked = UINT64_MAX;
+
+goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan)
+{
+    if (atomic_load_explicit(&G->gc.blacken, memory_order_relaxed)) { /* pay for allocation during mark */
+        thisP->assist_debt += (int64_t)(payload + OBJ_HEADER_SIZE);
+        gc_assist();
+    } else if (atomic_load_explicit(&G->mheap.heap_live, memory_order_relaxed) >=
+               atomic_load_explicit(&G->gc.goal, memory_order_relaxed)) {
+        gc_wait_cycle_start(); /* past the goal and no cycle yet: let the GC process start one */
+    }
+    goaddr a = mallocgc_try(payload, tid, len, noscan);
+    if (a || !G->gc.gc_ospid) /* no GC process (a standalone heap): nothing can free pages */
+        return a;
+    /* The heap hit --max-heap. Garbage may be holding the pages: run a full cycle, sweep
+     * included (as g.gc() does), and retry once before reporting out of memory. No lock is held
+     * here, and this P is RUNNING, so it can declare the wait like a blocking call. */
+    gc_request_and_wait();
+    a = mallocgc_try(payload, tid, len, noscan);
+    mallocgc_oom_marked = a ? UINT64_MAX : atomic_load(&G->gc.heap_marked);
     return a;
 }

@@ -102,8 +102,14 @@ void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes)
     fmt_bytes(lim, sizeof lim, h->npages * PAGE_SIZE);
     fmt_bytes(inuse, sizeof inuse, h->pages_inuse * PAGE_SIZE);
     fmt_bytes(grown, sizeof grown, h->grown_pages * PAGE_SIZE);
+    char live[96] = "";
+    if (mallocgc_oom_marked != UINT64_MAX) {
+        char m[32];
+        fmt_bytes(m, sizeof m, mallocgc_oom_marked);
+        snprintf(live, sizeof live, "live heap after a full collection: %s; ", m);
+    }
     snprintf(buf, len,
              "out of memory: cannot allocate %s: the heap is limited to --max-heap=%s; "
-             "in use: %s in %llu spans (%llu large), heap grown to %s",
-             req, lim, inuse, (unsigned long long)h->spans_inuse, (unsigned long long)h->large_spans, grown);
+             "%sin use: %s in %llu spans (%llu large), heap grown to %s",
+             req, lim, live, inuse, (unsigned long long)h->spans_inuse, (unsigned long long)h->large_spans, grown);
 }

@@ -219,6 +219,7 @@ typedef struct gcctl {
     _Atomic uint64_t assist_ns;   /* atomic: workers' assist time this cycle */
     _Atomic uint64_t assist_cpu_total_ns; /* atomic: all cycles */
     _Atomic uint64_t cycles_done; /* GC process: cycles that finished mark termination */
+    _Atomic uint64_t heap_marked; /* GC process, in STW 2: bytes marked by the last finished cycle (Go's heapMarked) */
     _Atomic uint64_t forced_req;  /* atomic: workers' g.gc() requests (fetch_add) */
     _Atomic uint64_t forced_done; /* GC process: highest request served by a finished cycle */
     _Atomic uint32_t roots_pending; /* atomic: P root tables not yet scanned this cycle */
@@ -406,8 +407,12 @@ void mcentral_list_remove(mcentral_t *c, spanid_t id);
 
 /* ---- mcache + malloc (mcache.c, malloc.c) ---- */
 /* Allocate an object with `payload` bytes after the header, header (tid, len) written,
- * payload zeroed. Returns 0 on out-of-memory (the caller raises). */
+ * payload zeroed. When the heap has no pages left it runs a full GC cycle (sweep included) and
+ * retries once. Returns 0 on out-of-memory (the caller raises). */
 goaddr mallocgc(uint64_t payload, uint32_t tid, uint32_t len, int noscan);
+/* Process-local: the heap marked by the full cycle an allocation ran before failing for lack of
+ * pages (UINT64_MAX: none ran); named in the out-of-memory message. */
+extern uint64_t mallocgc_oom_marked;
 int mcache_refill(uint8_t spc); /* 0 ok, -1 out of memory */
 void mcache_release_all(void);
 void mcache_release_all_p(gp_t *p);

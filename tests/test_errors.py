@@ -5,6 +5,7 @@ no process behind."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -298,3 +299,35 @@ def test_clean_removes_dead_launchers_segments_only():
     finally:
         unlink_segment(dead_name)
         unlink_segment(live_name)
+
+
+def test_out_of_memory_only_after_a_collection():
+    """Issue 6.7: binary-trees depth 16 keeps ~9 MiB live; at --max-heap 16MiB an allocation
+    that finds no page runs a full cycle and retries instead of failing (it failed before)."""
+    r = run_gorun("run", "binary-trees", "--procs", "2", "-p", "depth=16", "--max-heap", "16MiB", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "long lived tree of depth 16" in r.stdout
+    assert own_segments(r.pid) == []
+
+
+def _oom_after_gc(g):
+    keep = []
+    if g.id == 0:
+        while True:  # 400 KiB chunks stay live; garbage in between must be collected first
+            keep.append(g.new_bytes(400_000))
+            for _ in range(20):
+                g.new_bytes(50_000)
+    return 0
+
+
+def test_out_of_memory_message_names_limit_live_heap_and_request():
+    with pytest.raises(gorun.OutOfMemory) as ei:
+        gorun.Runtime(procs=2, max_heap="16MiB", gogc="off").run(_oom_after_gc)
+    msg = str(ei.value)
+    m = re.search(r"cannot allocate ([\d.]+) KiB: the heap is limited to --max-heap=16.0 MiB; "
+                  r"live heap after a full collection: ([\d.]+) MiB", msg)
+    assert m, msg
+    assert m.group(1) == "390.6"  # the request: 400,000 + the 8-byte header
+    assert 12 <= float(m.group(2)) <= 16  # what stayed live: the kept chunks, no garbage
+    res = ei.value.result
+    assert res.to_dict()["gc"]["cycles"] >= 1  # GOGC=off: only the out-of-memory path ran cycles
