@@ -150,30 +150,45 @@ def test_barrier_log_wraps_and_overflows_without_loss():
 
 
 def test_allocate_black_and_cross_p_handoff():
-    """P0 builds lists while P1 forces cycles; a list published through a global by P0 is
-    read whole by P1 (checkmark on: nothing reachable may be left white)."""
+    """P0 builds 30 lists while cycles run (allocate-black); it hands each one to P1 through a
+    global and waits for P1's acknowledgement. P1 takes the list, clears the global (its handle
+    is then the only root), forces a full cycle, and walks the list whole: its length and the sum
+    of its values prove that nothing reachable was freed (checkmark on as well)."""
+    n = 2000
+
     def work(g):
         if g.id == 0:
-            for k in range(30):
-                lst = build_list(g, 2000, k)
-                g.globals[k % 4] = lst
-            g.globals[10] = g.new(Node)  # done flag
+            for k in range(1, 31):
+                g.globals[0] = build_list(g, n, k * n)
+                seq = g.new(Node)
+                seq.val = k
+                g.globals[1] = seq  # list k is published
+                while (ack := g.globals[2]) is None or ack.val != k:
+                    build_list(g, 100)  # keep allocating (black, during P1's cycles)
             return "p0"
-        sums = 0
-        while g.globals[10] is None:
+        seen = []
+        while len(seen) < 30:
+            seq = g.globals[1]
+            if seq is None or (seen and seq.val == seen[-1][0]):
+                g.safepoint()
+                continue
+            k = seq.val
+            h = g.globals[0]
+            g.globals[0] = None  # from now on only P1's handle keeps list k alive
             g.gc()
-            for k in range(4):
-                h = g.globals[k]
-                if h is not None:
-                    sums += 1
-                    n = 0
-                    while h is not None:
-                        n += 1
-                        h = h.next
-                    assert n == 2000
-        return sums
+            length, total = 0, 0
+            while h is not None:
+                length += 1
+                total += h.val
+                h = h.next
+            seen.append((k, length, total))
+            ack = g.new(Node)
+            ack.val = k
+            g.globals[2] = ack
+        return seen
     r = run(work, procs=2, gogc=25)
-    assert r.to_dict()["gc"]["cycles"] >= 1
+    assert r.values[1] == [(k, n, sum(range(k * n, k * n + n))) for k in range(1, 31)]
+    assert r.to_dict()["gc"]["cycles"] >= 30
 
 
 def test_blocked_p_roots_scanned_without_waking_it(tmp_path):
