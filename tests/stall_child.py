@@ -55,7 +55,10 @@ def stuck(g, mode):
 def main() -> int:
     mode, stall = sys.argv[1], sys.argv[2]
     lock = sys.argv[3] if len(sys.argv) > 3 else "futex"
-    rt = gorun.Runtime(procs=2, lock=lock, stall_timeout=None if stall == "env" else stall)
+    # "lock": no heap-triggered cycle, so that P1 surely reaches the lock wait (with cycles, it can
+    # first get stuck in an assist behind the GC process, itself waiting for the stopped P0)
+    rt = gorun.Runtime(procs=2, lock=lock, stall_timeout=None if stall == "env" else stall,
+                       gogc="off" if mode == "lock" else None)
     t0 = time.monotonic()
     try:
         rt.run(stuck, mode=mode)
