@@ -1,6 +1,7 @@
 """The gorun command line: ``gorun run WORKLOAD ...``, ``gorun workloads``, ``gorun clean``.
 
-Exit codes: 0 success; 1 the run failed (out of memory, a worker died, the workload raised);
+Exit codes: 0 success; 1 the run failed (out of memory, a worker died, the workload raised, the
+run stalled: see --stall-timeout);
 2 bad input; 130 interrupted (SIGINT/SIGTERM).
 """
 
@@ -17,6 +18,7 @@ EXAMPLES = """examples:
   GODEBUG=mcachebypass=1 gorun run alloc --procs 2   stress the mcentral locks
   GODEBUG=gctrace=1 gorun run binary-trees --procs 2 -p depth=16
   GOGC=25 GODEBUG=gccheckmark=1 gorun run graph -p steps=500000   GC torture
+  gorun run alloc --stall-timeout 2        end a run stuck for 2 s, naming the stuck process
   gorun workloads                          list workloads and their parameters
   gorun clean                              remove segments of dead runs from /dev/shm
 """
@@ -46,6 +48,9 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gogc", default=None, help="GC target percentage or 'off' (default: $GOGC or 100)")
     r.add_argument("--mark-threads", default=None, help="GC mark threads (default: 25%% of the CPUs, at least 1)")
     r.add_argument("--gc-period", default=None, help="also start a cycle every S seconds (Go: 120)")
+    r.add_argument("--stall-timeout", default=None, metavar="S",
+                   help="end the run if a stop-the-world, a GC cycle or a wait makes no progress for S "
+                        "seconds, naming the stuck process; 'off' disables (default: $GORUN_STALL_TIMEOUT or 10)")
     sub.add_parser("workloads", help="list the built-in workloads")
     c = sub.add_parser("clean", help="remove shared-memory segments left by dead runs")
     c.add_argument("--dry-run", action="store_true")
@@ -102,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     from . import runtime as rtmod
+    from .watchdog import parse_stall_timeout
     from .workloads import get
     try:
         w = get(args.workload)
@@ -111,8 +117,13 @@ def _run(args) -> int:
         duration = _seconds_arg("duration", args.duration)
         gc_period = _seconds_arg("gc-period", args.gc_period)
         mark_threads = _int_arg("mark-threads", args.mark_threads, 1) if args.mark_threads is not None else None
+        stall = None
+        if args.stall_timeout is not None:
+            stall = parse_stall_timeout(args.stall_timeout, "--stall-timeout")
+            stall = "off" if stall is None else stall
         rt = rtmod.Runtime(procs=procs, lock=args.lock, max_heap=args.max_heap, seed=seed, duration=duration,
-                           gogc=args.gogc, mark_threads=mark_threads, gc_period=gc_period, pin=args.pin)
+                           gogc=args.gogc, mark_threads=mark_threads, gc_period=gc_period, pin=args.pin,
+                           stall_timeout=stall)
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)
         print(f"gorun: error: {msg}", file=sys.stderr)

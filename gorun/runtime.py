@@ -18,7 +18,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from . import _gorun, gc, godebug, shm, types
+from . import _gorun, gc, godebug, shm, types, watchdog
 from .context import Context
 from .units import parse_size
 
@@ -120,7 +120,7 @@ class Runtime:
                  seed: int = 0, duration: float | None = None, root_slots: int = 1 << 20,
                  nglobals: int = 1024, godebug_env: str | None = None, pin: bool = False,
                  gogc: int | str | None = None, mark_threads: int | None = None,
-                 gc_period: float | None = None):
+                 gc_period: float | None = None, stall_timeout: float | str | None = None):
         maxp = _gorun.constants()["max_procs"]
         if procs is None:
             env = os.environ.get("GOMAXPROCS", "").strip()
@@ -164,6 +164,8 @@ class Runtime:
             raise ValueError(f"bad gc_period {gc_period!r}: must be > 0 seconds")
         self.mark_threads = mark_threads
         self.gc_period = gc_period
+        # seconds, or None: no watchdog ('off'); None in the call means $GORUN_STALL_TIMEOUT or 10 s
+        self.stall_timeout = watchdog.resolve_stall_timeout(stall_timeout)
 
     # ---- the run ----
 
@@ -312,7 +314,11 @@ class Runtime:
         fd_to_pid = {fd: ospid for ospid, (_, fd) in children.items()}
         open_fds = set(bufs)
         workers_left = self.procs
+        wd = watchdog.Watchdog(self.stall_timeout) if self.stall_timeout is not None else None
         while open_fds:
+            stall = self._check_stall(wd, children, outcomes)
+            if stall:
+                return stall
             ready, _, _ = select.select(list(open_fds), [], [], 0.05)
             for fd in ready:
                 chunk = os.read(fd, 1 << 16)
@@ -356,6 +362,25 @@ class Runtime:
                                 "lower --max-heap or enlarge /dev/shm)")
                     return "died", f"worker P{pidx} (pid {ospid}) died: {o.exit_desc}{hint}"
         return None
+
+    def _check_stall(self, wd, children: dict, outcomes: list) -> tuple[str, str] | None:
+        """The watchdog's tick (gorun/watchdog.py). On a stall: the stuck workers' outcome
+        becomes 'stalled', every worker and then the GC process get SIGKILL (workers first, so
+        none of them outlives the GC process long enough to report its death); the caller reaps."""
+        if wd is None:
+            return None
+        msg = wd.check(children)
+        if not msg:
+            return None
+        for ospid, (pidx, _) in children.items():
+            if pidx >= 0 and f"worker P{pidx} (pid {ospid}) made no progress" in msg:
+                outcomes[pidx].status = "stalled"
+        for ospid, (pidx, _) in sorted(children.items(), key=lambda kv: kv[1][0] == GC_ID):
+            try:
+                os.kill(ospid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return "stalled", msg
 
     def _kill_all(self, children: dict, outcomes: list | None = None) -> None:
         for ospid, (pidx, fd) in list(children.items()):

@@ -13,6 +13,7 @@ import os
 import re
 
 import posix_ipc
+import psutil
 
 SHM_DIR = "/dev/shm"
 _NAME_RE = re.compile(r"^gorun\.(\d+)\.(\d+)\.(meta|arena)$")
@@ -58,13 +59,20 @@ def shm_free_bytes() -> int:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process pid still runs. A zombie (exited, not yet reaped) is dead, although
+    kill(pid, 0) still succeeds on it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
         return True
-    return True
 
 
 def list_segments() -> list[tuple[str, int]]:

@@ -29,6 +29,7 @@ static PyObject *py_gc_setup(PyObject *m, PyObject *arg)
     if (n == -1 && PyErr_Occurred()) return NULL;
     gorun_ospid = (int32_t)getpid(); /* this is a forked child: the cached pid is the launcher's */
     G->gc.gc_ospid = gorun_ospid;
+    gc_activity(GCA_IDLE, 0, 0);
     if (gc_start_mark_threads((int)n) != 0) return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;
 }
@@ -36,6 +37,7 @@ static PyObject *py_gc_setup(PyObject *m, PyObject *arg)
 static PyObject *py_gc_teardown(PyObject *m, PyObject *unused)
 {
     if (need_attached()) return NULL;
+    gc_activity(GCA_EXITING, 0, 0);
     Py_BEGIN_ALLOW_THREADS
     gc_stop_mark_threads();
     Py_END_ALLOW_THREADS
@@ -98,10 +100,11 @@ static PyObject *py_gc_sweep_termination(PyObject *m, PyObject *arg)
     unsigned long cycle = PyLong_AsUnsignedLong(arg);
     if (PyErr_Occurred()) return NULL;
     int rc, dead = -1;
+    gc_activity(GCA_SWEEP_FINISH, 0, (uint32_t)cycle); /* stw_stop then says STOPPING, STW */
     Py_BEGIN_ALLOW_THREADS
     rc = gc_sweep_termination((uint32_t)cycle, &dead);
     Py_END_ALLOW_THREADS
-    if (rc) return worker_died(dead);
+    if (rc) return worker_died(dead); /* stw_start set GCA_MARK */
     return PyLong_FromUnsignedLongLong(atomic_load(&G->gc.npauses) - 1);
 }
 
@@ -111,6 +114,7 @@ static PyObject *py_gc_mark_step(PyObject *m, PyObject *arg)
     long long budget = PyLong_AsLongLong(arg);
     if (PyErr_Occurred()) return NULL;
     int q;
+    gc_progress();
     Py_BEGIN_ALLOW_THREADS
     q = gc_mark_step(budget);
     Py_END_ALLOW_THREADS
@@ -121,10 +125,12 @@ static PyObject *py_gc_flush_handshake(PyObject *m, PyObject *unused)
 {
     if (need_attached()) return NULL;
     int rc, dead = -1;
+    gc_activity(GCA_HANDSHAKE, 0, 0);
     Py_BEGIN_ALLOW_THREADS
     rc = gc_flush_handshake(&dead);
     Py_END_ALLOW_THREADS
     if (rc < 0) return worker_died(dead);
+    gc_activity(GCA_MARK, 0, 0);
     return PyBool_FromLong(rc);
 }
 
@@ -139,7 +145,7 @@ static PyObject *py_gc_mark_termination(PyObject *m, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     rc = gc_mark_termination(cycle, checkmark, &dead, &checked);
     Py_END_ALLOW_THREADS
-    if (rc) return worker_died(dead);
+    if (rc) return worker_died(dead); /* stw_start set GCA_SWEEP */
     return Py_BuildValue("(KK)", (unsigned long long)(atomic_load(&G->gc.npauses) - 1), (unsigned long long)checked);
 }
 
@@ -161,6 +167,7 @@ static PyObject *py_gc_finish_cycle(PyObject *m, PyObject *arg)
     unsigned long long t = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
     gc_finish_cycle(t);
+    gc_activity(GCA_IDLE, 0, 0);
     Py_RETURN_NONE;
 }
 

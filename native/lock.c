@@ -151,8 +151,7 @@ static inline void procyield(int n)
 
 static int holder_dead(glock_t *l)
 {
-    int32_t pid = atomic_load_explicit(&l->owner_pid, memory_order_relaxed);
-    return pid > 0 && kill(pid, 0) == -1 && errno == ESRCH;
+    return gorun_pid_dead(atomic_load_explicit(&l->owner_pid, memory_order_relaxed)); /* a zombie is dead */
 }
 
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val, long timeout_ns)
@@ -242,6 +241,7 @@ int glock_acquire(glock_t *l)
 {
     int rc = GLOCK_OK, contended = 0;
     uint64_t t0 = 0;
+    lockwait_t *lw = NULL; /* contended paths only: the watchdog sees who waits for which lock */
     rank_check(l);
     switch (l->kind) {
     case LOCK_FUTEX: {
@@ -249,6 +249,7 @@ int glock_acquire(glock_t *l)
         if (v != 0) {
             contended = 1;
             t0 = nanotime();
+            lw = lockwait_begin(l, t0);
             rc = futex_lock_slow(l, v);
         }
         break;
@@ -258,6 +259,7 @@ int glock_acquire(glock_t *l)
         if (r == EBUSY) {
             contended = 1;
             t0 = nanotime();
+            lw = lockwait_begin(l, t0);
             r = pthread_mutex_lock(&l->u.mu);
         }
         if (r == EOWNERDEAD) {
@@ -275,12 +277,14 @@ int glock_acquire(glock_t *l)
         if (sem_trywait(&l->u.sem) != 0) {
             contended = 1;
             t0 = nanotime();
+            lw = lockwait_begin(l, t0);
             rc = sem_lock_slow(l);
         }
         break;
     default:
         rc = GLOCK_ERROR;
     }
+    lockwait_end(lw, l);
     if (rc != GLOCK_OK)
         return rc;
     rank_acquire(l);

@@ -66,7 +66,9 @@ int mcache_refill(uint8_t spc)
     if (old)
         heap_live_add(-span_free_bytes(spanof_id(old)));
     mc->alloc[spc] = 0;
+    int rc = rcall_enter(RC_REFILL, 0);
     spanid_t id = mcentral_exchange(&G->central[spc], spc, old);
+    rcall_exit(rc);
     if (!id)
         return -1;
     mspan_t *s = spanof_id(id);

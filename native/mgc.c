@@ -51,6 +51,7 @@ void gc_wait_cycle_start(void)
 {
     gcctl_t *gc = &G->gc;
     uint64_t t0 = nanotime();
+    int rc = rcall_enter(RC_CYCLE_WAIT, t0);
     while (atomic_load(&gc->phase) == GC_OFF && !atomic_load(&gc->shutdown) &&
            atomic_load(&G->mheap.heap_live) >= atomic_load(&gc->goal)) {
         uint32_t gen = atomic_load(&gc->world_gen);
@@ -58,9 +59,10 @@ void gc_wait_cycle_start(void)
         futex_wake_all(&gc->gc_wake);
         safepoint_poll_c();
         if (atomic_load(&gc->world_gen) == gen) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
-        if (gc->gc_ospid > 0 && nanotime() - t0 > 100ull * 1000 * 1000 && kill(gc->gc_ospid, 0) != 0)
+        if (gc->gc_ospid > 0 && nanotime() - t0 > 100ull * 1000 * 1000 && gorun_pid_dead(gc->gc_ospid))
             gorun_throw("the GC process (pid %d) is gone while the heap is past its goal", (int)gc->gc_ospid);
     }
+    rcall_exit(rc);
     uint64_t dt = nanotime() - t0;
     atomic_fetch_add_explicit(&gc->assist_ns, dt, memory_order_relaxed);
     atomic_fetch_add_explicit(&gc->assist_cpu_total_ns, dt, memory_order_relaxed);

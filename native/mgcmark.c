@@ -330,6 +330,7 @@ void gc_assist(void)
     work = steal_credit(work);
     if (work <= 0) return;
     uint64_t t0 = nanotime();
+    int rc = rcall_enter(RC_ASSIST, t0);
     for (;;) {
         /* in chunks, polling between them: an assist is preemptible, as in Go, so a stop never
          * waits for a long one */
@@ -351,6 +352,7 @@ void gc_assist(void)
         work = steal_credit(work);
         if (work <= 0) break;
     }
+    rcall_exit(rc);
     uint64_t dt = nanotime() - t0;
     atomic_fetch_add_explicit(&gc->assist_ns, dt, memory_order_relaxed);
     atomic_fetch_add_explicit(&gc->assist_cpu_total_ns, dt, memory_order_relaxed);

@@ -90,5 +90,6 @@ int bgsweep(int n)
             sweep_cursor = (sweep_cursor + 1) % NUM_SPAN_CLASSES;
         }
     }
+    gc_progress(); /* the watchdog: the GC process's sweep advances */
     return swept;
 }

@@ -14,6 +14,7 @@
 spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
 {
     mheap_t *h = &G->mheap;
+    int rc = rcall_enter(RC_LARGE, 0); /* a no-op inside a refill (RC_REFILL stays) */
     lock(&h->lock);
     uint64_t page = pagealloc_alloc(npages);
     if (page == 0 && pagealloc_grow(npages) == 0)
@@ -21,6 +22,7 @@ spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
     if (page == 0) {
         h->ooms++;
         unlock(&h->lock);
+        rcall_exit(rc);
         return 0;
     }
     spanid_t id = (spanid_t)page;
@@ -63,6 +65,7 @@ spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
         h->large_spans++;
     h->nalloc_spans++;
     unlock(&h->lock);
+    rcall_exit(rc);
     return id;
 }
 

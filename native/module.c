@@ -490,7 +490,7 @@ static PyMethodDef methods[] = {
     {NULL},
 };
 
-extern PyMethodDef gc_methods[];
+extern PyMethodDef gc_methods[], watch_methods[], testhook_methods[];
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "gorun._gorun", "gorun's C core", -1, methods};
 
@@ -503,7 +503,9 @@ PyMODINIT_FUNC PyInit__gorun(void)
     if (!m) return NULL;
     GorunError = PyErr_NewException("gorun.GorunError", PyExc_RuntimeError, NULL);
     OutOfMemoryError = PyErr_NewException("gorun.OutOfMemory", PyExc_MemoryError, NULL);
-    if (PyModule_AddFunctions(m, gc_methods) < 0) return NULL;
+    if (PyModule_AddFunctions(m, gc_methods) < 0 || PyModule_AddFunctions(m, watch_methods) < 0 ||
+        PyModule_AddFunctions(m, testhook_methods) < 0)
+        return NULL;
     if (PyModule_AddObjectRef(m, "GorunError", GorunError) < 0 ||
         PyModule_AddObjectRef(m, "OutOfMemory", OutOfMemoryError) < 0 || handle_types_ready(m) < 0 ||
         PyModule_AddIntConstant(m, "ABI_VERSION", GORUN_ABI_VERSION) < 0)

@@ -37,7 +37,7 @@ void futex_wait_until(_Atomic uint32_t *w, uint32_t val, long ns)
 
 static inline void cpu_relax(void) { __asm__ __volatile__("pause" ::: "memory"); }
 
-static int pid_dead(int32_t pid) { return pid > 0 && kill(pid, 0) == -1 && errno == ESRCH; }
+static int pid_dead(int32_t pid) { return gorun_pid_dead(pid); } /* gone, or a zombie */
 
 /* ---- root-table lock (the invariant is at gp_t.root_hwm in runtime.h) ---- */
 
@@ -217,6 +217,7 @@ void gc_request_and_wait(void)
     /* Declare the wait first: the cycle this request starts then finds this P already stopped
      * instead of waiting for it to reach a safepoint. */
     enter_blocking();
+    int rc = rcall_enter(RC_GC_WAIT, nanotime());
     uint64_t req = atomic_fetch_add(&gc->forced_req, 1) + 1;
     atomic_fetch_add(&gc->gc_wake, 1);
     futex_wake_all(&gc->gc_wake);
@@ -229,6 +230,7 @@ void gc_request_and_wait(void)
             gorun_throw("the GC process (pid %d) died during g.gc()", (int)gc->gc_ospid);
         }
     }
+    rcall_exit(rc);
     exit_blocking();
 }
 
@@ -284,6 +286,7 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
     rec->kind = kind;
     rec->cycle = cycle;
     rec->start_ns = stw_t0;
+    gc_activity(GCA_STOPPING, kind, cycle);
     for (uint32_t i = 0; i < n; i++) {
         G->allp[i].stopped_by_gc = 0;
         atomic_store(&G->allp[i].ack_ns, 0);
@@ -320,6 +323,7 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
             futex_wait_until(&gc->stopnote, note, STW_RESEND_NS);
     }
     uint64_t t1 = nanotime();
+    gc_activity(GCA_STW, kind, 0);
     rec->seen_ns = t1 - stw_t0;
     /* Time to stop: when the last running P acknowledged; the GC's own wake-up is not part of
      * it (it is part of the total). With no P running, when the GC saw the world stopped. */
@@ -345,6 +349,7 @@ void stw_start(void)
             p->stopped_by_gc = 0;
         }
     }
+    gc_activity(pause_at(cur_pause)->kind == PAUSE_SWEEPTERM ? GCA_MARK : GCA_SWEEP, 0, 0); /* before any P runs */
     /* The pause ends when the world is released; the wake-up syscall that follows can lose the
      * CPU to the very workers it wakes, which must not count as pause. */
     pause_at(cur_pause)->total_ns = nanotime() - stw_t0;

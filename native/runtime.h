@@ -15,7 +15,7 @@
 
 #include "lock.h"
 
-#define GORUN_ABI_VERSION 6
+#define GORUN_ABI_VERSION 7
 #define GORUN_MAGIC 0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -198,6 +198,35 @@ typedef struct pauserec {
     uint64_t ack_ns[MAX_PROCS];   /* each P's acknowledgement latency (0 = was blocked/done) */
 } pauserec_t;
 
+/* ---- progress watch (watch.c; docs/design.md "Stuck processes") ----
+ * State the launcher's watchdog (gorun/watchdog.py) reads to tell a stuck process from a slow
+ * one. Written only on slow paths: a contended lock, a long runtime call, a GC step. */
+
+/* A runtime lock some thread is waiting for (lock.c's contended path only; the fast path never
+ * touches it). `lock_off` is the glock_t's byte offset in the metadata segment (the launcher
+ * turns it into the lock's name and holder), 0 = not waiting. Written by the waiter: CAS 0 ->
+ * off when the wait starts (so of several GC-process threads only the first is recorded), then
+ * a relaxed store of `since_ns`; CAS off -> 0 once the lock is acquired (or the wait failed). */
+typedef struct lockwait {
+    _Atomic uint64_t lock_off;
+    _Atomic uint64_t since_ns;    /* CLOCK_MONOTONIC: the contended acquire began */
+} lockwait_t;
+
+/* gp_t.rcall: the runtime call that can take long a worker is in (0 = none); see rcall_enter. */
+enum { RC_NONE = 0, RC_REFILL = 1, RC_LARGE = 2, RC_ASSIST = 3, RC_CYCLE_WAIT = 4, RC_GC_WAIT = 5, RC_TEST_SPIN = 6 };
+/* gcctl_t.activity: what the GC process's main thread is doing. */
+enum {
+    GCA_STARTING = 0,    /* before gc_setup */
+    GCA_IDLE = 1,        /* between cycles, waiting to be woken */
+    GCA_SWEEP_FINISH = 2,/* cycle start: finishing the previous cycle's sweep */
+    GCA_STOPPING = 3,    /* stw_stop: waiting for every P to stop (activity_arg = pause kind) */
+    GCA_STW = 4,         /* the world is stopped: stop-the-world work (activity_arg = pause kind) */
+    GCA_MARK = 5,        /* concurrent mark */
+    GCA_HANDSHAKE = 6,   /* mark completion: waiting for every P to flush its barrier log */
+    GCA_SWEEP = 7,       /* concurrent sweep after mark termination */
+    GCA_EXITING = 8,     /* shutdown: joining the mark threads */
+};
+
 typedef struct gcctl {
     _Atomic uint32_t phase;       /* GC_*: GC process, only with the world stopped */
     _Atomic uint32_t wb_enabled;  /* GC process, only with the world stopped */
@@ -234,6 +263,17 @@ typedef struct gcctl {
     uint32_t nmarkthreads;        /* GC process */
     uint64_t init_ns;             /* launcher, at init: time 0 of gctrace's @T */
     workq_t work;
+    /* Progress watch. activity*: the GC process's main thread (gc_activity: relaxed stores of
+     * since/arg/cycle, then a release store of activity). progress: the main thread, relaxed
+     * add, at every bounded step that advances (mark step, sweep batch, activity change).
+     * lockwait: any GC-process thread (see lockwait_t). */
+    _Atomic uint32_t activity;    /* GCA_* */
+    _Atomic uint32_t activity_arg;/* GCA_STOPPING / GCA_STW: PAUSE_* */
+    _Atomic uint32_t activity_cycle; /* the cycle the activity belongs to (0 before the first) */
+    uint32_t _wpad;
+    _Atomic uint64_t activity_since_ns;
+    _Atomic uint64_t progress;
+    lockwait_t lockwait;
 } gcctl_t;
 
 /* ---- per-P state (Go's p + its mcache) ---- */
@@ -306,6 +346,11 @@ typedef struct gp {
     uint64_t assists;              /* worker */
     uint64_t safepoint_serves;     /* worker: requests served at safepoints */
     uint64_t preempt_signals;      /* GC process: SIGURGs sent to this P */
+    /* Progress watch, written by the P's own worker (rcall_enter / rcall_exit, lock.c): */
+    _Atomic uint32_t rcall;        /* RC_*: a long runtime call in progress; release store */
+    uint32_t _wpad;
+    _Atomic uint64_t rcall_since_ns; /* relaxed store before rcall */
+    lockwait_t lockwait;           /* the lock this P waits for (see lockwait_t) */
 } __attribute__((aligned(64))) gp_t;
 
 /* ---- the control block at offset 0 of the metadata segment ---- */
@@ -446,5 +491,29 @@ void gc_request_and_wait(void);
 uint64_t gcw_publish_all(void);
 void futex_wake_all(_Atomic uint32_t *w);
 void futex_wait_until(_Atomic uint32_t *w, uint32_t val, long ns);
+
+/* ---- progress watch and liveness (watch.c) ---- */
+/* 1 if process pid no longer runs: gone (ESRCH) or a zombie (exited, not yet reaped; its
+ * /proc/<pid>/stat state is Z or X). kill(pid, 0) alone calls a zombie alive. 0 for pid <= 0. */
+int gorun_pid_dead(int32_t pid);
+void gc_activity(uint32_t act, uint32_t arg, uint32_t cycle); /* GC main thread; cycle 0 = keep */
+static inline void gc_progress(void) { atomic_fetch_add_explicit(&G->gc.progress, 1, memory_order_relaxed); }
+lockwait_t *lockwait_begin(glock_t *l, uint64_t t0); /* lock.c's contended path; NULL = not recorded */
+void lockwait_end(lockwait_t *w, glock_t *l);
+/* Mark this worker as inside a runtime call of kind `kind` that can take long (since `now`, a
+ * nanotime() the caller has at hand, or 0: read the clock). Returns 1 if it recorded it, 0 if an outer call is
+ * recorded already (the outer one stays) or this process is not a P; pass it to rcall_exit. */
+static inline int rcall_enter(uint32_t kind, uint64_t now)
+{
+    gp_t *p = thisP;
+    if (!p || atomic_load_explicit(&p->rcall, memory_order_relaxed)) return 0;
+    atomic_store_explicit(&p->rcall_since_ns, now ? now : nanotime(), memory_order_relaxed);
+    atomic_store_explicit(&p->rcall, kind, memory_order_release);
+    return 1;
+}
+static inline void rcall_exit(int entered)
+{
+    if (entered) atomic_store_explicit(&thisP->rcall, RC_NONE, memory_order_release);
+}
 
 #endif
