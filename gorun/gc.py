@@ -28,11 +28,8 @@ TRIGGER_NUM, TRIGGER_DEN = 45, 64
 MARK_STEP_BUDGET = 256 << 10   # scan bytes per main-thread step (~100 us at 2-3 GB/s)
 SWEEP_BATCH = 64
 
-# cycle record fields (shared memory, CYCLE_FIELDS = 24)
-CYCLE_KEYS = ("n", "start_ns", "stw1_pause", "stw2_pause", "mark_start_ns", "mark_end_ns", "heap_start",
-              "heap_end", "heap_marked", "goal", "mark_cpu_ns", "assist_ns", "forced", "objs_marked",
-              "scan_work", "sweep_end_ns", "bytes_freed", "objs_freed", "gc_cpu_ns", "trigger", "checked",
-              "handshakes", "globals_bytes", "end_ns", "mark_proc_cpu_ns")
+# the cycle record (cyclerec_t in native/runtime.h): its fields, by name, from the C core
+CYCLE_KEYS = _gorun.constants()["cycle_fields"]
 UINT64_MAX = (1 << 64) - 1
 
 
@@ -188,7 +185,7 @@ class GCProcess:
             "checked": checked, "handshakes": handshakes, "globals_bytes": self.pacer.globals_bytes,
             "end_ns": time.monotonic_ns(), "mark_proc_cpu_ns": mark_proc_cpu,
         }
-        _gorun.gc_cycle_write(n - 1, [rec[k] for k in CYCLE_KEYS])
+        _gorun.gc_cycle_write(n - 1, rec)
         self.last_end = time.monotonic()
         if self.gctrace:
             self.trace(rec, stw1, stw2)
@@ -218,7 +215,8 @@ def gc_process_main(cfg: dict) -> dict:
 
 
 def cycle_dicts(raw: list) -> list[dict]:
-    return [dict(zip(CYCLE_KEYS, r)) for r in raw]
+    """The cycle records as the launcher reports them (``_gorun.gc_cycles()`` gives dicts)."""
+    return [dict(r) for r in raw]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,9 @@
  * reads. Overview: docs/design.md "The GC cycle" and "Python and C". */
 #include "gorun_py.h"
 
+#include <stddef.h>
+#include <string.h>
+
 #include <unistd.h>
 
 int stw_stop(uint32_t kind, uint32_t cycle, int *dead);
@@ -209,38 +212,77 @@ static PyObject *py_gc_pauses(PyObject *m, PyObject *args)
     return l;
 }
 
+static const struct {
+    const char *name;
+    size_t off;
+} cyclerec_fields[] = {
+#define CYCLEREC_ENTRY(name, doc) {#name, offsetof(cyclerec_t, name)},
+    CYCLEREC_FIELDS(CYCLEREC_ENTRY)
+#undef CYCLEREC_ENTRY
+};
+#define NCYCLEREC_FIELDS (sizeof cyclerec_fields / sizeof cyclerec_fields[0])
+
+/* The names of the cycle record's fields, in layout order (for constants()). */
+PyObject *cyclerec_field_names(void)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)NCYCLEREC_FIELDS);
+    for (size_t k = 0; t && k < NCYCLEREC_FIELDS; k++) {
+        PyObject *s = PyUnicode_FromString(cyclerec_fields[k].name);
+        if (!s) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)k, s);
+    }
+    return t;
+}
+
+/* gc_cycle_write(i, {field: value}): every field, by name. */
 static PyObject *py_gc_cycle_write(PyObject *m, PyObject *args)
 {
     unsigned long long i;
-    PyObject *seq;
-    if (!PyArg_ParseTuple(args, "KO", &i, &seq)) return NULL;
+    PyObject *d;
+    if (!PyArg_ParseTuple(args, "KO!", &i, &PyDict_Type, &d)) return NULL;
     if (need_attached()) return NULL;
-    PyObject *fast = PySequence_Fast(seq, "cycle record must be a sequence");
-    if (!fast) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    if (n > CYCLE_FIELDS) { Py_DECREF(fast); return PyErr_Format(PyExc_ValueError, "at most %d fields", CYCLE_FIELDS); }
-    uint64_t *rec = cycle_at(i);
-    for (Py_ssize_t k = 0; k < n; k++) {
-        rec[k] = PyLong_AsUnsignedLongLongMask(PySequence_Fast_GET_ITEM(fast, k));
-        if (PyErr_Occurred()) { Py_DECREF(fast); return NULL; }
+    if (PyDict_GET_SIZE(d) != (Py_ssize_t)NCYCLEREC_FIELDS)
+        return PyErr_Format(PyExc_ValueError, "a cycle record has %d fields, got %zd", (int)NCYCLEREC_FIELDS, PyDict_GET_SIZE(d));
+    cyclerec_t rec;
+    for (size_t k = 0; k < NCYCLEREC_FIELDS; k++) {
+        PyObject *v = PyDict_GetItemString(d, cyclerec_fields[k].name);
+        if (!v) return PyErr_Format(PyExc_KeyError, "cycle record field %s missing", cyclerec_fields[k].name);
+        uint64_t x = PyLong_AsUnsignedLongLong(v);
+        if (x == (uint64_t)-1 && PyErr_Occurred()) return NULL;
+        memcpy((char *)&rec + cyclerec_fields[k].off, &x, sizeof x);
     }
-    Py_DECREF(fast);
+    *cycle_at(i) = rec;
     atomic_store(&G->gc.ncycles, i + 1);
     Py_RETURN_NONE;
 }
 
+static PyObject *cycle_dict(const cyclerec_t *rec)
+{
+    PyObject *d = PyDict_New();
+    for (size_t k = 0; d && k < NCYCLEREC_FIELDS; k++) {
+        uint64_t x;
+        memcpy(&x, (const char *)rec + cyclerec_fields[k].off, sizeof x);
+        PyObject *v = PyLong_FromUnsignedLongLong(x);
+        if (!v || PyDict_SetItemString(d, cyclerec_fields[k].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+/* The cycle records still in the ring, oldest first, as dicts. */
 static PyObject *py_gc_cycles(PyObject *m, PyObject *unused)
 {
     if (need_attached()) return NULL;
     uint64_t n = atomic_load(&G->gc.ncycles), from = n > MAX_CYCLES ? n - MAX_CYCLES : 0;
     PyObject *l = PyList_New(0);
     for (uint64_t i = from; l && i < n; i++) {
-        PyObject *t = PyTuple_New(CYCLE_FIELDS);
-        if (!t) { Py_DECREF(l); return NULL; }
-        uint64_t *rec = cycle_at(i);
-        for (int k = 0; k < CYCLE_FIELDS; k++) PyTuple_SET_ITEM(t, k, PyLong_FromUnsignedLongLong(rec[k]));
-        PyList_Append(l, t);
-        Py_DECREF(t);
+        PyObject *d = cycle_dict(cycle_at(i));
+        if (!d || PyList_Append(l, d) < 0) { Py_XDECREF(d); Py_DECREF(l); return NULL; }
+        Py_DECREF(d);
     }
     return l;
 }

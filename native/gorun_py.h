@@ -34,6 +34,7 @@ int ensure_p(void);
 int need_attached(void);                       /* 0 if a heap is mapped here, else raises */                            /* 0 if this process is a P, else raises */
 goaddr handle_addr_arg(PyObject *v, int *ok);  /* Handle or None -> address */
 void raise_oom(uint64_t bytes);
+PyObject *cyclerec_field_names(void);           /* gc_py.c: the cycle record's field names */
 int preempt_init(void);                        /* preempt.c: SIGURG -> pending call -> safepoint */
 
 /* Entry of every runtime call from Python on a P: poll, and refuse calls made inside

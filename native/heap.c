@@ -58,7 +58,7 @@ static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t ro
     L.wbufs = off;      off = align_up(off + L.nbufs * sizeof(wbuf_t), 4096);
     L.wblog = off;      off = align_up(off + (uint64_t)nprocs * WBLOG_ENTRIES * 16, 4096);
     L.pauses = off;     off = align_up(off + MAX_PAUSES * sizeof(pauserec_t), 4096);
-    L.cycles = off;     off = align_up(off + MAX_CYCLES * CYCLE_FIELDS * 8, 4096);
+    L.cycles = off;     off = align_up(off + MAX_CYCLES * sizeof(cyclerec_t), 4096);
     L.end = off;
     return L;
 }

@@ -450,10 +450,11 @@ static PyObject *py_read_word(PyObject *mod, PyObject *arg)
 
 static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
-    return Py_BuildValue("{s:i,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "abi_version", GORUN_ABI_VERSION, "page_size",
+    return Py_BuildValue("{s:i,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N}", "abi_version", GORUN_ABI_VERSION, "page_size",
                          (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size",
                          MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "max_procs",
-                         MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG);
+                         MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG,
+                         "cycle_fields", cyclerec_field_names());
 }
 
 static PyMethodDef methods[] = {

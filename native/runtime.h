@@ -165,7 +165,6 @@ enum { POLL_STOP = 1u << 0, POLL_SCANROOTS = 1u << 1, POLL_FLUSHWB = 1u << 2 };
 #define WBLOG_ENTRIES 2048        /* barrier-log entries per P; an entry is (old, new) */
 #define MAX_PAUSES 16384          /* pause records kept (a ring) */
 #define MAX_CYCLES 8192           /* cycle records kept (a ring) */
-#define CYCLE_FIELDS 25
 
 typedef struct wbuf {
     uint32_t next;                /* free/full list link (buffer index + 1), under workq.lock */
@@ -197,6 +196,43 @@ typedef struct pauserec {
     uint64_t total_ns;            /* world restarted, relative to start */
     uint64_t ack_ns[MAX_PROCS];   /* each P's acknowledgement latency (0 = was blocked/done) */
 } pauserec_t;
+
+/* One GC cycle, written once by the GC process (gorun/gc.py, after the cycle's sweep) into a
+ * ring of MAX_CYCLES; the launcher reads it. Every field is a uint64_t exported to Python by
+ * name (`_gorun.constants()["cycle_fields"]`), so Python never repeats the layout. Times are
+ * CLOCK_MONOTONIC ns, sizes bytes, pauses the index of the pause record. */
+#define CYCLEREC_FIELDS(X)                                                                            \
+    X(n, "cycle number, from 1")                                                                    \
+    X(start_ns, "the cycle started (before STW 1)")                                                 \
+    X(stw1_pause, "pause record index of STW 1 (sweep termination)")                                \
+    X(stw2_pause, "pause record index of STW 2 (mark termination)")                                 \
+    X(mark_start_ns, "concurrent mark started")                                                     \
+    X(mark_end_ns, "mark termination ended")                                                        \
+    X(heap_start, "heap live when the cycle started")                                               \
+    X(heap_end, "heap live at mark termination")                                                    \
+    X(heap_marked, "bytes marked (Go's heapMarked)")                                                \
+    X(goal, "the heap goal this cycle ran against (0: none, GOGC=off)")                             \
+    X(mark_cpu_ns, "mark threads' CPU")                                                             \
+    X(assist_ns, "workers' assist time")                                                            \
+    X(forced, "1 if g.gc() asked for it")                                                           \
+    X(objs_marked, "objects marked")                                                                \
+    X(scan_work, "bytes scanned")                                                                   \
+    X(sweep_end_ns, "the background sweep finished")                                                \
+    X(bytes_freed, "bytes freed by sweeping, cumulative")                                           \
+    X(objs_freed, "objects freed by sweeping, cumulative")                                          \
+    X(gc_cpu_ns, "the GC process's CPU over the cycle")                                             \
+    X(trigger, "the trigger that started it (0: none)")                                             \
+    X(checked, "objects re-marked by gccheckmark (0: off)")                                         \
+    X(handshakes, "flush handshakes of mark completion")                                            \
+    X(globals_bytes, "global slots, bytes (scanned as roots)")                                      \
+    X(end_ns, "the cycle's record was written")                                                     \
+    X(mark_proc_cpu_ns, "the GC process's CPU during concurrent mark")
+
+typedef struct cyclerec {
+#define CYCLEREC_MEMBER(name, doc) uint64_t name;
+    CYCLEREC_FIELDS(CYCLEREC_MEMBER)
+#undef CYCLEREC_MEMBER
+} cyclerec_t;
 
 /* ---- progress watch (watch.c; docs/design.md "Stuck processes") ----
  * State the launcher's watchdog (gorun/watchdog.py) reads to tell a stuck process from a slow
@@ -399,7 +435,7 @@ static inline _Atomic uint8_t *checkbits_of(spanid_t id) { return (_Atomic uint8
 static inline wbuf_t *wbuf_at(uint32_t i) { return (wbuf_t *)((char *)G + G->off_wbufs) + i; }
 static inline goaddr *wblog_of(uint32_t p) { return (goaddr *)((char *)G + G->off_wblog) + (uint64_t)p * WBLOG_ENTRIES * 2; }
 static inline pauserec_t *pause_at(uint64_t i) { return (pauserec_t *)((char *)G + G->off_pauses) + (i % MAX_PAUSES); }
-static inline uint64_t *cycle_at(uint64_t i) { return (uint64_t *)((char *)G + G->off_cycles) + (i % MAX_CYCLES) * CYCLE_FIELDS; }
+static inline cyclerec_t *cycle_at(uint64_t i) { return (cyclerec_t *)((char *)G + G->off_cycles) + (i % MAX_CYCLES); }
 static inline uint64_t *obj_word(goaddr a) { return (uint64_t *)(A + a); }
 static inline uint32_t hdr_tid(goaddr a) { return (uint32_t)*obj_word(a); }
 static inline uint32_t hdr_len(goaddr a) { return (uint32_t)(*obj_word(a) >> 32); }
