@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import _gorun
+
+_FLAGS = _gorun.constants()["debug_flags"]  # the C core's debug_flags bits, by knob name
+
 # name -> (C flag bit or 0, description)
 KNOBS = {
-    "mcachebypass": (1 << 0, "1: every small allocation refills through its mcentral (lock stress)"),
+    "mcachebypass": (_FLAGS["mcachebypass"], "1: every small allocation refills through its mcentral (lock stress)"),
     "gccheckmark": (0, "1: at mark termination re-mark from the roots with the world stopped; "
                             "a reachable unmarked object is a fatal error naming it"),
     "gctrace": (0, "1: one line per GC cycle on stderr, in Go's format"),

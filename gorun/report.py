@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from . import _gorun
 from .sizeclasses import CLASS_TO_SIZE
 from .units import fmt_bytes, fmt_ns
 
-PAGE_SIZE = 8192
+PAGE_SIZE = _gorun.constants()["page_size"]
 LOCK_FIELDS = ("acquisitions", "contended", "wait_ns_total", "wait_ns_max", "hold_ns_total", "recovered")
 
 

@@ -25,10 +25,11 @@ from .units import parse_size
 GorunError = _gorun.GorunError
 OutOfMemory = _gorun.OutOfMemory
 
-LOCK_KINDS = ("futex", "pthread", "sem")
+_C = _gorun.constants()  # limits and kinds come from the C core, never repeated here
+LOCK_KINDS = _C["lock_kinds"]
 DEFAULT_MAX_HEAP = 4 << 30
-MIN_MAX_HEAP = 1 << 20
-MAX_MAX_HEAP = 1 << 40
+MIN_MAX_HEAP = _C["min_heap"]
+MAX_MAX_HEAP = _C["max_heap"]
 
 
 class RunError(GorunError):
@@ -142,9 +143,9 @@ class Runtime:
             raise ValueError(f"max heap {max_heap!r} is too large: at most 1TiB (span ids are 32-bit page numbers)")
         if duration is not None and not duration > 0:
             raise ValueError(f"bad duration {duration!r}: must be > 0 seconds")
-        if not 1 <= root_slots <= 1 << 28:
+        if not 1 <= root_slots <= _C["max_root_slots"]:
             raise ValueError(f"bad root_slots {root_slots!r}")
-        if not 1 <= nglobals <= 1 << 24:
+        if not 1 <= nglobals <= _C["max_globals"]:
             raise ValueError(f"bad nglobals {nglobals!r}")
         self.procs = procs
         self.lock = lock
@@ -158,8 +159,8 @@ class Runtime:
         ncpu = os.cpu_count() or 1
         if mark_threads is None:
             mark_threads = max(1, round(ncpu * 0.25))  # Go's 25% background utilization
-        if not isinstance(mark_threads, int) or not 1 <= mark_threads <= 64:
-            raise ValueError(f"bad mark_threads {mark_threads!r}: need 1..64")
+        if not isinstance(mark_threads, int) or not 1 <= mark_threads <= _C["max_mark_threads"]:
+            raise ValueError(f"bad mark_threads {mark_threads!r}: need 1..{_C['max_mark_threads']}")
         if gc_period is not None and not gc_period > 0:
             raise ValueError(f"bad gc_period {gc_period!r}: must be > 0 seconds")
         self.mark_threads = mark_threads
@@ -172,7 +173,8 @@ class Runtime:
     def run(self, fn, **params) -> RunResult:
         """Run fn(g, **params) in every P; return a RunResult. Raises OutOfMemory or RunError
         (with ``.result``) if the run fails, Interrupted on SIGINT/SIGTERM."""
-        arena_size = (self.max_heap + 8191) // 8192 * 8192
+        page = _C["page_size"]
+        arena_size = (self.max_heap + page - 1) // page * page
         meta_size = _gorun.meta_size(arena_size, self.procs, self.root_slots, self.nglobals)
         meta_name, arena_name = shm.new_run_names()
         segs: list[shm.Segment] = []

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from . import _gorun
 
-FK_PTR, FK_INT, FK_FLOAT, FK_BYTES = 1, 2, 3, 4
-TK_STRUCT, TK_ARRAY, TK_BYTES = 1, 2, 3
-TID_BYTES, TID_INT_ARRAY, TID_FLOAT_ARRAY, TID_PTR_ARRAY = 1, 2, 3, 4
+_C = _gorun.constants()  # one source for every constant: the C core (native/runtime.h)
+FK_PTR, FK_INT, FK_FLOAT, FK_BYTES = (_C["field_kinds"][k] for k in ("ptr", "int", "float", "bytes"))
+TK_STRUCT, TK_ARRAY, TK_BYTES = (_C["type_kinds"][k] for k in ("struct", "array", "bytes"))
+TID_BYTES, TID_INT_ARRAY, TID_FLOAT_ARRAY, TID_PTR_ARRAY = (
+    _C["type_ids"][k] for k in ("bytes", "int_array", "float_array", "ptr_array"))
 
 
 class FieldKind:

@@ -90,7 +90,9 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
                       int lock_kind, uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags)
 {
     layout_t L = compute_layout(arena_size, nprocs, root_slots, nglobals);
-    if (meta_size < L.end || nprocs == 0 || nprocs > MAX_PROCS || arena_size < 2 * PAGE_SIZE)
+    if (meta_size < L.end || nprocs == 0 || nprocs > MAX_PROCS || arena_size < 2 * PAGE_SIZE ||
+        arena_size > MAX_HEAP_BYTES || root_slots == 0 || root_slots > MAX_ROOT_SLOTS || nglobals == 0 ||
+        nglobals > MAX_GLOBALS)
         return -1;
     gorun_attach_local(meta, arena);
     /* The segment is fresh (ftruncate'd), so it is already zero. */

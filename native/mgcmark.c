@@ -361,7 +361,7 @@ void gc_assist(void)
 
 /* ---- mark threads (GC process) ---- */
 
-static pthread_t mark_threads[64];
+static pthread_t mark_threads[MAX_MARK_THREADS];
 static int nmark_threads;
 static _Atomic int mark_threads_stop;
 
@@ -403,7 +403,7 @@ static void *mark_worker(void *arg)
 
 int gc_start_mark_threads(int n)
 {
-    if (n > 64) n = 64;
+    if (n > MAX_MARK_THREADS) n = MAX_MARK_THREADS;
     atomic_store(&mark_threads_stop, 0);
     for (int i = 0; i < n; i++) {
         if (pthread_create(&mark_threads[i], NULL, mark_worker, NULL) != 0) return -1;

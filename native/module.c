@@ -448,13 +448,60 @@ static PyObject *py_read_word(PyObject *mod, PyObject *arg)
     return PyLong_FromUnsignedLongLong(*obj_word(a));
 }
 
+/* name -> value tables for constants(): Python takes every number it shares with C from here. */
+typedef struct {
+    const char *name;
+    long long value;
+} named_t;
+
+static const named_t field_kinds[] = {{"ptr", FK_PTR}, {"int", FK_INT}, {"float", FK_FLOAT}, {"bytes", FK_BYTES}, {NULL, 0}};
+static const named_t type_kinds[] = {{"struct", TK_STRUCT}, {"array", TK_ARRAY}, {"bytes", TK_BYTES}, {NULL, 0}};
+static const named_t type_ids[] = {{"bytes", TID_BYTES},         {"int_array", TID_INT_ARRAY},
+                                   {"float_array", TID_FLOAT_ARRAY}, {"ptr_array", TID_PTR_ARRAY},
+                                   {"first_user", TID_FIRST_USER}, {NULL, 0}};
+static const named_t debug_flags[] = {{"mcachebypass", DBG_MCACHEBYPASS}, {NULL, 0}};
+static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},       {"mcentral", RANK_MCENTRAL}, {"mheap", RANK_MHEAP},
+                                     {"typetab", RANK_TYPETAB}, {"workbuf", RANK_WORKBUF},   {NULL, 0}};
+
+static PyObject *named_dict(const named_t *t)
+{
+    PyObject *d = PyDict_New();
+    for (; d && t->name; t++) {
+        PyObject *v = PyLong_FromLongLong(t->value);
+        if (!v || PyDict_SetItemString(d, t->name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+static PyObject *lock_kind_names(void)
+{
+    PyObject *t = PyTuple_New(LOCK_NKINDS);
+    for (int i = 0; t && i < LOCK_NKINDS; i++) {
+        PyObject *s = PyUnicode_FromString(glock_kind_name(i));
+        if (!s) { Py_DECREF(t); return NULL; }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return t;
+}
+
 static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
-    return Py_BuildValue("{s:i,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N}", "abi_version", GORUN_ABI_VERSION, "page_size",
-                         (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size",
-                         MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "max_procs",
-                         MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG,
-                         "cycle_fields", cyclerec_field_names());
+    return Py_BuildValue(
+        "{s:i,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
+        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N}",
+        "abi_version", GORUN_ABI_VERSION, "page_size", (unsigned long long)PAGE_SIZE, "num_size_classes",
+        NUM_SIZE_CLASSES, "max_small_size", MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE,
+        "max_procs", MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG,
+        "cycle_fields", cyclerec_field_names(), "min_heap", MIN_HEAP_BYTES, "max_heap", MAX_HEAP_BYTES,
+        "max_object_payload", MAX_OBJECT_PAYLOAD, "max_root_slots", MAX_ROOT_SLOTS, "max_globals", MAX_GLOBALS,
+        "max_mark_threads", MAX_MARK_THREADS, "field_kinds", named_dict(field_kinds), "type_kinds",
+        named_dict(type_kinds), "type_ids", named_dict(type_ids), "debug_flags", named_dict(debug_flags),
+        "lock_kinds", lock_kind_names(), "lock_ranks", named_dict(lock_ranks));
 }
 
 static PyMethodDef methods[] = {

@@ -42,6 +42,11 @@
 #define MAX_TYPES 4096
 #define MAX_STRUCT_WORDS 256
 #define MAX_OBJECT_PAYLOAD (2048ull << 20) /* 2 GiB: a large span's elemsize is 32-bit */
+#define MIN_HEAP_BYTES (1ull << 20)        /* --max-heap at least 1 MiB */
+#define MAX_HEAP_BYTES (1ull << 40)        /* --max-heap at most 1 TiB: span ids and pagemap entries are 32-bit pages */
+#define MAX_ROOT_SLOTS (1ull << 28)        /* root-table slots per P */
+#define MAX_GLOBALS (1ull << 24)           /* global slots */
+#define MAX_MARK_THREADS 64                /* the GC process's mark threads */
 
 typedef uint64_t goaddr;   /* arena offset; 0 = nil */
 typedef uint32_t spanid_t; /* start page of a span; 0 = none */

@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:  # this checkout's gorun, also when pytest runs wi
     sys.path.insert(0, str(REPO))
 
 from gorun import _gorun, shm  # noqa: E402
-LOCK_KINDS = ("futex", "pthread", "sem")
+LOCK_KINDS = _gorun.constants()["lock_kinds"]  # from the C core
 MHEAP_LOCK = -1
 
 
