@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 # name -> (C flag bit or 0, description)
 KNOBS = {
     "mcachebypass": (1 << 0, "1: every small allocation refills through its mcentral (lock stress)"),
-    "gccheckmark": (0, "1: at mark termination re-mark from the roots with the world stopped; "
+    "gccheckmark": (1 << 1, "1: at mark termination re-mark from the roots with the world stopped; "
                             "a reachable unmarked object is a fatal error naming it"),
     "gctrace": (0, "1: one line per GC cycle on stderr, in Go's format"),
 }
