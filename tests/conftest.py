@@ -7,13 +7,15 @@ Everything here works with real processes, real POSIX shared memory and real loc
   with a lock kind (``"futex"``, ``"pthread"``, ``"sem"``) or a dict of ``make_heap`` keywords.
 - ``heap_factory``: a context manager that builds such a heap on demand (hypothesis examples).
 - a session-scoped check that this test process left no ``/dev/shm/gorun.<our pid>.*`` segment
-  and no child process behind. pytest-xdist runs several workers at once (and other gorun runs
+  (``gorun.<pid>.<random hex>.meta|arena``) and no child process behind.
+- ``run_in_private_shm``: a script run with a /dev/shm of its own (a private mount namespace). pytest-xdist runs several workers at once (and other gorun runs
   may be alive on the machine), so only this process's own pid and children are looked at.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -231,6 +233,26 @@ def gorun_env() -> dict:
     e.pop("GODEBUG", None)
     e.pop("GOMAXPROCS", None)
     return e
+
+
+def run_in_private_shm(size: str, script: str, mode: str = "1777", timeout: float = 120) -> dict:
+    """Run a Python script (as root) in a private mount namespace whose /dev/shm is a fresh tmpfs
+    of `size` (`unshare -m`): a tiny /dev/shm, or one that no other gorun run on the machine
+    cleans behind the test's back. The script prints a JSON document on its last line, returned
+    here. Skips the test, with the reason, when that is not possible (not root, no unshare)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a private /dev/shm (unshare -m)")
+    setup = f"mount -t tmpfs -o size={size},mode={mode} gorun-test /dev/shm"
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", f'{setup} && exec "$0" "$@"', sys.executable,
+           "-c", script]
+    try:
+        p = subprocess.run(cmd, cwd=REPO, env=gorun_env(), capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        pytest.skip("unshare(1) is not installed")
+    if p.returncode != 0 and ("unshare failed" in p.stderr or "mount:" in p.stderr):
+        pytest.skip(f"cannot make a private /dev/shm here: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- the end-of-session check
