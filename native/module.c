@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -78,13 +79,15 @@ static PyObject *py_init(PyObject *mod, PyObject *args)
         uint64_t free = gorun_shm_free();
         do_unmap();
         G = NULL; A = NULL;
-        if (rc == -3 && e == ENOSPC)
-            PyErr_Format(OutOfMemoryError,
-                         "out of memory: cannot reserve %.1f MiB of shared memory for the run's metadata: "
-                         "/dev/shm has %.1f MiB free (enlarge /dev/shm, or lower --procs or --max-heap)",
-                         (double)gorun_meta_reserved(asize, nprocs, roots, nglobals) / (1 << 20),
-                         (double)free / (1 << 20));
-        else if (rc == -3)
+        if (rc == -3 && e == ENOSPC) {
+            char msg[256]; /* PyErr_Format has no %f */
+            snprintf(msg, sizeof msg,
+                     "out of memory: cannot reserve %.1f MiB of shared memory for the run's metadata: "
+                     "/dev/shm has %.1f MiB free (enlarge /dev/shm, or lower --procs or --max-heap)",
+                     (double)gorun_meta_reserved(asize, nprocs, roots, nglobals) / (1 << 20),
+                     (double)free / (1 << 20));
+            PyErr_SetString(OutOfMemoryError, msg);
+        } else if (rc == -3)
             PyErr_Format(GorunError, "reserving shared memory for the run's metadata failed: %s", strerror(e));
         else
             PyErr_Format(GorunError, "initializing the shared heap failed (%d)", rc);
