@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -207,9 +208,19 @@ def read_all(fd: int, timeout: float = 60.0) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+STALE_LINE = re.compile(r"^gorun: removed \d+ segments? of dead run\(s\) \(pids [\d, ]+\): [\d.]+ MiB\n", re.M)
+
+
+def without_stale_line(err: str) -> str:
+    """stderr without the one-line notice of a run that removed dead runs' segments first: other
+    tests (and other gorun runs on the machine) kill launchers, and whichever run starts next
+    removes their segments and says so."""
+    return STALE_LINE.sub("", err)
+
+
 def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m gorun ARGS` from the repository, with a hang guard; returns the result and
-    records the child's pid as .pid."""
+    """`python -m gorun ARGS` from the repository, with a hang guard; returns the result (stderr
+    without the stale-segment notice, see without_stale_line) and records the child's pid as .pid."""
     e = gorun_env()
     if env:
         e.update(env)
@@ -221,7 +232,7 @@ def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subproce
         p.kill()
         p.communicate()
         pytest.fail(f"gorun {' '.join(args)} did not finish within {timeout:.0f}s")
-    cp = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    cp = subprocess.CompletedProcess(p.args, p.returncode, out, without_stale_line(err))
     cp.pid = p.pid
     return cp
 
