@@ -1,14 +1,19 @@
 """The gorun command line: ``gorun run WORKLOAD ...``, ``gorun workloads``, ``gorun clean``.
 
 Exit codes: 0 success; 1 the run failed (out of memory, a worker died, the workload raised, the
-run stalled: see --stall-timeout);
-2 bad input; 130 interrupted (SIGINT/SIGTERM).
+run stalled: see --stall-timeout, a runtime error such as a full /dev/shm), or `gorun clean`
+could not remove a segment; 2 bad input (one line ``gorun: error: ...``, checked before any process or segment exists);
+128 + the signal number when stopped by a signal: 130 SIGINT (Ctrl-C), 143 SIGTERM, 129 SIGHUP,
+131 SIGQUIT (children stopped, segments removed, one line on stderr, also during start-up).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import stat
 import sys
 
 EXAMPLES = """examples:
@@ -79,7 +84,41 @@ def _seconds_arg(name: str, text: str | None) -> float | None:
     return v
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class _Stopped(KeyboardInterrupt):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    raise _Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The CLI. Every stop signal becomes one line and exit 128 + signo from the start, so an
+    interruption during start-up prints no traceback (the run itself installs its own handlers
+    and cleans up, see Runtime.run)."""
+    old = {}
+    try:
+        for sig in _STOP_SIGNALS:
+            try:
+                old[sig] = signal.signal(sig, _stop)
+            except ValueError:  # not the main thread
+                break
+        return _main(argv)
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"gorun: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h if h is not None else signal.SIG_DFL)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.cmd is None:
@@ -87,22 +126,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cmd == "clean":
         from .shm import clean_stale
-        removed, kept = clean_stale(args.dry_run)
-        for n in removed:
+        res = clean_stale(args.dry_run)
+        for n in res.removed:
             print(("would remove " if args.dry_run else "removed ") + n)
-        for n in kept:
+        for n in res.kept:
             print(f"kept {n} (its launcher is alive)")
-        if not removed and not kept:
+        for n, why in res.failed:  # e.g. another user's segment: say so and go on
+            print(f"gorun: cannot remove {n}: {why}", file=sys.stderr)
+        if not res.removed and not res.kept and not res.failed:
             print("no gorun segments")
-        return 0
+        return 1 if res.failed else 0
     if args.cmd == "workloads":
         from .workloads import all_workloads
         for w in all_workloads().values():
             print(f"{w.name}\n  " + " ".join(w.doc.split("\n\n")[0].split()))
             for k, v in w.params.items():
-                print(f"    -p {k}={v}")
+                print(f"    -p {k}={v}  ({w.limits[k].describe()})")
         return 0
     return _run(args)
+
+
+def _check_json_path(path: str | None) -> None:
+    """--json PATH must be writable before the run starts (else the results would be lost)."""
+    if path is None or path == "-":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"bad --json {path!r}: it is a folder")
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        raise ValueError(f"bad --json {path!r}: folder {folder!r} does not exist") from None
+    except OSError as e:
+        raise ValueError(f"bad --json {path!r}: folder {folder!r} is not accessible: {e.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"bad --json {path!r}: {folder!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"bad --json {path!r}: not writable")
+    import tempfile
+    try:  # os.access does not see a read-only mount or a full disk: try
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".gorun-json-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"bad --json {path!r}: cannot write in {folder!r}: {e.strerror}") from None
 
 
 def _run(args) -> int:
@@ -112,6 +179,7 @@ def _run(args) -> int:
     try:
         w = get(args.workload)
         params = w.parse_params(args.param)
+        _check_json_path(args.json)
         procs = _int_arg("procs", args.procs, 1) if args.procs is not None else None
         seed = _int_arg("seed", args.seed, 0)
         duration = _seconds_arg("duration", args.duration)
@@ -128,11 +196,15 @@ def _run(args) -> int:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)
         print(f"gorun: error: {msg}", file=sys.stderr)
         return 2
+    from .shm import clean_stale
+    stale = clean_stale()  # segments of launchers killed with SIGKILL (Runtime.run would do it silently)
+    if stale.removed:
+        print(f"gorun: {stale.summary()}", file=sys.stderr)
     code = 0
     try:
         result = rt.run(w.fn, **params)
     except rtmod.Interrupted as e:
-        result, code = e.result, 130
+        result, code = e.result, 128 + e.signum
         print(f"gorun: {e}", file=sys.stderr)
     except (rtmod.OutOfMemory, rtmod.RunError) as e:
         result, code = getattr(e, "result", None), 1

@@ -9,11 +9,12 @@ collects results and statistics, and removes every segment on every exit path
 
 from __future__ import annotations
 
-import ctypes
+import logging
 import os
 import pickle
 import select
 import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -42,7 +43,17 @@ class RunError(GorunError):
 
 
 class Interrupted(RunError):
-    """The run was stopped by SIGINT or SIGTERM."""
+    """The run was stopped by SIGINT, SIGTERM, SIGHUP or SIGQUIT (``.signum``)."""
+
+    def __init__(self, msg: str, result=None, signum: int = signal.SIGINT):
+        super().__init__(msg, result)
+        self.signum = int(signum)
+
+
+# The signals that stop a run: the launcher catches all four and cleans up; the CLI exits with
+# 128 + the signal number (130 for SIGINT).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+log = logging.getLogger("gorun")
 
 
 @dataclass
@@ -81,16 +92,6 @@ class RunResult:
         return summary_text(self)
 
 
-def _set_pdeathsig() -> None:
-    """Ask the kernel to kill this worker if the launcher dies, so no worker outlives a run."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except OSError:
-        pass
-
-
 def _describe_status(status: int) -> str:
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -123,6 +124,9 @@ class Runtime:
                  gogc: int | str | None = None, mark_threads: int | None = None,
                  gc_period: float | None = None, stall_timeout: float | str | None = None):
         maxp = _gorun.constants()["max_procs"]
+        if "GOMEMLIMIT" in os.environ:
+            raise ValueError(f"GOMEMLIMIT is not implemented yet (GOMEMLIMIT={os.environ['GOMEMLIMIT']!r}): "
+                             "unset it (use --max-heap to cap the heap)")
         if procs is None:
             env = os.environ.get("GOMAXPROCS", "").strip()
             if env:
@@ -130,6 +134,8 @@ class Runtime:
                     procs = int(env)
                 except ValueError:
                     raise ValueError(f"bad GOMAXPROCS {env!r}: expected an integer 1..{maxp}") from None
+                if not 1 <= procs <= maxp:
+                    raise ValueError(f"bad GOMAXPROCS {env!r}: need 1..{maxp}")
             else:
                 procs = min(os.cpu_count() or 1, maxp)
         if not isinstance(procs, int) or isinstance(procs, bool) or not 1 <= procs <= maxp:
@@ -172,7 +178,19 @@ class Runtime:
 
     def run(self, fn, **params) -> RunResult:
         """Run fn(g, **params) in every P; return a RunResult. Raises OutOfMemory or RunError
-        (with ``.result``) if the run fails, Interrupted on SIGINT/SIGTERM."""
+        (with ``.result``) if the run fails, Interrupted on SIGINT/SIGTERM/SIGHUP/SIGQUIT,
+        ValueError for bad parameters of a built-in workload (before anything starts).
+
+        First removes the segments of dead launchers (as ``gorun clean``); what it removed is in
+        ``self.stale_cleaned`` and logged at INFO on the ``gorun`` logger (nothing is printed)."""
+        from .workloads import check_params
+        check_params(fn, params)
+        if _gorun.attached():
+            raise GorunError("this process already has a gorun heap attached (a run inside a workload "
+                             "or inside another run is not supported)")
+        self.stale_cleaned = shm.clean_stale()
+        if self.stale_cleaned.removed:
+            log.info("%s", self.stale_cleaned.summary())
         page = _C["page_size"]
         arena_size = (self.max_heap + page - 1) // page * page
         meta_size = _gorun.meta_size(arena_size, self.procs, self.root_slots, self.nglobals)
@@ -180,31 +198,28 @@ class Runtime:
         segs: list[shm.Segment] = []
         children: dict[int, tuple[int, int]] = {}  # ospid -> (P id, read fd)
         outcomes = [WorkerOutcome(i, 0) for i in range(self.procs)]
-        old_term = None
         t0 = time.monotonic_ns()
         result = None
-        if _gorun.attached():
-            raise GorunError("this process already has a gorun heap attached (a run inside a workload "
-                             "or inside another run is not supported)")
+        launcher = os.getpid()
+        # The stop signals are blocked from before the first segment exists until every child is
+        # recorded, and handled from then on: none can leak a segment or a child (a Python handler
+        # runs between any two bytecodes, e.g. between a segment's creation and its append).
+        sig = _StopSignals()
         try:
+            sig.block_and_install()
             segs.append(shm.Segment(meta_name, meta_size))
             segs.append(shm.Segment(arena_name, arena_size))
             _gorun.init(segs[0].fd, meta_size, segs[1].fd, arena_size, self.procs,
                         LOCK_KINDS.index(self.lock), self.root_slots, self.nglobals, self.debug.flags)
             for s in segs:
-                s.close_fd()
+                s.close_fd()  # the C core keeps its own copies (reservations at growth)
             types.register_all()
-            if hasattr(signal, "pthread_sigmask"):
-                old_term = signal.getsignal(signal.SIGTERM)
-                try:
-                    signal.signal(signal.SIGTERM, _raise_terminated)
-                except ValueError:  # not the main thread
-                    old_term = None
             r, w = os.pipe()
             ospid = os.fork()
             if ospid == 0:  # the GC process
+                _gorun.child_of(launcher)  # first: PR_SET_PDEATHSIG, and exit if the launcher is gone
                 os.close(r)
-                self._gc_main(w)  # never returns
+                self._gc_main(w, sig)  # never returns
             os.close(w)
             children[ospid] = (GC_ID, r)
             self.gc_ospid = ospid
@@ -212,13 +227,15 @@ class Runtime:
                 r, w = os.pipe()
                 ospid = os.fork()
                 if ospid == 0:  # the worker
+                    _gorun.child_of(launcher)
                     os.close(r)
                     for _, (_, fd) in children.items():
                         os.close(fd)
-                    self._worker_main(i, fn, params, w)  # never returns
+                    self._worker_main(i, fn, params, w, sig)  # never returns
                 os.close(w)
                 children[ospid] = (i, r)
                 outcomes[i].ospid = ospid
+            sig.unblock()  # a signal that arrived meanwhile is handled here
             self.gc_outcome = None
             failure = self._watch(children, outcomes)
             if failure:
@@ -233,16 +250,21 @@ class Runtime:
                 raise RunError(msg, result)
             return result
         except KeyboardInterrupt:
-            ignored = _ignore_stop_signals()  # we are stopping: further Ctrl-C/SIGTERM change nothing
+            sig.ignore()  # we are stopping: further signals change nothing
             self._kill_all(children, outcomes)
             if result is None and _gorun.attached():
-                result = self._result(t0, outcomes, params, fn, ("interrupted", "interrupted"))
-            raise Interrupted("run interrupted (SIGINT/SIGTERM); workers stopped, segments removed", result) from None
+                try:
+                    result = self._result(t0, outcomes, params, fn, ("interrupted", "interrupted"))
+                except Exception:  # noqa: BLE001 - interrupted before the heap was initialized
+                    result = None
+            signum = sig.received or signal.SIGINT
+            raise Interrupted(f"run interrupted ({signal.Signals(signum).name}); workers stopped, segments removed",
+                              result, signum) from None
         finally:
-            # A second Ctrl-C or SIGTERM must not interrupt the cleanup: both are ignored until
-            # every child is reaped and every segment is gone (a signal that arrives meanwhile is
-            # dropped: the run is stopping anyway).
-            ignored = locals().get("ignored") or _ignore_stop_signals()
+            # A second signal (e.g. Ctrl-C pressed twice) must not interrupt the cleanup: the stop
+            # signals are ignored until every child is reaped and every segment is gone (one that
+            # arrives meanwhile is dropped: the run is stopping anyway), then restored.
+            sig.ignore()
             try:
                 self._kill_all(children)
                 _gorun.detach()
@@ -250,20 +272,17 @@ class Runtime:
                     s.close_fd()
                     s.unlink()
             finally:
-                _restore_signals(ignored)
-                if old_term is not None:
-                    signal.signal(signal.SIGTERM, old_term)
+                sig.restore()
 
-    def _child_main(self, wfd: int, body, sigurg: bool = False) -> None:
+    def _child_main(self, wfd: int, body, sig: "_StopSignals", sigurg: bool = False) -> None:
         """Run body() in a forked child (the GC process or a worker) and send the message it
-        returns, (kind, value, error text), to the launcher through wfd. Never returns."""
+        returns, (kind, value, error text), to the launcher through wfd. Never returns. The
+        caller has already run _gorun.child_of (parent-death signal) right after the fork."""
         code = 0
         try:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher coordinates Ctrl-C
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            sig.child_reset()
             if sigurg:  # Go's SIGURG preemption, in C: no Python frame (native/preempt.c)
                 _gorun.preempt_init()
-            _set_pdeathsig()
             msg = body()
             try:
                 data = pickle.dumps(msg)
@@ -276,7 +295,7 @@ class Runtime:
         finally:
             os._exit(code)
 
-    def _gc_main(self, wfd: int) -> None:
+    def _gc_main(self, wfd: int, sig) -> None:
         def body():
             cfg = dict(nprocs=self.procs, gogc=self.gogc, mark_threads=self.mark_threads,
                        gctrace=bool(self.debug.get("gctrace")), checkmark=bool(self.debug.get("gccheckmark")),
@@ -285,9 +304,9 @@ class Runtime:
                 return ("ok", gc.gc_process_main(cfg), "")
             except BaseException as e:  # noqa: BLE001
                 return ("error", None, "".join(traceback.format_exception(e)).rstrip())
-        self._child_main(wfd, body)
+        self._child_main(wfd, body, sig)
 
-    def _worker_main(self, pid: int, fn, params: dict, wfd: int) -> None:
+    def _worker_main(self, pid: int, fn, params: dict, wfd: int, sig) -> None:
         def body():
             if self.pin:
                 os.sched_setaffinity(0, {pid % (os.cpu_count() or 1)})
@@ -308,7 +327,7 @@ class Runtime:
                 except Exception:  # noqa: BLE001
                     pass
                 return msg
-        self._child_main(wfd, body, sigurg=True)
+        self._child_main(wfd, body, sig, sigurg=True)
 
     def _watch(self, children: dict, outcomes: list) -> tuple[str, str] | None:
         """Read results as they come; a dead or failed worker ends the run at once."""
@@ -415,20 +434,56 @@ class Runtime:
         )
 
 
-def _raise_terminated(signum, frame):
-    raise KeyboardInterrupt
+class _StopSignals:
+    """The launcher's handling of STOP_SIGNALS during one run (main thread only; from another
+    thread nothing is changed and the caller's handlers stay in charge).
 
+    block_and_install: block them, remember the old mask and handlers, install a handler that
+    records the signal and raises KeyboardInterrupt. unblock: from then on (and for a signal that
+    arrived while blocked) the handler runs. ignore: SIG_IGN while cleaning up. restore: the old
+    handlers and mask. child_reset (in a forked child): SIGINT, SIGHUP and SIGQUIT ignored (the
+    terminal sends them to the whole process group; the launcher coordinates), SIGTERM default,
+    then the old mask."""
 
-def _ignore_stop_signals() -> dict:
-    saved = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            saved[sig] = signal.signal(sig, signal.SIG_IGN)
-        except ValueError:  # not the main thread: nothing to protect
-            pass
-    return saved
+    def __init__(self):
+        self.active = threading.current_thread() is threading.main_thread()
+        self.old_mask = None
+        self.old_handlers: dict = {}
+        self.received = 0
 
+    def _handler(self, signum, frame):
+        if not self.received:
+            self.received = signum
+        raise KeyboardInterrupt
 
-def _restore_signals(saved: dict) -> None:
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
+    def block_and_install(self) -> None:
+        if not self.active:
+            return
+        self.old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        for s in STOP_SIGNALS:
+            self.old_handlers[s] = signal.signal(s, self._handler)
+
+    def unblock(self) -> None:
+        if self.active and self.old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [s for s in STOP_SIGNALS if s not in self.old_mask])
+
+    def ignore(self) -> None:
+        if self.active and self.old_handlers:
+            for s in STOP_SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
+
+    def restore(self) -> None:
+        if not self.active:
+            return
+        for s, h in self.old_handlers.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        if self.old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
+        self.old_handlers, self.old_mask = {}, None
+
+    def child_reset(self) -> None:
+        for s in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(s, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if self.old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)

@@ -1,32 +1,48 @@
 """Named POSIX shared-memory segments of one run, and cleanup of stale ones.
 
-Each run creates two segments, ``/gorun.<launcher pid>.<n>.meta`` and ``.arena``, with
-posix_ipc. Both are sized with ftruncate up front and stay sparse: untouched pages cost nothing
-(docs/design.md "Shared memory"). The launcher unlinks them on every exit path; ``gorun clean``
-removes segments whose launcher is no longer alive.
+Each run creates two segments, ``/gorun.<launcher pid>.<random hex>.meta`` and ``.arena``, with
+posix_ipc. Both are sized with ftruncate up front and stay sparse; the C core reserves (fallocate)
+each region before it is first touched (docs/design.md "Shared memory"). The launcher unlinks them
+on every exit path; ``gorun clean`` and the start of every run remove segments whose launcher is
+no longer alive (also the older ``/gorun.<pid>.<n>.*`` names).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
+import secrets
+from typing import NamedTuple
 
 import posix_ipc
 import psutil
 
 SHM_DIR = "/dev/shm"
-_NAME_RE = re.compile(r"^gorun\.(\d+)\.(\d+)\.(meta|arena)$")
-_counter = itertools.count()
+# <pid>.<n> (before issue 6) or <pid>.<16 hex digits>
+_NAME_RE = re.compile(r"^gorun\.(\d+)\.([0-9a-f]+)\.(meta|arena)$")
+
+
+def _gorun_error(msg: str) -> Exception:
+    from . import _gorun
+    return _gorun.GorunError(msg)
 
 
 class Segment:
-    """One named segment: created (O_CREX), mapped by the C core through its fd, unlinked."""
+    """One named segment: created (O_CREX), mapped by the C core through its fd, unlinked.
+    Creation failures raise GorunError with a one-line message."""
 
     def __init__(self, name: str, size: int):
         self.name = name
         self.size = size
-        self._shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
+        try:
+            self._shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
+        except posix_ipc.ExistentialError:
+            raise _gorun_error(f"cannot create shared-memory segment {name}: it already exists "
+                               f"(remove {SHM_DIR}{name} if no run uses it)") from None
+        except posix_ipc.PermissionsError:
+            raise _gorun_error(f"cannot create shared-memory segment {name} in {SHM_DIR}: Permission denied") from None
+        except (posix_ipc.Error, OSError) as e:
+            raise _gorun_error(f"cannot create shared-memory segment {name} in {SHM_DIR}: {e}") from None
 
     @property
     def fd(self) -> int:
@@ -44,9 +60,9 @@ class Segment:
 
 
 def new_run_names() -> tuple[str, str]:
-    """Segment names for a new run of this launcher process."""
-    n = next(_counter)
-    base = f"/gorun.{os.getpid()}.{n}"
+    """Segment names for a new run: the launcher's pid (for `gorun clean`) and 64 random bits, so
+    a stale segment of a reused pid or a name planted by someone else cannot collide."""
+    base = f"/gorun.{os.getpid()}.{secrets.token_hex(8)}"
     return base + ".meta", base + ".arena"
 
 
@@ -89,17 +105,41 @@ def list_segments() -> list[tuple[str, int]]:
     return sorted(out)
 
 
-def clean_stale(dry_run: bool = False) -> tuple[list[str], list[str]]:
-    """Remove segments whose launcher is dead. Returns (removed, kept_live)."""
-    removed, kept = [], []
+class CleanResult(NamedTuple):
+    removed: list      # names removed (or that would be, with dry_run)
+    kept: list         # names whose launcher is alive
+    failed: list       # (name, reason) of dead runs' segments that could not be removed
+    pids: list         # launcher pids of the removed segments
+    nbytes: int        # shared memory the removed segments held
+
+    def summary(self) -> str:
+        """One line, e.g. 'removed 2 segments of dead run(s) (pids 1234): 3.1 MiB'."""
+        return (f"removed {len(self.removed)} segment{'s' if len(self.removed) != 1 else ''} of dead run(s) "
+                f"(pids {', '.join(map(str, self.pids))}): {self.nbytes / (1 << 20):.1f} MiB")
+
+
+def clean_stale(dry_run: bool = False) -> CleanResult:
+    """Remove segments whose launcher is dead. A segment that cannot be removed (another user's)
+    is listed in ``failed`` and the others are still removed."""
+    removed, kept, failed, pids, nbytes = [], [], [], [], 0
     for name, pid in list_segments():
         if _pid_alive(pid):
             kept.append(name)
             continue
+        try:
+            size = os.stat(SHM_DIR + name).st_blocks * 512
+        except OSError:
+            size = 0
         if not dry_run:
             try:
                 posix_ipc.unlink_shared_memory(name)
             except posix_ipc.ExistentialError:
                 continue
+            except (posix_ipc.Error, OSError) as e:
+                failed.append((name, str(e) or type(e).__name__))
+                continue
         removed.append(name)
-    return removed, kept
+        nbytes += size
+        if pid not in pids:
+            pids.append(pid)
+    return CleanResult(removed, kept, failed, pids, nbytes)

@@ -1,10 +1,13 @@
 /* heap.c: the layout of the metadata segment, its initialization by the launcher, and the
  * process-local runtime globals every other file uses. Overview: docs/design.md "Shared memory". */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -13,6 +16,31 @@ gorun_shared_t *G;
 uint8_t *A;
 gp_t *thisP;
 int32_t gorun_ospid;
+int gorun_meta_fd = -1, gorun_arena_fd = -1;
+
+int gorun_reserve(int fd, uint64_t off, uint64_t len)
+{
+    if (fd < 0 || len == 0)
+        return 0;
+    for (;;) {
+        if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno == EOPNOTSUPP || errno == ENOSYS)
+            return 0; /* not tmpfs (e.g. a file attached by hand): nothing to reserve with */
+        return errno;
+    }
+}
+
+uint64_t gorun_shm_free(void)
+{
+    struct statvfs st;
+    int fd = gorun_meta_fd >= 0 ? gorun_meta_fd : gorun_arena_fd;
+    if (fd < 0 || fstatvfs(fd, &st) != 0)
+        return 0;
+    return (uint64_t)st.f_bavail * st.f_frsize;
+}
 
 void gorun_throw(const char *fmt, ...)
 {
@@ -68,6 +96,35 @@ uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slo
     return compute_layout(arena_size, nprocs, root_slots, nglobals).end;
 }
 
+/* The regions of the metadata a run writes whatever the heap does, reserved (fallocate) at init:
+ * the control block, the page bitmap and summaries, the root tables and globals, the first
+ * INITIAL_WBUFS work buffers, the barrier logs and the pause and cycle rings. The per-page
+ * regions, the rest of the work buffers and the arena are reserved chunk by chunk as the heap
+ * grows (pagealloc_grow). [start, end) offsets. */
+#define NFIXED 5
+static void fixed_regions(const layout_t *L, uint64_t out[NFIXED][2])
+{
+    uint64_t nb = L->nbufs < INITIAL_WBUFS ? L->nbufs : INITIAL_WBUFS;
+    uint64_t r[NFIXED][2] = {
+        {0, L->spans},
+        {L->pallocbits, L->roots},
+        {L->roots, L->checkbits},
+        {L->wbufs, L->wbufs + nb * sizeof(wbuf_t)},
+        {L->wblog, L->end},
+    };
+    memcpy(out, r, sizeof r);
+}
+
+uint64_t gorun_meta_reserved(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
+{
+    layout_t L = compute_layout(arena_size, nprocs, root_slots, nglobals);
+    uint64_t r[NFIXED][2], n = 0;
+    fixed_regions(&L, r);
+    for (unsigned i = 0; i < NFIXED; i++)
+        n += r[i][1] - r[i][0];
+    return n;
+}
+
 void gorun_attach_local(void *meta, void *arena)
 {
     G = (gorun_shared_t *)meta;
@@ -94,6 +151,16 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
         arena_size > MAX_HEAP_BYTES || root_slots == 0 || root_slots > MAX_ROOT_SLOTS || nglobals == 0 ||
         nglobals > MAX_GLOBALS)
         return -1;
+    /* Reserve every fixed region before any of it is touched (see fixed_regions). */
+    uint64_t fixed[NFIXED][2];
+    fixed_regions(&L, fixed);
+    for (unsigned i = 0; i < NFIXED; i++) {
+        int e = gorun_reserve(gorun_meta_fd, fixed[i][0], fixed[i][1] - fixed[i][0]);
+        if (e) {
+            errno = e;
+            return -3;
+        }
+    }
     gorun_attach_local(meta, arena);
     /* The segment is fresh (ftruncate'd), so it is already zero. */
     G->abi_version = GORUN_ABI_VERSION;
@@ -144,7 +211,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     gcctl_t *gc = &G->gc;
     if (glock_init(&gc->work.lock, lock_kind, RANK_WORKBUF, "workbuf") != GLOCK_OK)
         return -2;
-    gc->work.nbufs = (uint32_t)(L.nbufs > UINT32_MAX - 1 ? UINT32_MAX - 1 : L.nbufs);
+    gc->work.nbufs = (uint32_t)(L.nbufs < INITIAL_WBUFS ? L.nbufs : INITIAL_WBUFS); /* raised (and reserved) at growth */
     gc->trigger = UINT64_MAX; /* set by the pacer when the GC process starts */
     gc->goal = UINT64_MAX;
     gc->init_ns = nanotime();

@@ -99,6 +99,8 @@ static void fmt_bytes(char *buf, size_t len, uint64_t b)
 
 void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes)
 {
+    if (pagealloc_shm_oom_message(buf, len, request_bytes))
+        return; /* /dev/shm is full, not the heap */
     mheap_t *h = &G->mheap;
     char req[32], lim[32], inuse[32], grown[32];
     fmt_bytes(req, sizeof req, request_bytes);

@@ -4,9 +4,13 @@
 #include "gorun_py.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 static void *meta_map, *arena_map;
@@ -27,8 +31,28 @@ static int do_map(int meta_fd, uint64_t msize, int arena_fd, uint64_t asize)
     if (m == MAP_FAILED) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
     void *a = mmap(NULL, asize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, arena_fd, 0);
     if (a == MAP_FAILED) { PyErr_SetFromErrno(PyExc_OSError); munmap(m, msize); return -1; }
+    /* Keep our own (close-on-exec) copies of the fds: growth reserves shared memory through
+     * them in whichever process grows the heap (forked children inherit them). */
+    int mfd = fcntl(meta_fd, F_DUPFD_CLOEXEC, 3), afd = mfd < 0 ? -1 : fcntl(arena_fd, F_DUPFD_CLOEXEC, 3);
+    if (afd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        if (mfd >= 0) close(mfd);
+        munmap(m, msize); munmap(a, asize);
+        return -1;
+    }
     meta_map = m; arena_map = a; meta_len = msize; arena_len = asize;
+    gorun_meta_fd = mfd; gorun_arena_fd = afd;
     return 0;
+}
+
+static void do_unmap(void)
+{
+    munmap(meta_map, meta_len);
+    munmap(arena_map, arena_len);
+    if (gorun_meta_fd >= 0) close(gorun_meta_fd);
+    if (gorun_arena_fd >= 0) close(gorun_arena_fd);
+    gorun_meta_fd = gorun_arena_fd = -1;
+    meta_map = arena_map = NULL;
 }
 
 static PyObject *py_meta_size(PyObject *mod, PyObject *args)
@@ -51,9 +75,22 @@ static PyObject *py_init(PyObject *mod, PyObject *args)
     if (do_map(mfd, msize, afd, asize) != 0) return NULL;
     int rc = gorun_init_shared(meta_map, msize, arena_map, asize, nprocs, lock_kind, roots, nglobals, dbg);
     if (rc != 0) {
-        munmap(meta_map, msize); munmap(arena_map, asize);
+        int e = errno;
+        uint64_t free = gorun_shm_free();
+        do_unmap();
         G = NULL; A = NULL;
-        PyErr_Format(GorunError, "initializing the shared heap failed (%d)", rc);
+        if (rc == -3 && e == ENOSPC) {
+            char msg[256]; /* PyErr_Format has no %f */
+            snprintf(msg, sizeof msg,
+                     "out of memory: cannot reserve %.1f MiB of shared memory for the run's metadata: "
+                     "/dev/shm has %.1f MiB free (enlarge /dev/shm, or lower --procs or --max-heap)",
+                     (double)gorun_meta_reserved(asize, nprocs, roots, nglobals) / (1 << 20),
+                     (double)free / (1 << 20));
+            PyErr_SetString(OutOfMemoryError, msg);
+        } else if (rc == -3)
+            PyErr_Format(GorunError, "reserving shared memory for the run's metadata failed: %s", strerror(e));
+        else
+            PyErr_Format(GorunError, "initializing the shared heap failed (%d)", rc);
         return NULL;
     }
     Py_RETURN_NONE;
@@ -72,7 +109,7 @@ static PyObject *py_attach(PyObject *mod, PyObject *args)
         snprintf(hex, sizeof hex, "%llx", (unsigned long long)g->magic);
         PyErr_Format(GorunError, "segment is not a gorun heap of ABI %d (magic %s, abi %u)", GORUN_ABI_VERSION, hex,
                      g->abi_version);
-        munmap(meta_map, msize); munmap(arena_map, asize);
+        do_unmap();
         return NULL;
     }
     gorun_attach_local(meta_map, arena_map);
@@ -84,10 +121,30 @@ static PyObject *py_detach(PyObject *mod, PyObject *unused)
     if (G) {
         thisP = NULL;
         G = NULL; A = NULL;
-        munmap(meta_map, meta_len);
-        munmap(arena_map, arena_len);
+        do_unmap();
     }
     Py_RETURN_NONE;
+}
+
+/* First thing in a forked child of the launcher: die with the launcher (PR_SET_PDEATHSIG), then
+ * check that the launcher did not die before that was set (the child would then have been
+ * re-parented and never get the signal): exit at once if the parent is not `launcher`. */
+static PyObject *py_child_of(PyObject *mod, PyObject *arg)
+{
+    long launcher = PyLong_AsLong(arg);
+    if (launcher == -1 && PyErr_Occurred()) return NULL;
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != (pid_t)launcher)
+        _exit(1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_meta_reserved(PyObject *mod, PyObject *args)
+{
+    unsigned long long arena, roots, nglobals;
+    unsigned int nprocs;
+    if (!PyArg_ParseTuple(args, "KIKK", &arena, &nprocs, &roots, &nglobals)) return NULL;
+    return PyLong_FromUnsignedLongLong(gorun_meta_reserved(arena, nprocs, roots, nglobals));
 }
 
 static PyObject *py_attached(PyObject *mod, PyObject *unused) { return PyBool_FromLong(G != NULL); }
@@ -459,7 +516,7 @@ static const named_t type_kinds[] = {{"struct", TK_STRUCT}, {"array", TK_ARRAY},
 static const named_t type_ids[] = {{"bytes", TID_BYTES},         {"int_array", TID_INT_ARRAY},
                                    {"float_array", TID_FLOAT_ARRAY}, {"ptr_array", TID_PTR_ARRAY},
                                    {"first_user", TID_FIRST_USER}, {NULL, 0}};
-static const named_t debug_flags[] = {{"mcachebypass", DBG_MCACHEBYPASS}, {NULL, 0}};
+static const named_t debug_flags[] = {{"mcachebypass", DBG_MCACHEBYPASS}, {"checkmark", DBG_CHECKMARK}, {NULL, 0}};
 static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},       {"mcentral", RANK_MCENTRAL}, {"mheap", RANK_MHEAP},
                                      {"typetab", RANK_TYPETAB}, {"workbuf", RANK_WORKBUF},   {NULL, 0}};
 
@@ -510,6 +567,8 @@ static PyMethodDef methods[] = {
     {"attach", py_attach, METH_VARARGS, "attach(meta_fd, meta_size, arena_fd, arena_size)"},
     {"detach", py_detach, METH_NOARGS, "unmap the heap from this process"},
     {"attached", py_attached, METH_NOARGS, "whether a heap is mapped"},
+    {"child_of", py_child_of, METH_O, "child_of(launcher_pid): set PR_SET_PDEATHSIG; exit if the parent is not launcher_pid"},
+    {"meta_reserved", py_meta_reserved, METH_VARARGS, "meta_reserved(arena_size, nprocs, root_slots, nglobals): metadata bytes reserved at init"},
     {"set_p", py_set_p, METH_O, "become P id (in a worker)"},
     {"p_done", py_p_done, METH_NOARGS, "flush the mcache and mark this P done"},
     {"register_type", py_register_type, METH_VARARGS, "register a type; returns its id"},

@@ -183,7 +183,7 @@ typedef struct workq {
     uint32_t full;                /* (L) head of full buffers (index + 1), 0 = none */
     uint32_t empty;               /* (L) head of empty buffers */
     uint64_t nfull;               /* (L) */
-    uint32_t nbufs;               /* set at init */
+    uint32_t nbufs;               /* usable buffers: set at init, raised at growth once reserved */
     uint32_t fresh;               /* (L) buffers [fresh, nbufs) were never used */
     _Atomic uint64_t pushes;      /* atomic: full buffers ever pushed (termination check) */
     _Atomic int32_t busy;         /* atomic: markers holding grey objects outside the queue */
@@ -422,13 +422,14 @@ typedef struct gorun_shared {
 } gorun_shared_t;
 
 /* debug_flags bits (GODEBUG knobs, docs/design.md "Debug knobs") */
-enum { DBG_MCACHEBYPASS = 1 << 0 };
+enum { DBG_MCACHEBYPASS = 1 << 0, DBG_CHECKMARK = 1 << 1 };
 
 /* ---- process-local runtime state (module globals; inherited across fork) ---- */
 extern gorun_shared_t *G;  /* metadata segment base */
 extern uint8_t *A;          /* arena base */
 extern gp_t *thisP;         /* this worker's P, NULL in the launcher / GC process */
 extern int32_t gorun_ospid; /* getpid() cached at attach/fork */
+extern int gorun_meta_fd, gorun_arena_fd; /* the segments' fds (-1: unknown), kept for gorun_reserve */
 
 static inline mspan_t *spanof_id(spanid_t id) { return ((mspan_t *)((char *)G + G->off_spans)) + id; }
 static inline uint8_t *allocbits_of(spanid_t id) { return (uint8_t *)G + G->off_allocbits + (uint64_t)id * SPAN_BITS_BYTES; }
@@ -470,12 +471,22 @@ uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slo
 int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t arena_size, uint32_t nprocs,
                       int lock_kind, uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags);
 void gorun_attach_local(void *meta, void *arena);
+/* Reserve [off, off + len) of a segment with fallocate before it is first touched, so a full
+ * /dev/shm is an error instead of a SIGBUS. 0, or an errno (ENOSPC); 0 when fd < 0 or the file
+ * system cannot fallocate. */
+int gorun_reserve(int fd, uint64_t off, uint64_t len);
+uint64_t gorun_shm_free(void); /* free bytes of the file system holding the segments */
+uint64_t gorun_meta_reserved(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals);
+#define INITIAL_WBUFS 64 /* work buffers usable (and reserved) before the heap grows */
 
 /* ---- page allocator (mpagealloc.c), under the mheap lock ---- */
 uint64_t pagealloc_alloc(uint64_t npages); /* first page of a free run, 0 if none */
 void pagealloc_free(uint64_t page, uint64_t npages);
 int pagealloc_grow(uint64_t npages);       /* make more of the reservation usable; 0 ok */
 uint64_t pagealloc_check(char *err, size_t errlen); /* validity walker: free pages, or (u64)-1 */
+/* If this process's last growth failed for lack of shared memory, write the out-of-memory
+ * message naming /dev/shm and its free space and return 1; else 0. */
+int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes);
 
 /* ---- mheap (mheap.c) ---- */
 spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass); /* 0 = out of memory */

@@ -7,14 +7,17 @@ Everything here works with real processes, real POSIX shared memory and real loc
   with a lock kind (``"futex"``, ``"pthread"``, ``"sem"``) or a dict of ``make_heap`` keywords.
 - ``heap_factory``: a context manager that builds such a heap on demand (hypothesis examples).
 - a session-scoped check that this test process left no ``/dev/shm/gorun.<our pid>.*`` segment
-  and no child process behind. pytest-xdist runs several workers at once (and other gorun runs
+  (``gorun.<pid>.<random hex>.meta|arena``) and no child process behind.
+- ``run_in_private_shm``: a script run with a /dev/shm of its own (a private mount namespace). pytest-xdist runs several workers at once (and other gorun runs
   may be alive on the machine), so only this process's own pid and children are looked at.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -205,9 +208,19 @@ def read_all(fd: int, timeout: float = 60.0) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+STALE_LINE = re.compile(r"^gorun: removed \d+ segments? of dead run\(s\) \(pids [\d, ]+\): [\d.]+ MiB\n", re.M)
+
+
+def without_stale_line(err: str) -> str:
+    """stderr without the one-line notice of a run that removed dead runs' segments first: other
+    tests (and other gorun runs on the machine) kill launchers, and whichever run starts next
+    removes their segments and says so."""
+    return STALE_LINE.sub("", err)
+
+
 def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m gorun ARGS` from the repository, with a hang guard; returns the result and
-    records the child's pid as .pid."""
+    """`python -m gorun ARGS` from the repository, with a hang guard; returns the result (stderr
+    without the stale-segment notice, see without_stale_line) and records the child's pid as .pid."""
     e = gorun_env()
     if env:
         e.update(env)
@@ -219,18 +232,39 @@ def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subproce
         p.kill()
         p.communicate()
         pytest.fail(f"gorun {' '.join(args)} did not finish within {timeout:.0f}s")
-    cp = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    cp = subprocess.CompletedProcess(p.args, p.returncode, out, without_stale_line(err))
     cp.pid = p.pid
     return cp
 
 
 def gorun_env() -> dict:
-    """The environment for a gorun subprocess: this checkout first, no GODEBUG/GOMAXPROCS."""
+    """The environment for a gorun subprocess: this checkout first, no GODEBUG/GOMAXPROCS/GOMEMLIMIT."""
     e = dict(os.environ)
     e["PYTHONPATH"] = str(REPO) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     e.pop("GODEBUG", None)
     e.pop("GOMAXPROCS", None)
+    e.pop("GOMEMLIMIT", None)  # refused until it is implemented
     return e
+
+
+def run_in_private_shm(size: str, script: str, mode: str = "1777", timeout: float = 120) -> dict:
+    """Run a Python script (as root) in a private mount namespace whose /dev/shm is a fresh tmpfs
+    of `size` (`unshare -m`): a tiny /dev/shm, or one that no other gorun run on the machine
+    cleans behind the test's back. The script prints a JSON document on its last line, returned
+    here. Skips the test, with the reason, when that is not possible (not root, no unshare)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a private /dev/shm (unshare -m)")
+    setup = f"mount -t tmpfs -o size={size},mode={mode} gorun-test /dev/shm"
+    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", f'{setup} && exec "$0" "$@"', sys.executable,
+           "-c", script]
+    try:
+        p = subprocess.run(cmd, cwd=REPO, env=gorun_env(), capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        pytest.skip("unshare(1) is not installed")
+    if p.returncode != 0 and ("unshare failed" in p.stderr or "mount:" in p.stderr):
+        pytest.skip(f"cannot make a private /dev/shm here: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- the end-of-session check

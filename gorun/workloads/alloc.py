@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import Param, register
 
 
-@register
+def _check(p: dict) -> str | None:
+    if p["tiny"] + p["large"] > 1:
+        return f"tiny + large must be <= 1 (tiny={p['tiny']!r}, large={p['large']!r})"
+    return None
+
+
+@register(limits={"budget": Param("size", 0), "tiny": Param("float", 0, 1), "large": Param("float", 0, 1),
+                  "scan": Param("float", 0, 1), "max_small": Param("size", 16, 32760),
+                  "max_large": Param("size", 32768, 1 << 30), "keep": Param("int", 0, 1 << 27)},
+          check=_check)
 def alloc(g, budget: int = 256 << 20, tiny: float = 0.3, large: float = 0.002, scan: float = 0.3,
           max_small: int = 4096, max_large: int = 256 << 10, keep: int = 20000):
     """Allocate a mix of tiny (1-14 B noscan), small (16 B .. max_small, log-uniform, a `scan`

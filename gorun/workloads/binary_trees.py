@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from ..types import PTR, struct
-from . import register
+from . import Param, register
 
 Node = struct("btNode", left=PTR, right=PTR)
 MIN_DEPTH = 4
@@ -45,7 +45,7 @@ def _report(values: list, params: dict) -> list[str]:
     return lines
 
 
-@register(report=_report)
+@register(report=_report, limits={"depth": Param("int", 0, 24)})
 def binary_trees(g, depth: int = 14):
     """binary-trees: -p depth=N (benchmarks game: 21; default 14). Prints the standard check lines."""
     if depth < 0 or depth > 24:

@@ -11,7 +11,7 @@ torture test of the GC."""
 from __future__ import annotations
 
 from ..types import INT, PTR, struct
-from . import register
+from . import Param, register
 
 GraphNode = struct("graphNode", id=INT, check=INT, e0=PTR, e1=PTR, e2=PTR, blob=PTR)
 MASK = (1 << 63) - 1
@@ -65,7 +65,9 @@ def walk(g, roots: list, limit: int) -> int:
     return checked
 
 
-@register
+@register(limits={"steps": Param("int", 0, 1 << 40), "live": Param("int", 0, 1 << 20),
+                  "nglobals": Param("int", 1, 1 << 24), "verify_every": Param("int", 0, 1 << 40),
+                  "walk_limit": Param("int", 0, 1 << 40), "gc_every": Param("int", 0, 1 << 40)})
 def graph(g, steps: int = 200000, live: int = 64, nglobals: int = 64, verify_every: int = 5000,
           walk_limit: int = 100000, gc_every: int = 0):
     """Random graph mutation across P's through globals, verified by walks. -p steps=N."""
