@@ -203,3 +203,32 @@ def test_heap_walk_stray_pagemap_entry(heap):
     assert span(free_page) is None
     expect_throw(_corrupt_then("pagemap", free_page, a, "heap"), f"page {free_page} maps to span {a}, but no in-use "
                  "span starts there")
+
+
+def _corrupt_and_collect(g, what, index, delta):
+    """Workload: allocate, break one counter, then force a cycle (whose mark termination walks
+    the heap in the GC process)."""
+    keep = [g.new_bytes(100) for _ in range(2000)]
+    old = _gorun.debug_poke(what, index, 0)
+    _gorun.debug_poke(what, index, old + delta)
+    g.gc()
+    return len(keep)
+
+
+@needs_debug
+@pytest.mark.parametrize("what, index, level, message", [
+    ("mcentral.nspans", 0, 1, "spans on its lists but nspans"),           # class 0: no large span yet
+    ("mheap.pages_inuse", 0, 2, "the span walk found"),
+])
+def test_mark_termination_walks_the_heap(capfd, what, index, level, message):
+    """In a real run the GC process runs mheap_check at mark termination: a counter broken by a
+    worker ends the run there (level 1: mcentral counts; level 2: the full walk)."""
+    if BUILD["debug"] < level:
+        pytest.skip(f"the {what} check at mark termination needs GORUN_DEBUG={level}")
+    import gorun
+    with pytest.raises(gorun.RunError) as ei:
+        gorun.Runtime(procs=1, gogc="off").run(_corrupt_and_collect, what=what, index=index, delta=1)
+    msg = str(ei.value)
+    assert "GC process" in msg and "exit status 3" in msg, msg
+    err = capfd.readouterr().err  # the GC process writes its fatal error to the inherited stderr
+    assert "GC process): mcheck (mark termination): " in err and message in err, err
