@@ -7,8 +7,21 @@ STAMP := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard native/*.c native/*.h)
 JOBS ?= auto
 ARGS ?=
+# The fast part of the suite (README "Tests", docs/design.md "Debug builds"): everything but the
+# stress soak and the tests marked slow. make debug-test and make sanitize run it.
+FAST := -m 'not stress and not slow'
+DEBUG_LEVEL ?= 2
+# The interpreter is not instrumented: the ASan runtime is preloaded into it (and so into every
+# process of the run). An ASan report is written to build/sanitize/reports/ and fails the target
+# even when the test that met it expected its child to die. UBSan, linked beside ASan, ignores
+# log_path: its report goes to the stderr of the process that hit it, which exits 66.
+ASAN_RT = $(shell gcc -print-file-name=libasan.so)
+SAN_REPORTS := build/sanitize/reports
+SAN_ENV = LD_PRELOAD=$(ASAN_RT) \
+	ASAN_OPTIONS=detect_leaks=0:allow_user_segv_handler=1:exitcode=66:log_path=$(CURDIR)/$(SAN_REPORTS)/asan \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=66
 
-.PHONY: install run test stress bench lint clean sizeclasses
+.PHONY: install run test stress bench lint clean sizeclasses debug-test sanitize
 
 install: $(STAMP)
 
@@ -28,6 +41,42 @@ test: install
 stress: install
 	$(BIN)/python -m pytest -n $(JOBS) -q -m stress $(ARGS)
 
+# Out-of-tree build variants. build/<variant>/lib holds the extension built with the variant's
+# flags; build/<variant>/tree is a copy of the package, the tests and native/ with that
+# extension inside, so the in-place extension of make test is never touched. pytest runs in the
+# tree with GORUN_EXPECT_* set: conftest.py refuses to run against any other build.
+define variant_tree
+	rm -rf $(1)/tree && mkdir -p $(1)/tree
+	cp -r gorun tests native pyproject.toml $(1)/tree/
+	rm -f $(1)/tree/gorun/*.so && find $(1)/tree -name __pycache__ -prune -exec rm -rf {} +
+	cp $(1)/lib/gorun/_gorun*.so $(1)/tree/gorun/
+endef
+
+build/debug/.built-$(DEBUG_LEVEL): $(SOURCES) $(STAMP)
+	rm -rf build/debug && mkdir -p build/debug
+	GORUN_DEBUG=$(DEBUG_LEVEL) $(BIN)/python setup.py -q build_ext -j 2 --build-temp build/debug/obj --build-lib build/debug/lib
+	touch $@
+
+build/sanitize/.built: $(SOURCES) $(STAMP)
+	rm -rf build/sanitize && mkdir -p build/sanitize
+	GORUN_SANITIZE=1 $(BIN)/python setup.py -q build_ext -j 2 --build-temp build/sanitize/obj --build-lib build/sanitize/lib
+	touch $@
+
+# The fast suite against the debug build (validity walkers on; GORUN_DEBUG=2 by default).
+debug-test: build/debug/.built-$(DEBUG_LEVEL)
+	$(call variant_tree,build/debug)
+	cd build/debug/tree && GORUN_EXPECT_DEBUG=$(DEBUG_LEVEL) GORUN_EXPECT_SANITIZE=0 \
+		$(CURDIR)/$(BIN)/python -m pytest -n $(JOBS) -q -p no:cacheprovider $(FAST) $(ARGS)
+
+# The fast suite against the ASan + UBSan build.
+sanitize: build/sanitize/.built
+	$(call variant_tree,build/sanitize)
+	rm -rf $(SAN_REPORTS) && mkdir -p $(SAN_REPORTS)
+	cd build/sanitize/tree && GORUN_EXPECT_DEBUG=0 GORUN_EXPECT_SANITIZE=1 $(SAN_ENV) \
+		$(CURDIR)/$(BIN)/python -m pytest -n $(JOBS) -q -p no:cacheprovider $(FAST) $(ARGS)
+	@if [ -n "$$(ls -A $(SAN_REPORTS))" ]; then \
+		echo "sanitizer reports in $(SAN_REPORTS):"; cat $(SAN_REPORTS)/*; exit 1; fi
+
 bench: install
 	$(BIN)/python bench/run_all.py $(ARGS)
 
@@ -35,7 +84,7 @@ lint: install
 	$(BIN)/python -m pip install -q ruff
 	$(BIN)/python -m gorun.sizeclasses --check
 	$(BIN)/python -m ruff check --select E,F,W --ignore E501,E731 gorun tests bench
-	mkdir -p build && GORUN_DEBUG=1 $(BIN)/python setup.py -q build_ext --build-temp build/debug --build-lib build/debug-lib 2>&1 | tee build/debug.log; ! grep -q "warning:" build/debug.log
+	$(MAKE) build/debug/.built-$(DEBUG_LEVEL) build/sanitize/.built  # -Werror: a warning fails the build
 
 sizeclasses:
 	$(PY) -m gorun.sizeclasses

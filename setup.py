@@ -1,17 +1,37 @@
 # The C core of gorun: one extension module built from native/*.c.
-# GORUN_DEBUG=1 at build time turns on the assertion level (validity walkers,
-# extra invariant checks); see docs/design.md "Debug builds".
+# Build-time variants (docs/design.md "Debug builds"):
+#   GORUN_DEBUG=1   -O1 -g, assertion level 1: the validity walkers of native/mcheck.c at every
+#                   mcentral/span state change and over every mcentral at mark termination;
+#   GORUN_DEBUG=2   level 1 plus a full heap walk (span table, pagemap, page allocator, counters)
+#                   at every mark termination;
+#   GORUN_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g; the interpreter is
+#                   not instrumented, so the ASan runtime must be LD_PRELOADed (make sanitize).
+# Every variant compiles with -Wall -Wextra -Werror.
 import glob
 import os
 
 from setuptools import Extension, setup
 
-debug = os.environ.get("GORUN_DEBUG", "0") not in ("", "0")
-cflags = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
+
+def level(name: str) -> int:
+    v = os.environ.get(name, "0").strip() or "0"
+    if not v.isdigit():
+        raise SystemExit(f"{name}={v!r}: expected 0, 1 or 2")
+    return int(v)
+
+
+debug = level("GORUN_DEBUG")
+sanitize = level("GORUN_SANITIZE") > 0
+cflags = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
           "-Wno-missing-field-initializers", "-fno-strict-aliasing"]
-macros = [("GORUN_DEBUG", "1" if debug else "0")]
-if debug:
+ldflags = []
+macros = [("GORUN_DEBUG", str(debug)), ("GORUN_SANITIZE", "1" if sanitize else "0")]
+if debug or sanitize:
     cflags += ["-O1", "-g"]
+if sanitize:
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer"]
+    cflags += san
+    ldflags += san
 
 setup(
     ext_modules=[
@@ -21,6 +41,7 @@ setup(
             depends=sorted(glob.glob("native/*.h")),
             include_dirs=["native"],
             extra_compile_args=cflags,
+            extra_link_args=ldflags,
             define_macros=macros,
             libraries=["pthread"],
         )

@@ -101,8 +101,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHM_DIR = Path("/dev/shm")
 PROCS = 2                       # worker processes (P's) of the run under test
-WORKLOAD = ["alloc", "--procs", str(PROCS), "--gogc", "25", "--max-heap", "256MiB"]
-DEFAULT_BUDGET = "640MiB"       # per P: ~3-4 s of run (plus ~0.8 s of start) on this 2-CPU VM
+# The default --max-heap (4 GiB) holds the whole budget of both P's, so a stopped GC process
+# cannot turn into an out-of-memory error before the stall timeout names it.
+WORKLOAD = ["alloc", "--procs", str(PROCS), "--gogc", "25"]
+DEFAULT_BUDGET = "1GiB"         # per P: 3.5-5 s of run (plus 0.4-1 s of start) on this 2-CPU VM
 RECOVERY_RUN = ["alloc", "--procs", "1", "--max-heap", "64MiB", "-p", "budget=1MiB"]
 EARLY_WINDOW = 0.005            # "the first milliseconds": 0-5 ms after the start
 SPREAD = 2.0                    # the other trials: 0-2 s after the start
@@ -120,7 +122,7 @@ class Scenario:
     name: str
     target: str                      # "launcher" | "gc" | "worker"
     sig: signal.Signals
-    expect: frozenset | None         # accepted exit codes (Popen.returncode); None: any, recorded
+    expect: frozenset | None         # accepted exit codes (Popen.returncode); None: as documented
     names_target: bool = False       # stderr must name the target process
     needs_stall: bool = False        # needs the CLI's --stall-timeout
     at_fork: bool = False            # signal the launcher the moment a random child appears
@@ -141,11 +143,30 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              doc="SIGSTOP a random worker: exit 1 within stall timeout + 2 s naming it, nothing left"),
     Scenario("stop-gc", "gc", signal.SIGSTOP, frozenset({1}), names_target=True, needs_stall=True,
              doc="SIGSTOP the GC process: exit 1 within stall timeout + 2 s naming it, nothing left"),
-    Scenario("hup", "launcher", signal.SIGHUP, None, doc="SIGHUP to the launcher: nothing left"),
-    Scenario("quit", "launcher", signal.SIGQUIT, None, doc="SIGQUIT to the launcher: nothing left"),
-    Scenario("term", "launcher", signal.SIGTERM, frozenset({130}), doc="SIGTERM to the launcher: exit 130"),
-    Scenario("int", "launcher", signal.SIGINT, frozenset({130}), doc="SIGINT to the launcher: exit 130"),
+    Scenario("hup", "launcher", signal.SIGHUP, None, doc="SIGHUP to the launcher: the documented exit code, nothing left"),
+    Scenario("quit", "launcher", signal.SIGQUIT, None, doc="SIGQUIT to the launcher: the documented exit code, nothing left"),
+    Scenario("term", "launcher", signal.SIGTERM, None, doc="SIGTERM to the launcher: the documented exit code, nothing left"),
+    Scenario("int", "launcher", signal.SIGINT, None, doc="SIGINT to the launcher: the documented exit code, nothing left"),
 ]}
+
+
+def documented_exit_codes() -> tuple[dict, str]:
+    """The exit codes this checkout's CLI documents for the stop signals, read from the
+    docstring of gorun/cli.py: 128 + signo for SIGHUP, SIGINT, SIGQUIT and SIGTERM (the current
+    convention), or the older 130 for SIGINT and SIGTERM with nothing said of SIGHUP and SIGQUIT
+    (None: any code is accepted, and recorded). Returns ({signal: code or None}, a description)."""
+    try:
+        text = (ROOT / "gorun" / "cli.py").read_text()
+    except OSError:
+        text = ""
+    doc = text.split('"""')[1] if text.count('"""') >= 2 else ""
+    stops = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+    if re.search(r"128\s*\+\s*the signal number", doc):
+        return {s: 128 + s for s in stops}, "128 + signo (cli.py)"
+    if "130" in doc:
+        return ({signal.SIGHUP: None, signal.SIGINT: 130, signal.SIGQUIT: None, signal.SIGTERM: 130},
+                "130 for SIGINT/SIGTERM, SIGHUP/SIGQUIT undocumented (cli.py)")
+    return {s: None for s in stops}, "none found in cli.py: any code accepted"
 
 
 # ---------------------------------------------------------------- /proc and /dev/shm
@@ -189,6 +210,18 @@ def describe(info: ProcInfo) -> str:
     except OSError:
         comm = "?"
     return f"pid {info.pid} (ppid {info.ppid}, state {info.state}, {comm})"
+
+
+def default_disposition(pid: int, sig: int) -> bool:
+    """Does `sig` have its default action in process `pid` (not caught, ignored or blocked)?"""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return False
+    bit = 1 << (sig - 1)
+    masks = {k: int(v, 16) for k, _, v in (ln.partition(":\t") for ln in lines)
+             if k in ("SigBlk", "SigIgn", "SigCgt")}
+    return len(masks) == 3 and not any(m & bit for m in masks.values())
 
 
 def pid_max() -> int:
@@ -326,6 +359,18 @@ def parse_strace(log: Path) -> tuple[set[int], set[str]]:
     return execs, unlinked
 
 
+def git_revision() -> str:
+    """The checkout under test: short commit, '+dirty' when it has local changes."""
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown revision"
+    return (rev or "unknown revision") + ("+dirty" if dirty else "")
+
+
 def probe_stall_timeout(cwd: str) -> bool:
     """Does this build's `gorun run` accept --stall-timeout?"""
     cp = run_short(["run", "--help"], cwd)
@@ -394,6 +439,8 @@ class Trial:
     signal_at_s: float | None = None  # when the signal was sent, seconds after the launch
     target_age_ms: float | None = None  # the target's age when signalled (see _inject)
     pre_start: bool = False          # launcher signal before any child or segment existed
+    no_handler: bool = False         # the launcher had no handler for the stop signals (SIGTERM
+                                     # had its default action): Python starting, or exiting
     finished_early: bool = False     # the target had finished before the signal
     exit_code: int | None = None
     exit_s: float | None = None      # signal -> launcher exit (kill-launcher: -> last process gone)
@@ -421,6 +468,7 @@ class Config:
     delay_origin: str
     workdir: str
     strace: list[str] | None = None  # strace prefix for the recovery run (kill-launcher), if usable
+    exit_codes: dict = field(default_factory=dict)  # documented exit code per stop signal
 
 
 def run_trial(sc: Scenario, index: int, rng: random.Random, cfg: Config) -> Trial:
@@ -547,6 +595,7 @@ def _inject(sc: Scenario, tr: Trial, p: subprocess.Popen, scanner: ChildScanner,
             return
         tr.target_pid = pid
         tr.pre_start = not scanner.children(pid) and not segments(pid)
+        tr.no_handler = default_disposition(pid, signal.SIGTERM)
     else:
         child, t_absent = _wait_child(tr, scanner, tr.child, deadline)
         if child is None:
@@ -659,7 +708,10 @@ def _judge(sc: Scenario, tr: Trial, cfg: Config) -> None:
     if tr.target_pid is None:
         return  # already reported (the target never appeared)
     accepted = set(sc.expect) if sc.expect is not None else None
-    if accepted is not None and tr.pre_start:
+    if sc.expect is None and sc.sig in cfg.exit_codes:
+        code = cfg.exit_codes[sc.sig]
+        accepted = None if code is None else {code}
+    if accepted is not None and tr.no_handler:  # the interpreter's reaction: no gorun code to run
         accepted.add(-sc.sig)
     if accepted is not None and rc not in accepted:
         want = " or ".join(code_name(c) for c in sorted(accepted))
@@ -690,6 +742,7 @@ def summarize(sc: Scenario, trials: list[Trial], unsupported: bool) -> dict:
         "passed": sum(t.ok for t in trials), "failed": sum(not t.ok for t in trials),
         "finished_early": sum(t.finished_early for t in trials),
         "pre_start": sum(t.pre_start for t in trials),
+        "no_handler": sum(t.no_handler for t in trials),
         "young_target": sum(t.target_age_ms is not None and t.target_age_ms <= YOUNG_MS for t in trials),
         "exit_codes": dict(sorted(codes.items())),
         "exit_s_median": statistics.median(exits) if exits else None,
@@ -725,18 +778,18 @@ def row(s: dict) -> list[str]:
         return [s["scenario"], "0", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
                 "not supported by this build (no --stall-timeout)"]
     note = []
-    if s["scenario"] == "kill-launcher":
+    if s["signal"] == "SIGKILL" and s["target"] == "launcher":
         note.append(f"dead-run segs {s['dead_run_segs']}, removed by: "
                     + (", ".join(f"{k} x{v}" for k, v in s["recovered_by"].items()) or "-"))
     if s["cleaned_procs"] or s["cleaned_segs"]:
         note.append(f"harness cleaned {s['cleaned_procs']} proc(s), {s['cleaned_segs']} seg(s)")
     codes = " ".join(f"{k}:{v}" for k, v in s["exit_codes"].items())
     return [s["scenario"], str(s["trials"]), str(s["passed"]), str(s["failed"]), str(s["finished_early"]),
-            str(s["young_target"]), str(s["pre_start"]), codes, sec(s["exit_s_median"]), sec(s["exit_s_max"]),
+            str(s["young_target"]), str(s["no_handler"]) if s["target"] == "launcher" else "-", codes, sec(s["exit_s_median"]), sec(s["exit_s_max"]),
             str(s["procs_left"]), str(s["segs_left"]), "; ".join(note)]
 
 
-HEADER = ["scenario", "trials", "pass", "fail", "early", f"<={YOUNG_MS:g}ms", "pre-start", "exit codes (code:count)",
+HEADER = ["scenario", "trials", "pass", "fail", "early", f"<={YOUNG_MS:g}ms", "no-handler", "exit codes (code:count)",
           "exit s p50", "exit s max", "procs left", "segs left", "note"]
 
 
@@ -746,7 +799,7 @@ HEADER = ["scenario", "trials", "pass", "fail", "early", f"<={YOUNG_MS:g}ms", "p
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="scenarios:\n" + "\n".join(f"  {s.name:14} {s.doc}" for s in SCENARIOS.values()))
+                                epilog="scenarios:\n" + "\n".join(f"  {s.name:19} {s.doc}" for s in SCENARIOS.values()))
     p.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
     p.add_argument("--scenario", nargs="+", action="extend", choices=list(SCENARIOS), metavar="NAME",
                    help="scenarios to run (default: all): " + ", ".join(SCENARIOS))
@@ -780,15 +833,18 @@ def main(argv: list[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     with tempfile.TemporaryDirectory(prefix="gorun-faults.") as workdir:
         stall = probe_stall_timeout(workdir)
+        codes, codes_desc = documented_exit_codes()
         cfg = Config(a.budget, a.stall_timeout, stall, a.trial_timeout, a.delay_origin, workdir,
-                     strace_prefix(Path(workdir) / "probe.strace"))
+                     strace_prefix(Path(workdir) / "probe.strace"), codes)
         cmd = " ".join(["gorun", "run", *WORKLOAD, "-p", f"budget={a.budget}"]
                        + (["--stall-timeout", f"{a.stall_timeout:g}"] if stall else []))
         print(f"gorun fault injection: {a.trials} trial(s) per scenario, seed {a.seed}, run under test: {cmd}")
         print(f"signals: trials 0, 4, 8, ... 0-{EARLY_WINDOW * 1000:g} ms after the launch, the others "
               f"0-{SPREAD:g} s after the {'run start' if a.delay_origin == 'run' else 'launch'}")
-        print(f"build: --stall-timeout {'supported' if stall else 'NOT supported'}; "
-              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; python {sys.executable}",
+        rev = git_revision()
+        print(f"build: {rev}; --stall-timeout {'supported' if stall else 'NOT supported'}; stop-signal exit codes: "
+              f"{codes_desc}; next-run attribution: {'strace' if cfg.strace else 'none (no strace)'}")
+        print(f"machine: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; python {sys.executable}",
               flush=True)
         summaries: list[dict] = []
         all_trials: list[Trial] = []
@@ -821,7 +877,8 @@ def main(argv: list[str] | None = None) -> int:
                     if t.worker is not None:
                         target = f" P{t.worker}{target}"
                     print(f"  {name} #{t.index} (delay {t.delay_s * 1000:.1f} ms after the {t.origin}, sent {when},{target}"
-                          f"{', pre-start' if t.pre_start else ''}): {'; '.join(t.problems)}")
+                          f"{', no handler' if t.no_handler else ''}{', pre-start' if t.pre_start else ''}): "
+                          f"{'; '.join(t.problems)}")
                 if len(ts) > 5:
                     print(f"  {name}: {len(ts) - 5} more")
         unsupported = [s["scenario"] for s in summaries if not s["supported"]]
@@ -837,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
             verdict += f"; not supported by this build: {', '.join(unsupported)}"
         print(f"\nverdict: {verdict}")
         if a.json:
-            doc = {"command": cmd, "seed": a.seed, "trials_per_scenario": a.trials,
+            doc = {"command": cmd, "build": rev, "exit_codes": codes_desc, "seed": a.seed, "trials_per_scenario": a.trials,
                    "stall_timeout": a.stall_timeout, "stall_timeout_supported": stall,
                    "trial_timeout": a.trial_timeout, "verdict": verdict, "loadavg": os.getloadavg(),
                    "scenarios": summaries, "trials": [asdict(t) for t in all_trials]}

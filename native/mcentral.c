@@ -26,6 +26,7 @@ void mcentral_list_push(mcentral_t *c, int which, spanid_t id)
         spanof_id(*head)->prev = id;
     *head = id;
     s->list = (uint8_t)(which + 1);
+    MCHECK_CENTRAL(c, "mcentral push");
 }
 
 void mcentral_list_remove(mcentral_t *c, spanid_t id)
@@ -42,6 +43,7 @@ void mcentral_list_remove(mcentral_t *c, spanid_t id)
         spanof_id(s->next)->prev = s->prev;
     s->next = s->prev = 0;
     s->list = MCL_NONE;
+    MCHECK_CENTRAL(c, "mcentral remove");
 }
 
 static inline int swept_index(uint32_t sg) { return (int)((sg / 2) % 2); }
@@ -56,6 +58,7 @@ static void uncache_locked(mcentral_t *c, spanid_t id, uint32_t sg)
         gorun_throw("mcentral: uncaching span %u with sweepgen %u (heap %u): not cached this cycle", id,
                     atomic_load(&s->sweepgen), sg);
     atomic_store(&s->sweepgen, sg);
+    MCHECK_SPAN(id, "uncache");
     int k = swept_index(sg);
     mcentral_list_push(c, s->allocCount == s->nelems ? 2 + k : k, id);
 }
@@ -74,6 +77,7 @@ void mcentral_add_large(mcentral_t *c, spanid_t id)
 {
     uint32_t sg = atomic_load(&G->mheap.sweepgen);
     atomic_store(&spanof_id(id)->sweepgen, sg);
+    MCHECK_SPAN(id, "new large span");
     lock(&c->lock);
     mcentral_list_push(c, 2 + swept_index(sg), id);
     unlock(&c->lock);
@@ -98,6 +102,7 @@ spanid_t mcentral_take_unswept(mcentral_t *c, uint32_t sg)
     uint32_t want = sg - 2;
     if (!atomic_compare_exchange_strong(&spanof_id(id)->sweepgen, &want, sg - 1))
         gorun_throw("sweep: span %u on an unswept list has sweepgen %u (heap sweepgen %u)", id, want, sg);
+    MCHECK_SPAN(id, "take unswept");
     return id;
 }
 
@@ -142,6 +147,7 @@ spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
         __atomic_fetch_add(&c->ngrow, 1, __ATOMIC_RELAXED);
     }
     atomic_store(&spanof_id(id)->sweepgen, sg + 3); /* cached and swept */
+    MCHECK_SPAN(id, "cache span");
     return id;
 }
 

@@ -172,6 +172,7 @@ int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *chec
     lock(&G->mheap.lock);
     atomic_fetch_add(&G->mheap.sweepgen, 2);
     unlock(&G->mheap.lock);
+    MCHECK_HEAP("mark termination"); /* debug builds: mcheck.c */
     atomic_store(&G->mheap.heap_live, atomic_load(&gc->bytes_marked));
     atomic_store(&gc->heap_marked, atomic_load(&gc->bytes_marked));
     atomic_store(&gc->cycles_done, cycle);

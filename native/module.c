@@ -549,17 +549,129 @@ static PyObject *lock_kind_names(void)
 static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
     return Py_BuildValue(
-        "{s:i,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
+        "{s:i,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
         "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N}",
         "abi_version", GORUN_ABI_VERSION, "page_size", (unsigned long long)PAGE_SIZE, "num_size_classes",
         NUM_SIZE_CLASSES, "max_small_size", MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE,
         "max_procs", MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG,
+        "sanitize", GORUN_SANITIZE,
         "cycle_fields", cyclerec_field_names(), "min_heap", MIN_HEAP_BYTES, "max_heap", MAX_HEAP_BYTES,
         "max_object_payload", MAX_OBJECT_PAYLOAD, "max_root_slots", MAX_ROOT_SLOTS, "max_globals", MAX_GLOBALS,
         "max_mark_threads", MAX_MARK_THREADS, "field_kinds", named_dict(field_kinds), "type_kinds",
         named_dict(type_kinds), "type_ids", named_dict(type_ids), "debug_flags", named_dict(debug_flags),
         "lock_kinds", lock_kind_names(), "lock_ranks", named_dict(lock_ranks));
 }
+
+#if GORUN_DEBUG
+/* ---- debug-build test hooks for the validity walkers (mcheck.c); tests/test_mcheck.py ---- */
+
+static int spc_arg(long spc)
+{
+    if (spc < 0 || spc >= NUM_SPAN_CLASSES || spanclass_sizeclass((uint8_t)spc) == 0) {
+        PyErr_Format(PyExc_ValueError, "span class %ld is not a small span class", spc);
+        return -1;
+    }
+    return 0;
+}
+
+/* debug_spans_new(spc, nalloc, count): take `count` spans of class spc from its mcentral at
+ * once (as refills do), allocate nalloc slots in each (as an mcache does) and hand them back in
+ * order (as uncaches do), so they end on the swept partial or full list, the last one at the
+ * head. Returns their ids. No P is needed. */
+static PyObject *py_debug_spans_new(PyObject *mod, PyObject *args)
+{
+    long spc, nalloc, count;
+    if (!PyArg_ParseTuple(args, "lll", &spc, &nalloc, &count)) return NULL;
+    if (need_attached() || spc_arg(spc)) return NULL;
+    if (count < 1 || count > 64) { PyErr_SetString(PyExc_ValueError, "count must be 1..64"); return NULL; }
+    mcentral_t *c = &G->central[spc];
+    spanid_t ids[64];
+    long n = 0;
+    for (; n < count; n++) {
+        ids[n] = mcentral_cache_span(c, (uint8_t)spc);
+        if (!ids[n]) break;
+        for (long i = 0; i < nalloc && span_next_free(spanof_id(ids[n])) >= 0; i++)
+            ;
+    }
+    for (long i = 0; i < n; i++) mcentral_uncache_span(c, ids[i]);
+    if (n < count) { PyErr_SetString(GorunError, "out of memory"); return NULL; }
+    PyObject *r = PyList_New(n);
+    if (!r) return NULL;
+    for (long i = 0; i < n; i++) PyList_SET_ITEM(r, i, PyLong_FromUnsignedLong(ids[i]));
+    return r;
+}
+
+/* debug_poke(what, index, value): overwrite one field of shared state, for the tests that show
+ * a walker catches a corruption; returns the old value. */
+static PyObject *py_debug_poke(PyObject *mod, PyObject *args)
+{
+    const char *what;
+    unsigned long long index, v, old;
+    if (!PyArg_ParseTuple(args, "sKK", &what, &index, &v)) return NULL;
+    if (need_attached()) return NULL;
+    if (strncmp(what, "span.", 5) == 0 || strcmp(what, "pagemap") == 0) {
+        if (index == 0 || index >= G->mheap.npages) { PyErr_SetString(PyExc_ValueError, "span / page outside the heap"); return NULL; }
+    } else if (strncmp(what, "mcentral.", 9) == 0 && index >= NUM_SPAN_CLASSES) {
+        PyErr_SetString(PyExc_ValueError, "no such span class");
+        return NULL;
+    }
+    mspan_t *s = spanof_id((spanid_t)index);
+    mcentral_t *c = &G->central[index % NUM_SPAN_CLASSES];
+#define POKE(field, type) do { old = (unsigned long long)(field); (field) = (type)v; } while (0)
+    if (!strcmp(what, "span.list")) POKE(s->list, uint8_t);
+    else if (!strcmp(what, "span.next")) POKE(s->next, spanid_t);
+    else if (!strcmp(what, "span.prev")) POKE(s->prev, spanid_t);
+    else if (!strcmp(what, "span.allocCount")) POKE(s->allocCount, uint16_t);
+    else if (!strcmp(what, "span.freeindex")) POKE(s->freeindex, uint16_t);
+    else if (!strcmp(what, "span.spanclass")) POKE(s->spanclass, uint8_t);
+    else if (!strcmp(what, "span.sweepgen")) { old = atomic_exchange(&s->sweepgen, (uint32_t)v); }
+    else if (!strcmp(what, "span.state")) { old = atomic_exchange(&s->state, (uint8_t)v); }
+    else if (!strcmp(what, "pagemap")) { old = atomic_exchange(&pagemap()[index], (uint32_t)v); }
+    else if (!strcmp(what, "mheap.pages_inuse")) POKE(G->mheap.pages_inuse, uint64_t);
+    else if (!strcmp(what, "mheap.spans_inuse")) POKE(G->mheap.spans_inuse, uint64_t);
+    else if (!strcmp(what, "mcentral.nspans")) POKE(c->nspans, uint64_t);
+    else { PyErr_Format(PyExc_ValueError, "debug_poke: unknown field %s", what); return NULL; }
+#undef POKE
+    return PyLong_FromUnsignedLongLong(old);
+}
+
+/* debug_check(what, arg): run one walker now: "span" (arg = span id), "mcentral" (arg = span
+ * class, under its lock; returns the spans on its lists) or "heap" (the full walk, as at
+ * mark termination with GORUN_DEBUG=2; no P may hold a cached span). A broken invariant ends
+ * the process with exit status 3 (gorun_throw). */
+static PyObject *py_debug_check(PyObject *mod, PyObject *args)
+{
+    const char *what;
+    long arg = 0;
+    if (!PyArg_ParseTuple(args, "s|l", &what, &arg)) return NULL;
+    if (need_attached()) return NULL;
+    if (!strcmp(what, "span")) {
+        mspan_check((spanid_t)arg, "debug_check");
+        Py_RETURN_NONE;
+    }
+    if (!strcmp(what, "mcentral")) {
+        if (arg < 0 || arg >= NUM_SPAN_CLASSES) { PyErr_SetString(PyExc_ValueError, "no such span class"); return NULL; }
+        mcentral_t *c = &G->central[arg];
+        lock(&c->lock);
+        uint64_t n = mcentral_check(c, "debug_check");
+        unlock(&c->lock);
+        return PyLong_FromUnsignedLongLong(n);
+    }
+    if (!strcmp(what, "heap")) {
+        mheap_check(1, "debug_check");
+        Py_RETURN_NONE;
+    }
+    PyErr_Format(PyExc_ValueError, "debug_check: unknown walker %s (span, mcentral, heap)", what);
+    return NULL;
+}
+
+static PyMethodDef debug_methods[] = {
+    {"debug_spans_new", py_debug_spans_new, METH_VARARGS, "debug build: debug_spans_new(spc, nalloc, count) -> span ids, on a swept list"},
+    {"debug_poke", py_debug_poke, METH_VARARGS, "debug build: debug_poke(field, index, value) -> old value"},
+    {"debug_check", py_debug_check, METH_VARARGS, "debug build: debug_check('span'|'mcentral'|'heap', arg)"},
+    {NULL},
+};
+#endif
 
 static PyMethodDef methods[] = {
     {"meta_size", py_meta_size, METH_VARARGS, "meta_size(arena_bytes, nprocs, root_slots, nglobals)"},
@@ -613,6 +725,9 @@ PyMODINIT_FUNC PyInit__gorun(void)
     if (PyModule_AddFunctions(m, gc_methods) < 0 || PyModule_AddFunctions(m, watch_methods) < 0 ||
         PyModule_AddFunctions(m, testhook_methods) < 0)
         return NULL;
+#if GORUN_DEBUG
+    if (PyModule_AddFunctions(m, debug_methods) < 0) return NULL;
+#endif
     if (PyModule_AddObjectRef(m, "GorunError", GorunError) < 0 ||
         PyModule_AddObjectRef(m, "OutOfMemory", OutOfMemoryError) < 0 || handle_types_ready(m) < 0 ||
         PyModule_AddIntConstant(m, "ABI_VERSION", GORUN_ABI_VERSION) < 0)

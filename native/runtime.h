@@ -19,7 +19,10 @@
 #define GORUN_MAGIC 0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
-#define GORUN_DEBUG 0
+#define GORUN_DEBUG 0 /* 0, 1 or 2: the assertion level (setup.py; docs/design.md "Debug builds") */
+#endif
+#ifndef GORUN_SANITIZE
+#define GORUN_SANITIZE 0 /* 1: built with ASan + UBSan (make sanitize) */
 #endif
 
 /* ---- Go's constants (shared/reference/go-runtime.md section 1) ---- */
@@ -501,6 +504,24 @@ void mcentral_add_large(mcentral_t *c, spanid_t id);
 void mcentral_uncache_span(mcentral_t *c, spanid_t id);
 void mcentral_list_push(mcentral_t *c, int which, spanid_t id);
 void mcentral_list_remove(mcentral_t *c, spanid_t id);
+
+/* ---- validity walkers of the debug build (mcheck.c; docs/design.md "Debug builds") ----
+ * GORUN_DEBUG >= 1: MCHECK_SPAN and MCHECK_CENTRAL at every span / mcentral state change and
+ * MCHECK_HEAP (the mcentrals) at mark termination; GORUN_DEBUG >= 2: MCHECK_HEAP also walks
+ * the span table, pagemap and page allocator and checks the mheap counters. A broken invariant
+ * is a gorun_throw. In a normal build the macros compile to nothing. */
+#if GORUN_DEBUG
+void mspan_check(spanid_t id, const char *where);            /* caller owns the span or its class lock */
+uint64_t mcentral_check(mcentral_t *c, const char *where);  /* caller holds c->lock; returns spans listed */
+void mheap_check(int full, const char *where);              /* world stopped, every mcache flushed, no lock held */
+#define MCHECK_SPAN(id, where) mspan_check((id), (where))
+#define MCHECK_CENTRAL(c, where) ((void)mcentral_check((c), (where)))
+#define MCHECK_HEAP(where) mheap_check(GORUN_DEBUG >= 2, (where))
+#else
+#define MCHECK_SPAN(id, where) ((void)0)
+#define MCHECK_CENTRAL(c, where) ((void)0)
+#define MCHECK_HEAP(where) ((void)0)
+#endif
 
 /* ---- mcache + malloc (mcache.c, malloc.c) ---- */
 /* Allocate an object with `payload` bytes after the header, header (tid, len) written,

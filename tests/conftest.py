@@ -37,6 +37,21 @@ if str(REPO) not in sys.path:  # this checkout's gorun, also when pytest runs wi
 from gorun import _gorun, shm  # noqa: E402
 LOCK_KINDS = _gorun.constants()["lock_kinds"]  # from the C core
 MHEAP_LOCK = -1
+BUILD = _gorun.constants()  # "debug" (0, 1, 2) and "sanitize" (0, 1): the variant under test
+
+
+def pytest_configure(config):
+    """make debug-test and make sanitize set GORUN_EXPECT_DEBUG / GORUN_EXPECT_SANITIZE: refuse
+    to run if the extension imported is not that variant of this tree (a silent fallback to the
+    normal build would make the run worthless)."""
+    for env, key in (("GORUN_EXPECT_DEBUG", "debug"), ("GORUN_EXPECT_SANITIZE", "sanitize")):
+        want = os.environ.get(env)
+        if want is None:
+            continue
+        where = Path(_gorun.__file__).resolve()
+        if int(want) != BUILD[key] or not where.is_relative_to(REPO):
+            raise pytest.UsageError(f"{env}={want}, but the extension imported ({where}) has {key}={BUILD[key]} "
+                                    f"(expected one built into {REPO})")
 
 
 # ---------------------------------------------------------------- standalone heaps

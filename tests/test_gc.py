@@ -345,6 +345,7 @@ print("ok", r.to_dict()["gc"]["cycles"])
 """
 
 
+@pytest.mark.slow  # signal timing across 3 fresh interpreters (9 s); not a memory-error hunt
 def test_sigurg_around_blocking_and_exit_neither_hangs_nor_fails(tmp_path):
     import subprocess
     import sys

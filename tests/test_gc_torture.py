@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 
 import gorun
+from conftest import BUILD
 from gorun.workloads.graph import graph
+
+# Cycles come from the P's forced g.gc() calls (concurrent requests share a cycle) and from the
+# trigger, so their number depends on how long a cycle takes against the mutators' steps. The
+# debug build (heap walks at every mark termination) and the sanitizer build have slower cycles
+# and run the same steps in about 3/4 of the cycles (normal build: 219-257 for the 200 test).
+CYCLE_SHARE = 0.75 if BUILD["debug"] or BUILD["sanitize"] else 1.0
 
 
 def torture(procs: int, steps: int, min_cycles: int, gogc: int = 5, gc_every: int = 0):
@@ -16,7 +23,7 @@ def torture(procs: int, steps: int, min_cycles: int, gogc: int = 5, gc_every: in
     d = r.to_dict()
     assert all(v["walks"] >= steps // 2000 for v in r.values)
     assert all(v["checked"] > 0 for v in r.values)
-    assert d["gc"]["cycles"] >= min_cycles, d["gc"]["cycles"]
+    assert d["gc"]["cycles"] >= int(min_cycles * CYCLE_SHARE), d["gc"]["cycles"]
     assert d["gc"]["freed_objects"] > 0
     return d
 
