@@ -2,80 +2,94 @@
 """Fault injection for gorun: what happens to a run when one of its processes is killed, stopped
 or signalled at a random moment, the first milliseconds included.
 
-What it measures
-----------------
-Each trial starts the CLI, ``python -m gorun run alloc --procs 2 ...`` (about 3-5 s on the
-project's 2-CPU machine at GOGC=25, so GC cycles run all the time), as a subprocess in a session
-of its own, stdout and stderr going to files. After a random delay drawn from a seeded RNG it
-finds the target, sends it the scenario's signal, and measures what follows. Trials 0, 4, 8, ...
-(a quarter) fire 0-5 ms after the launch; the others 0-2 s after the run's start, the moment its
-segments appear in /dev/shm (the GC process and the workers are forked right after). Python's
-start takes 0.7 s to 2 s on this loaded 2-CPU machine, so delays counted from the launch
-(``--delay-origin launch``) would mostly land before the run exists. It measures:
+What a trial does
+-----------------
+It starts the CLI, ``python -m gorun run alloc --procs 2 --gogc 25 -p budget=1GiB`` (3.5-5 s
+of run on the project's 2-CPU machine, GC cycles all the time; ``--stall-timeout S`` is added
+when ``gorun run --help`` offers it), as a subprocess in a session of its own, stdout and stderr
+going to files, in a scratch directory. It waits a random delay (a seeded RNG, one stream per
+scenario and trial): trials 0, 4, 8, ... (a quarter) fire 0-5 ms after the launch, the others
+0-2 s after the run's start, the moment its segments appear in /dev/shm (the GC process and the
+workers are forked right after). Python's start alone takes 0.4-2 s on this shared machine, so
+delays counted from the launch (``--delay-origin launch``) would mostly land before the run
+exists. Then it finds the target, sends the signal, and measures:
 
-- the launcher's exit code (``-N``: killed by signal N, shown as ``-SIGNAME``);
-- the seconds from the signal to the launcher's exit (for ``kill-launcher``: until the last
-  process of the run is gone);
-- processes left: processes of the run's session (the session id is the launcher's pid, every
-  process of the run inherits it) still alive once the launcher has exited and a grace of up to
-  2 s has passed (zombies do not count: the launcher is dead and reaped by then, so a zombie
-  of the session belongs to init, which reaps it);
-- segments left: entries of /dev/shm named ``gorun.<launcher pid>.*``.
+- the launcher's exit code (``-SIGNAME``: killed by that signal; ``hang``: see below);
+- seconds from the signal to the launcher's exit (SIGKILL of the launcher: to the moment the
+  last process of the run is gone);
+- processes left: processes of the run's session (the session id is the launcher's pid and
+  every process of the run inherits it) still alive once the launcher has exited and up to 2 s
+  more have passed; zombies count only while a live process of the session could reap them;
+- segments left: entries ``/dev/shm/gorun.<launcher pid>.*`` present at or after its exit.
 
-Targets: the launcher is the subprocess itself. The GC process and the workers are its children:
-gorun/runtime.py (Runtime.run) forks the GC process first, then worker P0, P1, ... in order, and
-forks nothing else, so in creation order child 0 is the GC process and child 1 + p is worker Pp.
-Creation order is (start time, pid distance from the launcher modulo pid_max): the start time
-has the 10 ms resolution of a clock tick, so children forked in the same tick are ordered by pid,
-which Linux hands out cyclically. If the target does not exist yet when the delay is over, /proc
-is polled every 0.2 ms until it does (the kill then lands right after its fork) or the run ends.
-A target that has already finished (exited or a zombie) when its turn comes is not signalled:
-the trial counts as "finished early" and must then end like a normal run (exit 0, nothing left).
+Targets. The launcher is the subprocess. gorun/runtime.py (Runtime.run) forks the GC process
+first, then worker P0, P1, ... in order, and forks nothing else, so in creation order the
+launcher's child 0 is the GC process and child 1 + p is worker Pp. Creation order is (start
+time, pid distance from the launcher modulo pid_max): start times have the 10 ms resolution of
+a clock tick, so children forked in the same tick are ordered by pid, which Linux hands out
+cyclically. A target that does not exist yet when the delay is over is waited for, polling
+/proc every 0.2 ms, and signalled as soon as it appears (column ``<=5ms``: trials whose target
+was at most 5 ms old: a child just forked, or a launcher just launched). A target that has
+finished its work (exited, or a zombie), or a run that has ended, is not signalled: the trial
+is "finished early" and must then end like a normal run (exit 0, nothing left).
 
-Scenarios and their expectations (``--scenario``; all by default):
+Scenarios (``--scenario``; all by default) and what each trial must show:
 
-=============  ===========  ==================================================================
-kill-worker    SIGKILL P    exit 1, stderr names the worker (``P<n>`` or its pid); nothing left
-kill-gc        SIGKILL GC   exit 1, stderr names the GC process (``GC`` or its pid); nothing left
-kill-launcher  SIGKILL L    no process left within 2 s (the children die of their parent-death
-                            signal); the segments necessarily stay (nobody is left to unlink
-                            them): counted, then one short ``gorun run`` must remove them (a
-                            build that cleans stale runs at start); if it does not, ``gorun clean
-                            --dry-run`` must list them, and the harness unlinks them itself
-                            (not a global ``gorun clean``: other runs share this machine)
-stop-worker    SIGSTOP P    exit 1 within --stall-timeout + 2 s, stderr names the stuck worker;
-stop-gc        SIGSTOP GC   nothing left (the launcher must SIGKILL stopped children). Only
-                            when ``gorun run --help`` offers ``--stall-timeout``; otherwise the
-                            row says "not supported by this build" (``--force-stop`` runs them
-                            anyway: the trial timeout then ends every trial as a hang)
-hup, quit      SIGHUP/QUIT  nothing left; the exit code is recorded, any is accepted
-term, int      SIGTERM/INT  exit 130 (cli.py and the README: "interrupted by SIGINT or
-                            SIGTERM"); nothing left
-=============  ===========  ==================================================================
+==================  ============  ==============================================================
+kill-worker         SIGKILL P     exit 1, stderr names the worker (``P<n>`` or its pid), nothing
+                                  left
+kill-gc             SIGKILL GC    exit 1, stderr names the GC process (``GC`` or its pid),
+                                  nothing left
+kill-launcher       SIGKILL L     no process left within 2 s (children die of their
+                                  parent-death signal). The segments must stay (nobody is left
+                                  to unlink them): counted, then one short ``gorun run`` must
+                                  remove them (a build that cleans dead runs at start), or else
+                                  ``gorun clean --dry-run`` must list them
+kill-launcher-fork  SIGKILL L     (extra, not in the issue's list) the same, the kill landing
+                                  the moment the GC process or a worker (at random) is forked
+stop-worker         SIGSTOP P     exit 1 within the stall timeout + 2 s, stderr names the stuck
+stop-gc             SIGSTOP GC    process, nothing left (the launcher must SIGKILL stopped
+                                  children). Only if the CLI has ``--stall-timeout``; otherwise
+                                  the row says "not supported by this build" (``--force-stop``
+                                  runs them anyway: the hang guard then ends each trial)
+hup, quit,          SIGHUP, ...   to the launcher: the exit code the CLI documents (read from
+term, int                         gorun/cli.py's docstring: 128 + signo today; before that 130
+                                  for SIGINT and SIGTERM, SIGHUP/SIGQUIT undocumented: any code
+                                  accepted and recorded), nothing left
+==================  ============  ==============================================================
 
-A signal to the launcher that lands before the run has begun (Python still importing: no child
-and no segment yet) is marked "pre-start": the interpreter's default action may then kill it,
-so ``-SIG<that signal>`` is accepted besides the documented code (leftovers are still checked).
+A stop signal that finds the launcher without its handlers (SIGTERM still has its default
+action, per /proc/<pid>/status: Python is still starting, or already exiting) can only have the
+interpreter's own effect, so death by that signal is accepted too; such trials are counted in
+the ``no-handler`` column (leftovers are checked all the same). stop-launcher is not tested.
 
-After every trial, whatever the outcome, the harness SIGKILLs (and SIGCONTs) any process of the
-session and unlinks the run's segments, and counts what it had to clean: trials never pollute
-each other. A launcher still running --trial-timeout seconds (default 60) after its start is a
-hang: a failure, and the session is killed.
+The dead launcher's segments (kill-launcher*): other gorun processes sharing this machine may
+remove them at any moment (``gorun clean``, or any run of a build that cleans dead runs at
+start). The short run therefore runs under ``strace -f`` when possible, and "next run" is
+reported only for an unlink in its own trace; a segment that vanished otherwise is reported as
+"another gorun process" (no failure, no proof). When the next run leaves them, the harness
+runs ``gorun clean --dry-run`` and unlinks only this run's segments itself: a real ``gorun
+clean`` would also remove other people's dead runs.
+
+After every trial, whatever happened, the harness SIGKILLs (and SIGCONTs) every process left in
+the session and unlinks the run's segments, counting what it had to clean, so trials never
+pollute each other. A launcher still running --trial-timeout seconds (60) after its launch is a
+hang: a failure; the session is killed.
 
 Usage (from the repository, with the virtualenv's interpreter)::
 
-    .venv/bin/python bench/faults.py                          # 20 trials of every scenario
+    .venv/bin/python bench/faults.py                      # 20 trials of every scenario
     .venv/bin/python bench/faults.py --trials 3 --scenario kill-gc term --json out.json
 
-Output: one line per scenario (trials, passed, failed, finished early, pre-start, exit codes
-seen with counts, seconds to exit median and max, processes and segments left, a note), the
-reasons of the failed trials, and a verdict line. Exit status 0 only if every trial of every
-requested scenario met its expectation; 1 if any failed or a requested scenario could not run on
-this build; 2 on bad usage.
+Output: one line per scenario (trials, passed, failed, finished early, young targets, signals
+that found no handler, exit codes with counts, seconds to exit median and max, processes and
+segments left, a note), then the problems of the failed trials, then a verdict line. Exit status
+0 only if every trial met its expectation; 1 if one did not, or if a requested scenario cannot
+run on this build; 2 on bad usage.
 
 The harness imports nothing from gorun (it must keep working while the package is broken or
-being rebuilt) and no third-party package: it reads /proc itself (fast enough to poll every
-0.2 ms, and it gives the session id).
+being rebuilt) and no third-party package: it reads /proc itself (cheap enough to poll every
+0.2 ms, and it has the session id).
 """
 
 from __future__ import annotations
@@ -143,10 +157,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
              doc="SIGSTOP a random worker: exit 1 within stall timeout + 2 s naming it, nothing left"),
     Scenario("stop-gc", "gc", signal.SIGSTOP, frozenset({1}), names_target=True, needs_stall=True,
              doc="SIGSTOP the GC process: exit 1 within stall timeout + 2 s naming it, nothing left"),
-    Scenario("hup", "launcher", signal.SIGHUP, None, doc="SIGHUP to the launcher: the documented exit code, nothing left"),
-    Scenario("quit", "launcher", signal.SIGQUIT, None, doc="SIGQUIT to the launcher: the documented exit code, nothing left"),
-    Scenario("term", "launcher", signal.SIGTERM, None, doc="SIGTERM to the launcher: the documented exit code, nothing left"),
-    Scenario("int", "launcher", signal.SIGINT, None, doc="SIGINT to the launcher: the documented exit code, nothing left"),
+    *(Scenario(name, "launcher", sig, None, doc=f"{sig.name} to the launcher: the documented exit code, nothing left")
+      for name, sig in (("hup", signal.SIGHUP), ("quit", signal.SIGQUIT), ("term", signal.SIGTERM),
+                        ("int", signal.SIGINT))),
 ]}
 
 
@@ -295,10 +308,11 @@ def kill_session(sid: int, timeout: float = 5.0) -> int:
 
 
 def gorun_env() -> dict:
-    """This checkout's gorun first; no GODEBUG/GOMAXPROCS/GOGC from the caller's environment."""
+    """This checkout's gorun first; no GODEBUG, GOMAXPROCS, GOGC, GOMEMLIMIT or
+    GORUN_STALL_TIMEOUT from the caller's environment: the command line says it all."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for k in ("GODEBUG", "GOMAXPROCS", "GOGC"):
+    for k in ("GODEBUG", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GORUN_STALL_TIMEOUT"):
         env.pop(k, None)
     return env
 
@@ -325,15 +339,15 @@ def run_short(args: list[str], cwd: str, timeout: float = 60.0, prefix: list[str
     return cp
 
 
-def strace_prefix(log: Path) -> list[str] | None:
-    """strace -f logging the exec and unlink calls of a command to `log`, if strace can trace
-    here (ptrace may be forbidden), else None."""
+def strace_base() -> list[str] | None:
+    """strace -f tracing the exec and unlink calls of a command (add ``-o LOG``), if strace is
+    installed and can trace here (ptrace may be forbidden), else None."""
     exe = shutil.which("strace")
     if exe is None:
         return None
-    args = [exe, "-f", "-qq", "-e", "trace=execve,unlink,unlinkat", "-o", str(log)]
+    args = [exe, "-f", "-qq", "-e", "trace=execve,unlink,unlinkat"]
     try:
-        ok = subprocess.run([*args, "true"], capture_output=True, timeout=30).returncode == 0
+        ok = subprocess.run([*args, "-o", os.devnull, "true"], capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         ok = False
     return args if ok else None
@@ -467,7 +481,7 @@ class Config:
     trial_timeout: float
     delay_origin: str
     workdir: str
-    strace: list[str] | None = None  # strace prefix for the recovery run (kill-launcher), if usable
+    strace: list[str] | None = None  # strace_base(): to trace the recovery run (kill-launcher)
     exit_codes: dict = field(default_factory=dict)  # documented exit code per stop signal
 
 
@@ -656,7 +670,7 @@ def _recover_dead_run(tr: Trial, cfg: Config) -> None:
         tr.recovered_by = "another gorun process" if tr.dead_run_segs else "nothing to remove"
         return
     log = Path(cfg.workdir) / f"{tr.scenario}.{tr.index}.strace"
-    prefix = [*cfg.strace[:-1], str(log)] if cfg.strace else None  # the last item is the log path
+    prefix = [*cfg.strace, "-o", str(log)] if cfg.strace else None
     cp = run_short(["run", *RECOVERY_RUN], cfg.workdir, prefix=prefix)
     execs, unlinked = parse_strace(log) if prefix else (set(), set())
     log.unlink(missing_ok=True)
@@ -784,8 +798,9 @@ def row(s: dict) -> list[str]:
     if s["cleaned_procs"] or s["cleaned_segs"]:
         note.append(f"harness cleaned {s['cleaned_procs']} proc(s), {s['cleaned_segs']} seg(s)")
     codes = " ".join(f"{k}:{v}" for k, v in s["exit_codes"].items())
+    no_handler = str(s["no_handler"]) if s["target"] == "launcher" else "-"
     return [s["scenario"], str(s["trials"]), str(s["passed"]), str(s["failed"]), str(s["finished_early"]),
-            str(s["young_target"]), str(s["no_handler"]) if s["target"] == "launcher" else "-", codes, sec(s["exit_s_median"]), sec(s["exit_s_max"]),
+            str(s["young_target"]), no_handler, codes, sec(s["exit_s_median"]), sec(s["exit_s_max"]),
             str(s["procs_left"]), str(s["segs_left"]), "; ".join(note)]
 
 
@@ -827,80 +842,93 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
+def report(summaries: list[dict], trials: list[Trial]) -> tuple[str, int]:
+    """Print the table and the failed trials; return the verdict line and the exit status."""
+    print()
+    print(table(HEADER, [row(s) for s in summaries]))
+    failed = [t for t in trials if not t.ok]
+    if failed:
+        print("\nfailed trials (scenario #trial: delay, signal time after the launch, target: problems):")
+        by_scn: dict[str, list[Trial]] = collections.defaultdict(list)
+        for t in failed:
+            by_scn[t.scenario].append(t)
+        for name, ts in by_scn.items():
+            for t in ts[:5]:
+                when = "not sent" if t.signal_at_s is None else f"sent at {t.signal_at_s * 1000:.1f} ms"
+                target = "" if t.target_pid is None else f", pid {t.target_pid}"
+                if t.worker is not None:
+                    target = f", P{t.worker}{target}"
+                age = "" if t.target_age_ms is None else f", target age {t.target_age_ms:.1f} ms"
+                flags = (", no handler" if t.no_handler else "") + (", pre-start" if t.pre_start else "")
+                print(f"  {name} #{t.index} ({t.delay_s * 1000:.1f} ms after the {t.origin}, {when}{target}{age}"
+                      f"{flags}): {'; '.join(t.problems)}")
+            if len(ts) > 5:
+                print(f"  {name}: {len(ts) - 5} more (see --json)")
+    unsupported = [s["scenario"] for s in summaries if not s["supported"]]
+    n = len(trials)
+    if failed:
+        verdict, rc = f"FAIL: {len(failed)} of {n} trials did not meet their expectation", 1
+        if unsupported:
+            verdict += f"; not supported by this build: {', '.join(unsupported)}"
+    elif unsupported:
+        verdict, rc = (f"INCOMPLETE: all {n} trials passed, but {', '.join(unsupported)} "
+                       "cannot run on this build (no --stall-timeout)"), 1
+    else:
+        verdict, rc = f"PASS: all {n} trials met their expectation", 0
+    print(f"\nverdict: {verdict}")
+    return verdict, rc
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     # a SIGQUIT'ed launcher must not drop a core file anywhere
     resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
-    with tempfile.TemporaryDirectory(prefix="gorun-faults.") as workdir:
+    with tempfile.TemporaryDirectory(prefix="gorun-faults.") as workdir:  # the runs' cwd and logs
         stall = probe_stall_timeout(workdir)
         codes, codes_desc = documented_exit_codes()
         cfg = Config(a.budget, a.stall_timeout, stall, a.trial_timeout, a.delay_origin, workdir,
-                     strace_prefix(Path(workdir) / "probe.strace"), codes)
+                     strace_base(), codes)
         cmd = " ".join(["gorun", "run", *WORKLOAD, "-p", f"budget={a.budget}"]
                        + (["--stall-timeout", f"{a.stall_timeout:g}"] if stall else []))
-        print(f"gorun fault injection: {a.trials} trial(s) per scenario, seed {a.seed}, run under test: {cmd}")
+        rev = git_revision()
+        print(f"gorun fault injection: {a.trials} trial(s) per scenario, seed {a.seed}; run under test: {cmd}")
         print(f"signals: trials 0, 4, 8, ... 0-{EARLY_WINDOW * 1000:g} ms after the launch, the others "
               f"0-{SPREAD:g} s after the {'run start' if a.delay_origin == 'run' else 'launch'}")
-        rev = git_revision()
-        print(f"build: {rev}; --stall-timeout {'supported' if stall else 'NOT supported'}; stop-signal exit codes: "
-              f"{codes_desc}; next-run attribution: {'strace' if cfg.strace else 'none (no strace)'}")
+        print(f"build: {rev}; --stall-timeout {'supported' if stall else 'NOT supported'}; stop-signal exit "
+              f"codes: {codes_desc}; next-run attribution: {'strace' if cfg.strace else 'none (no strace)'}")
         print(f"machine: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; python {sys.executable}",
               flush=True)
         summaries: list[dict] = []
         all_trials: list[Trial] = []
+        interrupted = False
         for name in a.scenario:
             sc = SCENARIOS[name]
             unsupported = sc.needs_stall and not stall and not a.force_stop
             trials: list[Trial] = []
+            try:
+                for i in range(0 if unsupported else a.trials):
+                    trials.append(run_trial(sc, i, random.Random(f"{a.seed}:{name}:{i}"), cfg))
+                    print("." if trials[-1].ok else "F", end="", flush=True)
+            except KeyboardInterrupt:  # the trial cleaned up after itself; report what we have
+                interrupted = True
             if not unsupported:
-                for i in range(a.trials):
-                    rng = random.Random(f"{a.seed}:{name}:{i}")
-                    tr = run_trial(sc, i, rng, cfg)
-                    trials.append(tr)
-                    mark = "." if tr.ok else "F"
-                    print(mark, end="", flush=True)
-                print(f" {name}", flush=True)
+                print(f" {name}{' (interrupted)' if interrupted else ''}", flush=True)
             all_trials += trials
             summaries.append(summarize(sc, trials, unsupported))
-        print()
-        print(table(HEADER, [row(s) for s in summaries]))
-        failed = [t for t in all_trials if not t.ok]
-        if failed:
-            print("\nfailed trials (scenario #trial, delay, signal time after the launch, target):")
-            by_scn: dict[str, list[Trial]] = collections.defaultdict(list)
-            for t in failed:
-                by_scn[t.scenario].append(t)
-            for name, ts in by_scn.items():
-                for t in ts[:5]:
-                    when = "-" if t.signal_at_s is None else f"{t.signal_at_s * 1000:.1f} ms"
-                    target = "" if t.target_pid is None else f" pid {t.target_pid}"
-                    if t.worker is not None:
-                        target = f" P{t.worker}{target}"
-                    print(f"  {name} #{t.index} (delay {t.delay_s * 1000:.1f} ms after the {t.origin}, sent {when},{target}"
-                          f"{', no handler' if t.no_handler else ''}{', pre-start' if t.pre_start else ''}): "
-                          f"{'; '.join(t.problems)}")
-                if len(ts) > 5:
-                    print(f"  {name}: {len(ts) - 5} more")
-        unsupported = [s["scenario"] for s in summaries if not s["supported"]]
-        n = len(all_trials)
-        if failed:
-            verdict, rc = f"FAIL: {len(failed)} of {n} trials did not meet their expectation", 1
-        elif unsupported:
-            verdict, rc = (f"INCOMPLETE: all {n} trials passed, but {', '.join(unsupported)} "
-                           "cannot run on this build (no --stall-timeout)"), 1
-        else:
-            verdict, rc = f"PASS: all {n} trials met their expectation", 0
-        if unsupported and failed:
-            verdict += f"; not supported by this build: {', '.join(unsupported)}"
-        print(f"\nverdict: {verdict}")
-        if a.json:
-            doc = {"command": cmd, "build": rev, "exit_codes": codes_desc, "seed": a.seed, "trials_per_scenario": a.trials,
-                   "stall_timeout": a.stall_timeout, "stall_timeout_supported": stall,
-                   "trial_timeout": a.trial_timeout, "verdict": verdict, "loadavg": os.getloadavg(),
-                   "scenarios": summaries, "trials": [asdict(t) for t in all_trials]}
-            with open(a.json, "w") as f:
-                json.dump(doc, f, indent=1, default=str)
-            print(f"results written to {a.json}")
+            if interrupted:
+                break
+        verdict, rc = report(summaries, all_trials)
+        if interrupted:
+            verdict, rc = "INTERRUPTED: " + verdict, 130
+    if a.json:
+        doc = {"command": cmd, "build": rev, "exit_codes": codes_desc, "seed": a.seed,
+               "trials_per_scenario": a.trials, "stall_timeout": a.stall_timeout,
+               "stall_timeout_supported": stall, "trial_timeout": a.trial_timeout,
+               "delay_origin": a.delay_origin, "verdict": verdict, "loadavg": os.getloadavg(),
+               "scenarios": summaries, "trials": [asdict(t) for t in all_trials]}
+        with open(a.json, "w") as f:
+            json.dump(doc, f, indent=1, default=str)
+        print(f"results written to {a.json}")
     return rc
 
 
