@@ -485,6 +485,15 @@ class Config:
     exit_codes: dict = field(default_factory=dict)  # documented exit code per stop signal
 
 
+def _default_signals() -> None:
+    """In the child before exec: the stop signals at their default action and unblocked, as
+    from a shell, whatever the harness inherited (a background job ignores SIGINT, nohup SIGHUP).
+    The harness has no threads, so preexec_fn is safe here."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def run_trial(sc: Scenario, index: int, rng: random.Random, cfg: Config) -> Trial:
     """One run, one signal, the measurements; the trial's problems are empty if it met its
     expectation. Everything the run left is cleaned up before it returns."""
@@ -506,7 +515,7 @@ def run_trial(sc: Scenario, index: int, rng: random.Random, cfg: Config) -> Tria
     scanner = ChildScanner()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         p = subprocess.Popen(gorun_cmd(*args), cwd=cfg.workdir, env=gorun_env(), stdout=out, stderr=err,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+                             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_signals)
     t0 = time.monotonic()
     tr.launcher_pid = pid = p.pid
     pidfd = None
@@ -842,8 +851,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-def report(summaries: list[dict], trials: list[Trial]) -> tuple[str, int]:
-    """Print the table and the failed trials; return the verdict line and the exit status."""
+def report(summaries: list[dict], trials: list[Trial], interrupted: bool) -> tuple[str, int]:
+    """Print the table, the failed trials and the verdict; return the verdict and the exit status."""
     print()
     print(table(HEADER, [row(s) for s in summaries]))
     failed = [t for t in trials if not t.ok]
@@ -875,6 +884,8 @@ def report(summaries: list[dict], trials: list[Trial]) -> tuple[str, int]:
                        "cannot run on this build (no --stall-timeout)"), 1
     else:
         verdict, rc = f"PASS: all {n} trials met their expectation", 0
+    if interrupted:
+        verdict, rc = "INTERRUPTED (partial results): " + verdict, 130
     print(f"\nverdict: {verdict}")
     return verdict, rc
 
@@ -917,9 +928,7 @@ def main(argv: list[str] | None = None) -> int:
             summaries.append(summarize(sc, trials, unsupported))
             if interrupted:
                 break
-        verdict, rc = report(summaries, all_trials)
-        if interrupted:
-            verdict, rc = "INTERRUPTED: " + verdict, 130
+        verdict, rc = report(summaries, all_trials, interrupted)
     if a.json:
         doc = {"command": cmd, "build": rev, "exit_codes": codes_desc, "seed": a.seed,
                "trials_per_scenario": a.trials, "stall_timeout": a.stall_timeout,
