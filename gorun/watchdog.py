@@ -136,9 +136,9 @@ class Watchdog:
         node_pid: dict = {}
         if -1 in live:
             node_pid[GC] = live[-1]
-        for p in ps:
-            if p["id"] in live and p["pid"] == live[p["id"]]:
-                node_pid[p["id"]] = p["pid"]
+        for pidx, ospid in live.items():  # every worker the launcher forked, attached to its P
+            if pidx >= 0:                 # or not yet (one stopped in its first milliseconds)
+                node_pid[pidx] = ospid
         os_state = {n: self._os_state(pid) for n, pid in node_pid.items()}
         if any(s in ("zombie", "dead", "gone") for s in os_state.values()):
             self.first_seen.clear()  # a child just died: its pipe tells the launcher at once
@@ -290,7 +290,7 @@ class Watchdog:
             GCA_EXITING: "exiting (joining its mark threads)",
         }.get(act, f"activity {act}")
 
-    def _runtime_text(self, n, snap: dict, now_ns: int, held: list) -> str:
+    def _runtime_text(self, n, snap: dict, now_ns: int, held: list, pid: int = 0) -> str:
         parts = []
         if n == GC:
             gcs = snap["gc"]
@@ -300,6 +300,8 @@ class Watchdog:
             return "unknown"
         else:
             p = snap["ps"][n]
+            if pid and p["pid"] != pid:
+                return "not attached to its P yet (stopped before the workload started)"
             parts.append(P_STATUS.get(p["status"], f"status {p['status']}"))
             if p["rcall"]:
                 dur = max(0, now_ns - p["rcall_since_ns"]) / 1e9
@@ -332,7 +334,7 @@ class Watchdog:
             pid = node_pid.get(r) if not isinstance(r, tuple) else r[1]
             descs.append(f"{self._name(r, node_pid)} made no progress for {dur:.1f} s (OS state: "
                          f"{self._os_text(r, node_pid, os_state) if not isinstance(r, tuple) else '?'}; runtime: "
-                         f"{self._runtime_text(r, snap, now_ns, held.get(pid, []))})")
+                         f"{self._runtime_text(r, snap, now_ns, held.get(pid, []), pid)})")
         # who waited: every wait into the roots, then into those waiters (breadth first)
         waits, frontier, done = [], list(roots), set()
         while frontier:

@@ -103,6 +103,39 @@ def test_sigstop_ends_the_run_naming_the_stopped_process(victim):
     assert own_segments(proc.pid) == []
 
 
+STOP_AT_FORK = """
+import os, signal
+_forks = [0]
+def _before():
+    _forks[0] += 1
+def _child():
+    if _forks[0] == int(os.environ["GORUN_TEST_STOP_FORK"]):  # the GC process is fork 1, P0 fork 2
+        os.kill(os.getpid(), signal.SIGSTOP)
+os.register_at_fork(before=_before, after_in_child=_child)
+"""
+
+
+def test_worker_stopped_in_its_first_milliseconds_is_named(tmp_path):
+    """Found by bench/faults.py: a worker SIGSTOPped right after its fork, before it attached to
+    its P, is waited for by nobody in the runtime (the GC process takes a P that never started),
+    and the run hung. The launcher watches its own children, so the run ends naming it. The
+    worker stops itself in its fork hook (a sitecustomize in the launcher), so the moment is
+    exact."""
+    (tmp_path / "sitecustomize.py").write_text(STOP_AT_FORK)
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "GORUN_TEST_STOP_FORK": "2"}
+    proc = _start_cli("run", "alloc", "--procs", "2", "--stall-timeout", "1", "-p", "budget=64MiB", env=env)
+    kids = _children(proc, 2)
+    t0 = time.monotonic()
+    out, err = _finish(proc)
+    elapsed = time.monotonic() - t0
+    msg = _assert_stall_output(proc, out, err)
+    assert f"worker P0 (pid {kids[1].pid}) made no progress" in msg and "stopped (SIGSTOP)" in msg, msg
+    assert "not attached to its P yet" in msg, msg
+    assert elapsed < 1 + 2, f"{elapsed:.2f}s: {msg}"
+    assert _gone([k.pid for k in kids])
+    assert own_segments(proc.pid) == []
+
+
 def _child(mode: str, stall: str, lock: str = "futex", env=None) -> tuple[subprocess.CompletedProcess, dict]:
     e = gorun_env()
     if env:
