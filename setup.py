@@ -6,7 +6,8 @@
 #                   at every mark termination;
 #   GORUN_SANITIZE=1  AddressSanitizer + UndefinedBehaviorSanitizer, -O1 -g; the interpreter is
 #                   not instrumented, so the ASan runtime must be LD_PRELOADed (make sanitize).
-# Every variant compiles with -Wall -Wextra -Werror.
+# Every variant compiles with -Wall -Wextra -Wmissing-prototypes -Werror: a function used
+# across files is declared once, in a header (native/*.h); file-local ones are static.
 import glob
 import os
 
@@ -22,7 +23,7 @@ def level(name: str) -> int:
 
 debug = level("GORUN_DEBUG")
 sanitize = level("GORUN_SANITIZE") > 0
-cflags = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+cflags = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-Wmissing-prototypes", "-Wno-unused-parameter",
           "-Wno-missing-field-initializers", "-fno-strict-aliasing"]
 ldflags = []
 macros = [("GORUN_DEBUG", str(debug)), ("GORUN_SANITIZE", "1" if sanitize else "0")]

@@ -5,19 +5,7 @@
 
 #include <stddef.h>
 #include <string.h>
-
 #include <unistd.h>
-
-int stw_stop(uint32_t kind, uint32_t cycle, int *dead);
-int gc_sweep_termination(uint32_t cycle, int *dead);
-int gc_mark_step(int64_t budget);
-int gc_flush_handshake(int *dead);
-int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *checked);
-void gc_finish_cycle(uint64_t forced_target);
-int bgsweep(int n);
-int gc_start_mark_threads(int n);
-void gc_stop_mark_threads(void);
-void writebarrier_copy(_Atomic uint64_t *dst, _Atomic uint64_t *src, uint64_t n);
 
 static PyObject *worker_died(int dead)
 {

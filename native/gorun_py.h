@@ -35,7 +35,6 @@ int need_attached(void);                       /* 0 if a heap is mapped here, el
 goaddr handle_addr_arg(PyObject *v, int *ok);  /* Handle or None -> address */
 void raise_oom(uint64_t bytes);
 PyObject *cyclerec_field_names(void);           /* gc_py.c: the cycle record's field names */
-int preempt_init(void);                        /* preempt.c: SIGURG -> pending call -> safepoint */
 
 /* Entry of every runtime call from Python on a P: poll, and refuse calls made inside
  * g.blocking() (the GC process treats that P as stopped and may be flushing its mcache or

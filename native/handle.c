@@ -12,7 +12,6 @@
 
 #include <string.h>
 
-void writebarrier_store(_Atomic uint64_t *slot, goaddr val);
 
 PyObject *OutOfMemoryError, *GorunError;
 

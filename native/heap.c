@@ -12,51 +12,6 @@
 
 #include "runtime.h"
 
-gorun_shared_t *G;
-uint8_t *A;
-gp_t *thisP;
-int32_t gorun_ospid;
-int gorun_meta_fd = -1, gorun_arena_fd = -1;
-
-int gorun_reserve(int fd, uint64_t off, uint64_t len)
-{
-    if (fd < 0 || len == 0)
-        return 0;
-    for (;;) {
-        if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno == EOPNOTSUPP || errno == ENOSYS)
-            return 0; /* not tmpfs (e.g. a file attached by hand): nothing to reserve with */
-        return errno;
-    }
-}
-
-uint64_t gorun_shm_free(void)
-{
-    struct statvfs st;
-    int fd = gorun_meta_fd >= 0 ? gorun_meta_fd : gorun_arena_fd;
-    if (fd < 0 || fstatvfs(fd, &st) != 0)
-        return 0;
-    return (uint64_t)st.f_bavail * st.f_frsize;
-}
-
-void gorun_throw(const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (thisP)
-        fprintf(stderr, "gorun: fatal error (pid %d, P%u): %s\n", (int)getpid(), thisP->id, buf);
-    else
-        fprintf(stderr, "gorun: fatal error (pid %d%s): %s\n", (int)getpid(),
-                G && G->gc.gc_ospid == (int32_t)getpid() ? ", GC process" : "", buf);
-    fflush(stderr);
-    _exit(3);
-}
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
 

@@ -32,41 +32,11 @@
 
 #include "runtime.h"
 
-uint64_t nanotime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-double cputicks_per_ns(void)
-{
-    static double ratio;
-    if (ratio == 0) {
-#if defined(__x86_64__) || defined(__i386__)
-        uint64_t n0 = nanotime(), t0 = cputicks(), n1;
-        do n1 = nanotime(); while (n1 - n0 < 2000000); /* 2 ms */
-        ratio = (double)(cputicks() - t0) / (double)(n1 - n0);
-#else
-        ratio = 1.0;
-#endif
-    }
-    return ratio;
-}
-
 static const char *kind_names[LOCK_NKINDS] = {"futex", "pthread", "sem"};
 
 const char *glock_kind_name(int kind)
 {
     return (kind >= 0 && kind < LOCK_NKINDS) ? kind_names[kind] : "?";
-}
-
-int glock_kind_from_name(const char *name)
-{
-    for (int i = 0; i < LOCK_NKINDS; i++)
-        if (strcmp(name, kind_names[i]) == 0)
-            return i;
-    return -1;
 }
 
 /* ---- lock ranking (per thread) ---- */
@@ -143,26 +113,9 @@ int glock_init(glock_t *l, int kind, int rank, const char *name)
 
 /* ---- helpers ---- */
 
-static inline void procyield(int n)
-{
-    for (int i = 0; i < n; i++)
-        __asm__ __volatile__("pause" ::: "memory");
-}
-
 static int holder_dead(glock_t *l)
 {
     return gorun_pid_dead(atomic_load_explicit(&l->owner_pid, memory_order_relaxed)); /* a zombie is dead */
-}
-
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val, long timeout_ns)
-{
-    struct timespec ts = {timeout_ns / 1000000000L, timeout_ns % 1000000000L};
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, &ts, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *addr, int n)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
 #define WAIT_CHECK_NS (100 * 1000 * 1000L) /* sleep at most this long before checking the holder */
@@ -192,7 +145,7 @@ static int futex_lock_slow(glock_t *l, uint32_t v)
         if (v == 0)
             return GLOCK_OK;
         wait = 2;
-        futex_wait(&l->key, 2, WAIT_CHECK_NS);
+        futex_wait_until(&l->key, 2, WAIT_CHECK_NS);
         if (holder_dead(l))
             return GLOCK_HOLDER_DIED;
     }

@@ -8,6 +8,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "os.h"
+
 /* Lock kinds, chosen per run (--lock). */
 enum { LOCK_FUTEX = 0, LOCK_PTHREAD = 1, LOCK_SEM = 2, LOCK_NKINDS = 3 };
 
@@ -56,26 +58,11 @@ int glock_init(glock_t *l, int kind, int rank, const char *name);
 int glock_acquire(glock_t *l);   /* GLOCK_OK, or GLOCK_HOLDER_DIED (futex/sem) / GLOCK_ERROR */
 void glock_release(glock_t *l);
 const char *glock_kind_name(int kind);
-int glock_kind_from_name(const char *name); /* -1 if unknown */
 
 /* Lock acquire that treats failure as fatal (the runtime's internal use): prints a clear
  * message naming the lock and exits the process; the launcher reports the death. */
 void lock(glock_t *l);
 void unlock(glock_t *l);
 
-uint64_t nanotime(void);
-
-/* Go's cputicks: the TSC on x86-64 (about 12 ns to read here, against 30 ns for
- * clock_gettime), CLOCK_MONOTONIC elsewhere. Used for hold times, which are taken on every
- * acquisition; convert with cputicks_to_ns (calibrated once per process, lazily). */
-static inline uint64_t cputicks(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    return __builtin_ia32_rdtsc();
-#else
-    return nanotime();
-#endif
-}
-double cputicks_per_ns(void);
 
 #endif

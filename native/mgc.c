@@ -17,18 +17,6 @@
 
 #include "runtime.h"
 
-int stw_stop(uint32_t kind, uint32_t cycle, int *dead);
-void stw_start(void);
-int gc_serve_blocked(void);
-int gc_wait_requests(uint32_t mask, int *dead);
-int bgsweep(int n);
-void gc_scan_globals(void);
-void gc_mark_tiny_blocks(void);
-uint64_t gc_help_mark(int64_t budget);
-int gc_mark_quiescent(void);
-void gc_mark_finish_stw(void);
-uint64_t gc_checkmark(void);
-
 /* ---- allocation side (workers) ---- */
 
 void gc_trigger_check(void)

@@ -286,7 +286,6 @@ static int global_index(PyObject *arg, uint64_t *i)
     return 0;
 }
 
-void writebarrier_store(_Atomic uint64_t *slot, goaddr val);
 
 static PyObject *py_global_get(PyObject *mod, PyObject *arg)
 {
@@ -715,6 +714,7 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "gorun._gorun", "goru
 
 static void atfork_child(void) { gorun_ospid = (int32_t)getpid(); }
 
+PyMODINIT_FUNC PyInit__gorun(void); /* the module's one exported symbol */
 PyMODINIT_FUNC PyInit__gorun(void)
 {
     pthread_atfork(NULL, NULL, atfork_child); /* lock owner pids must be the child's own */

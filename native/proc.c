@@ -24,19 +24,6 @@
 
 #include "runtime.h"
 
-void futex_wake_all(_Atomic uint32_t *w)
-{
-    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
-void futex_wait_until(_Atomic uint32_t *w, uint32_t val, long ns)
-{
-    struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
-    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, &ts, NULL, 0);
-}
-
-static inline void cpu_relax(void) { __asm__ __volatile__("pause" ::: "memory"); }
-
 static int pid_dead(int32_t pid) { return gorun_pid_dead(pid); } /* gone, or a zombie */
 
 /* ---- root-table lock (the invariant is at gp_t.root_hwm in runtime.h) ---- */

@@ -477,8 +477,6 @@ void gorun_attach_local(void *meta, void *arena);
 /* Reserve [off, off + len) of a segment with fallocate before it is first touched, so a full
  * /dev/shm is an error instead of a SIGBUS. 0, or an errno (ENOSPC); 0 when fd < 0 or the file
  * system cannot fallocate. */
-int gorun_reserve(int fd, uint64_t off, uint64_t len);
-uint64_t gorun_shm_free(void); /* free bytes of the file system holding the segments */
 uint64_t gorun_meta_reserved(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals);
 #define INITIAL_WBUFS 64 /* work buffers usable (and reserved) before the heap grows */
 
@@ -536,39 +534,7 @@ void mcache_release_all(void);
 void mcache_release_all_p(gp_t *p);
 int span_next_free(mspan_t *s);
 
-/* ---- GC (mgc.c, mgcmark.c, mgcsweep.c, mwbbuf.c, proc.c) ---- */
-void writebarrier_store(_Atomic uint64_t *slot, goaddr val);
-void wblog_flush_self(void);                /* worker: shade its own log */
-int wblog_drain(gp_t *p, int blocking);     /* shade entries of p's log; returns objects newly marked */
-int wblog_shade(gp_t *p, int blocking);     /* the same as a marker: drain, publish the grey objects */
-void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size); /* allocate-black */
-void gc_assist(void);
-void gc_wait_cycle_start(void);
-void gc_trigger_check(void);
-void gc_worker_scan_roots(gp_t *p);
-void gcw_publish(void);                     /* hand the local grey objects to the shared queue */
-int greyobject(goaddr a);                   /* mark; queue if scannable; 1 if newly marked */
-int mspan_sweep(mspan_t *s, uint32_t sg);   /* caller owns s (sweepgen sg-1); returns objects left */
-spanid_t mcentral_sweep_one(int spc, uint32_t sg, int *freed); /* one unswept span of class spc */
-void safepoint_slow(void);
-static inline void safepoint_poll_c(void)
-{
-    if (thisP && atomic_load_explicit(&thisP->poll, memory_order_acquire)) safepoint_slow();
-}
-void roots_lock_acquire(gp_t *p);  /* see gp_t.root_hwm's invariant */
-void roots_lock_release(gp_t *p);
-void enter_blocking(void);
-void p_start(void);
-void exit_blocking(void);
-void gc_request_and_wait(void);
-uint64_t gcw_publish_all(void);
-void futex_wake_all(_Atomic uint32_t *w);
-void futex_wait_until(_Atomic uint32_t *w, uint32_t val, long ns);
-
-/* ---- progress watch and liveness (watch.c) ---- */
-/* 1 if process pid no longer runs: gone (ESRCH) or a zombie (exited, not yet reaped; its
- * /proc/<pid>/stat state is Z or X). kill(pid, 0) alone calls a zombie alive. 0 for pid <= 0. */
-int gorun_pid_dead(int32_t pid);
+/* ---- progress watch (watch.c; liveness is gorun_pid_dead in os.h) ---- */
 void gc_activity(uint32_t act, uint32_t arg, uint32_t cycle); /* GC main thread; cycle 0 = keep */
 static inline void gc_progress(void) { atomic_fetch_add_explicit(&G->gc.progress, 1, memory_order_relaxed); }
 lockwait_t *lockwait_begin(glock_t *l, uint64_t t0); /* lock.c's contended path; NULL = not recorded */
@@ -588,5 +554,9 @@ static inline void rcall_exit(int entered)
 {
     if (entered) atomic_store_explicit(&thisP->rcall, RC_NONE, memory_order_release);
 }
+
+/* The concepts' own headers: they need the layout above. */
+#include "mgc.h"
+#include "proc.h"
 
 #endif

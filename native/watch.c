@@ -23,28 +23,6 @@
 
 /* ---- liveness ---- */
 
-static char proc_state(int32_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? 'X' : '?';
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return '?';
-    buf[n] = 0;
-    char *rp = strrchr(buf, ')'); /* the command name may contain anything, even ')' */
-    return rp && rp[1] == ' ' && rp[2] ? rp[2] : '?';
-}
-
-int gorun_pid_dead(int32_t pid)
-{
-    if (pid <= 0) return 0;
-    if (kill(pid, 0) == -1 && errno == ESRCH) return 1;
-    char st = proc_state(pid);
-    return st == 'Z' || st == 'X' || st == 'x';
-}
-
 /* ---- GC activity ---- */
 
 void gc_activity(uint32_t act, uint32_t arg, uint32_t cycle)
