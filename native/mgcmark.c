@@ -1,15 +1,15 @@
-/* mgcmark.c: tricolor marking (Go's mgcmark.go + mgcwork.go).
+/* mgcmark.c: tricolor marking (Go's mgcmark.go): grey, scan, drain, roots, assists, mark threads.
  *
  * White = mark bit clear; grey = mark bit set and the object queued; black = marked and scanned
  * (or noscan, or allocated during mark). greyobject sets the bit with an atomic OR and queues
  * scannable objects on the calling thread's gcWork: a process-local stack that hands full
- * buffers of WBUF_ENTRIES to the shared queue (G->gc.work) so other markers can help. Markers are
+ * buffers of WBUF_ENTRIES to the shared queue (mgcwork.c) so other markers can help. Markers are
  * the GC process's mark threads (GIL released), its main thread (globals, blocked P's roots,
  * barrier logs) and workers (their own roots at a safepoint, their full barrier logs, assists).
  * `busy` counts markers holding grey objects outside the shared queue; with `pushes` it gives
  * the quiescence test of mark completion. Scanning is precise: the object's header names its
  * type, whose pointer mask (struct) or element kind (array) says which words are pointers.
- * Overview: docs/design.md "Marking".
+ * The queue is in mgcwork.c, gccheckmark in mcheckmark.c. Overview: docs/design.md "Marking".
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -18,114 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mgcwork.h"
 #include "runtime.h"
-
-typedef struct gcw {
-    goaddr *stk;
-    uint64_t n, cap;
-    uint64_t bytes_marked, scan_work, objs; /* not yet flushed to the shared counters */
-} gcw_t;
-
-static _Thread_local gcw_t gcw;
-
-static void gcw_grow(gcw_t *w)
-{
-    uint64_t nc = w->cap ? w->cap * 2 : 4096;
-    goaddr *ns = realloc(w->stk, nc * sizeof *ns);
-    if (!ns) gorun_throw("out of process memory for the mark stack (%llu entries)", (unsigned long long)nc);
-    w->stk = ns;
-    w->cap = nc;
-}
-
-static inline void wpush(gcw_t *w, goaddr a)
-{
-    if (__builtin_expect(w->n == w->cap, 0)) gcw_grow(w);
-    w->stk[w->n++] = a;
-}
-
-static void gcw_push(goaddr a) { wpush(&gcw, a); }
-
-static void gcw_flush_stats(void)
-{
-    gcctl_t *gc = &G->gc;
-    if (gcw.bytes_marked) atomic_fetch_add_explicit(&gc->bytes_marked, gcw.bytes_marked, memory_order_relaxed);
-    if (gcw.scan_work) atomic_fetch_add_explicit(&gc->scan_work, gcw.scan_work, memory_order_relaxed);
-    if (gcw.objs) atomic_fetch_add_explicit(&gc->objs_marked, gcw.objs, memory_order_relaxed);
-    gcw.bytes_marked = gcw.scan_work = gcw.objs = 0;
-}
-
-/* ---- the shared queue ---- */
-
-static uint32_t wq_get_empty_locked(workq_t *q)
-{
-    uint32_t i = q->empty;
-    if (i) {
-        q->empty = wbuf_at(i - 1)->next;
-        return i;
-    }
-    if (q->fresh < q->nbufs)
-        return ++q->fresh; /* index fresh-1, returned as index + 1 */
-    return 0;
-}
-
-/* Move up to one buffer's worth of local grey objects to the shared queue. 0 if the pool is empty. */
-static int gcw_publish_one(void)
-{
-    workq_t *q = &G->gc.work;
-    lock(&q->lock);
-    uint32_t i = wq_get_empty_locked(q);
-    unlock(&q->lock);
-    if (!i) return 0;
-    wbuf_t *b = wbuf_at(i - 1);
-    uint32_t k = gcw.n < WBUF_ENTRIES ? (uint32_t)gcw.n : WBUF_ENTRIES;
-    gcw.n -= k;
-    memcpy(b->obj, gcw.stk + gcw.n, k * sizeof(goaddr));
-    b->n = k;
-    lock(&q->lock);
-    b->next = q->full;
-    q->full = i;
-    q->nfull++;
-    unlock(&q->lock);
-    atomic_fetch_add(&q->pushes, 1);
-    atomic_fetch_add(&q->avail, 1);
-    futex_wake_all(&q->avail);
-    return 1;
-}
-
-/* Hand every local grey object to the shared queue; if the pool runs dry, keep them (the
- * caller then drains them itself). Returns the objects left local. */
-uint64_t gcw_publish_all(void)
-{
-    while (gcw.n && gcw_publish_one())
-        ;
-    gcw_flush_stats();
-    return gcw.n;
-}
-
-/* Take a full buffer from the shared queue into the local stack. */
-static int gcw_refill(void)
-{
-    workq_t *q = &G->gc.work;
-    if (!q->full) return 0; /* racy peek; the locked pop decides */
-    lock(&q->lock);
-    uint32_t i = q->full;
-    if (i) {
-        q->full = wbuf_at(i - 1)->next;
-        q->nfull--;
-    }
-    unlock(&q->lock);
-    if (!i) return 0;
-    wbuf_t *b = wbuf_at(i - 1);
-    for (uint32_t k = 0; k < b->n; k++) gcw_push(b->obj[k]);
-    b->n = 0;
-    lock(&q->lock);
-    b->next = q->empty;
-    q->empty = i;
-    unlock(&q->lock);
-    return 1;
-}
-
-static inline void busy_add(int d) { atomic_fetch_add(&G->gc.work.busy, d); }
 
 /* ---- grey and scan ---- */
 
@@ -449,83 +343,4 @@ int gc_mark_quiescent(void)
 void gc_mark_finish_stw(void)
 {
     gc_drain_all();
-}
-
-/* ---- gccheckmark: STW re-mark from the roots into a separate bitmap ---- */
-
-static char checkmark_path[64];
-
-static void checkmark_grey(goaddr a, goaddr from)
-{
-    spanid_t sid = spanof_addr(a);
-    if (!sid) return;
-    mspan_t *s = spanof_id(sid);
-    if (atomic_load(&s->state) != MSPAN_INUSE)
-        gorun_throw("gccheckmark: pointer 0x%llx (from %s 0x%llx) into a free span", (unsigned long long)a,
-                    checkmark_path, (unsigned long long)from);
-    goaddr start = (goaddr)sid * PAGE_SIZE;
-    uint64_t idx = span_objindex(s, a);
-    if (idx >= s->nelems) return;
-    _Atomic uint8_t *cb = checkbits_of(sid) + idx / 8;
-    uint8_t bit = (uint8_t)(1u << (idx % 8));
-    if (atomic_load(cb) & bit) return;
-    atomic_fetch_or(cb, bit);
-    goaddr base = start + idx * s->elemsize;
-    if (!(atomic_load(markbits_of(sid) + idx / 8) & bit)) {
-        const char *tname = s->spanclass == TINY_SPAN_CLASS ? "tiny block" : type_of(hdr_tid(base))->name;
-        gorun_throw("gccheckmark: object 0x%llx of type %s is reachable (via %s %#llx) but was not marked",
-                    (unsigned long long)base, tname, checkmark_path, (unsigned long long)from);
-    }
-    if (!spanclass_noscan(s->spanclass)) gcw_push(base);
-}
-
-static void checkmark_drain(void)
-{
-    snprintf(checkmark_path, sizeof checkmark_path, "a pointer field of heap object");
-    while (gcw.n) {
-        goaddr b = gcw.stk[--gcw.n];
-        uint64_t hdr = *obj_word(b);
-        const gotype_t *t = type_of((uint32_t)hdr);
-        uint64_t *w = obj_word(b + OBJ_HEADER_SIZE);
-        if (t->kind == TK_STRUCT) {
-            for (uint32_t i = 0; i < t->nwords; i++)
-                if ((t->ptrmask[i / 64] >> (i % 64) & 1) && w[i]) checkmark_grey(w[i], b);
-        } else if (t->kind == TK_ARRAY && t->elem_kind == FK_PTR) {
-            for (uint32_t i = 0; i < (uint32_t)(hdr >> 32); i++)
-                if (w[i]) checkmark_grey(w[i], b);
-        }
-    }
-}
-
-/* World stopped, marking finished: every object reachable from the roots must be marked. */
-uint64_t gc_checkmark(void)
-{
-    _Atomic uint32_t *pm = pagemap();
-    for (uint64_t p = 1; p < G->mheap.grown_pages; p++)
-        if (atomic_load(&pm[p]) == p) memset((void *)checkbits_of((spanid_t)p), 0, SPAN_BITS_BYTES);
-    uint64_t saved = gcw.n;
-    if (saved) gorun_throw("gccheckmark: grey objects left at mark termination");
-    for (uint32_t i = 0; i < G->nprocs; i++) {
-        gp_t *p = &G->allp[i];
-        _Atomic uint64_t *r = roots_of(i);
-        roots_lock_acquire(p); /* a blocked P's worker may edit its table during STW 2 */
-        uint64_t n = atomic_load(&p->root_hwm);
-        for (uint64_t k = 0; k < n; k++) {
-            goaddr a = atomic_load(&r[k]);
-            snprintf(checkmark_path, sizeof checkmark_path, "a handle: P%u root table slot", i);
-            if (a) { checkmark_grey(a, k); checkmark_drain(); }
-        }
-        roots_lock_release(p);
-    }
-    _Atomic uint64_t *g = globals_base();
-    for (uint64_t k = 0; k < G->nglobals; k++) {
-        goaddr a = atomic_load(&g[k]);
-        snprintf(checkmark_path, sizeof checkmark_path, "global");
-        if (a) { checkmark_grey(a, k); checkmark_drain(); }
-    }
-    uint64_t checked = 0;
-    for (uint64_t p = 1; p < G->mheap.grown_pages; p++)
-        if (atomic_load(&pm[p]) == p)
-            for (int k = 0; k < SPAN_BITS_BYTES; k++) checked += (uint64_t)__builtin_popcount(atomic_load(checkbits_of((spanid_t)p) + k));
-    return checked;
 }
