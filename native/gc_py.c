@@ -346,20 +346,8 @@ static PyObject *py_interior(PyObject *m, PyObject *const *args, Py_ssize_t narg
     return make_handle(h->base + h->dataoff + (goaddr)off);
 }
 
-/* Benchmarks only, in a heap with no GC process: turn the write barrier on or off so the cost of
- * a barriered store (log append, self-flush when full) can be measured in isolation. */
-static PyObject *py_debug_set_barrier(PyObject *m, PyObject *arg)
-{
-    if (need_attached()) return NULL;
-    if (G->gc.gc_ospid) return PyErr_Format(GorunError, "debug_set_barrier: a GC process is running");
-    int on = PyObject_IsTrue(arg);
-    if (on < 0) return NULL;
-    atomic_store(&G->gc.wb_enabled, (uint32_t)on);
-    Py_RETURN_NONE;
-}
 
 PyMethodDef gc_methods[] = {
-    {"debug_set_barrier", py_debug_set_barrier, METH_O, "benchmarks: barrier on/off in a heap without a GC process"},
     {"interior", (PyCFunction)(void (*)(void))py_interior, METH_FASTCALL, "interior(h, off): handle to byte off of h's data"},
     {"gc_setup", py_gc_setup, METH_O, "GC process: record its pid and start N mark threads"},
     {"gc_teardown", py_gc_teardown, METH_NOARGS, "GC process: stop the mark threads"},

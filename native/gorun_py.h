@@ -29,12 +29,10 @@ PyObject *handle_new_bytes(PyObject *arg);     /* g.new_bytes(n | data) */
 PyObject *handle_new_array(uint32_t tid, Py_ssize_t n);
 int bind_class(uint32_t tid, PyObject *cls);
 int set_resolver(PyObject *fn);
-int roots_init_local(void);
 int ensure_p(void);
 int need_attached(void);                       /* 0 if a heap is mapped here, else raises */                            /* 0 if this process is a P, else raises */
 goaddr handle_addr_arg(PyObject *v, int *ok);  /* Handle or None -> address */
 void raise_oom(uint64_t bytes);
-PyObject *cyclerec_field_names(void);           /* gc_py.c: the cycle record's field names */
 
 /* Entry of every runtime call from Python on a P: poll, and refuse calls made inside
  * g.blocking() (the GC process treats that P as stopped and may be flushing its mcache or
@@ -49,5 +47,15 @@ static inline int runtime_enter(void)
     safepoint_poll_c();
     return 0;
 }
+
+/* The method tables of the binding files, joined into one module by module.c. */
+extern PyMethodDef gc_methods[];       /* gc_py.c */
+extern PyMethodDef watch_methods[];    /* watch.c */
+extern PyMethodDef testhook_methods[]; /* testhooks.c */
+#if GORUN_DEBUG
+extern PyMethodDef debug_methods[];    /* testhooks.c, debug builds only */
+#endif
+PyObject *lock_dict(glock_t *l);       /* module.c: one lock's statistics */
+PyObject *cyclerec_field_names(void);  /* gc_py.c: the cycle record's field names */
 
 #endif

@@ -88,85 +88,15 @@ static PyObject *class_for_tid(uint32_t tid)
     return tid_class[tid];
 }
 
-/* ---- root table ---- */
-static uint32_t *freestack;
-static uint64_t nfree, freecap;
-static gp_t *roots_owner; /* the P whose table this process manages */
-
-int roots_init_local(void)
-{
-    nfree = 0;
-    roots_owner = thisP;
-    return 0;
-}
+/* ---- this process's P ---- */
 
 int ensure_p(void)
 {
-    if (!thisP || roots_owner != thisP) {
+    if (!roots_here()) {
         PyErr_SetString(GorunError, "this process is not a gorun P (call inside a workload run by gorun.Runtime)");
         return -1;
     }
     return 0;
-}
-
-/* Root edits follow the invariant at gp_t.root_hwm (runtime.h): lock-free while this P is
- * RUNNING (only this process scans the table then), under the P's roots lock otherwise (the GC
- * process may be scanning it: g.blocking(), after the workload). Only this process moves its P
- * into RUNNING, so a RUNNING read here stays true for the whole edit. */
-static inline int roots_edit_begin(void)
-{
-    if (atomic_load_explicit(&thisP->status, memory_order_relaxed) == P_RUNNING) return 0;
-    roots_lock_acquire(thisP);
-    return 1;
-}
-
-static inline void roots_edit_end(int locked)
-{
-    if (locked) roots_lock_release(thisP);
-}
-
-static inline int root_alloc(goaddr a, uint32_t *slot)
-{
-    _Atomic uint64_t *r = roots_of(thisP->id);
-    uint64_t i;
-    int locked = roots_edit_begin();
-    if (nfree) {
-        i = freestack[--nfree];
-    } else {
-        i = atomic_load_explicit(&thisP->root_hwm, memory_order_relaxed);
-        if (i >= G->root_slots) {
-            roots_edit_end(locked);
-            PyErr_Format(GorunError, "root table of P%u is full: %llu live handles (raise root_slots)",
-                         thisP->id, (unsigned long long)G->root_slots);
-            return -1;
-        }
-        atomic_store_explicit(&thisP->root_hwm, i + 1, memory_order_release);
-    }
-    atomic_store_explicit(&r[i], a, memory_order_release);
-    atomic_store_explicit(&thisP->root_live, atomic_load_explicit(&thisP->root_live, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    roots_edit_end(locked);
-    *slot = (uint32_t)i;
-    return 0;
-}
-
-static inline void root_free(uint32_t i)
-{
-    if (!thisP || roots_owner != thisP)
-        return; /* runtime detached (interpreter shutdown): nothing to release */
-    if (nfree == freecap) { /* grow first: nothing may fail between the slot's clear and its reuse */
-        uint64_t nc = freecap ? freecap * 2 : 1024;
-        uint32_t *ns = realloc(freestack, nc * sizeof *ns);
-        if (!ns) gorun_throw("out of process memory for the root free list");
-        freestack = ns;
-        freecap = nc;
-    }
-    int locked = roots_edit_begin();
-    atomic_store_explicit(&roots_of(thisP->id)[i], 0, memory_order_release);
-    freestack[nfree++] = i;
-    atomic_store_explicit(&thisP->root_live, atomic_load_explicit(&thisP->root_live, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
-    roots_edit_end(locked);
 }
 
 /* ---- handle construction ---- */
@@ -183,6 +113,8 @@ static PyObject *handle_alloc(PyObject *cls, goaddr addr, goaddr base, uint32_t 
     h->dataoff = dataoff;
     h->slot = UINT32_MAX;
     if (root_alloc(addr, &h->slot) != 0) {
+        PyErr_Format(GorunError, "root table of P%u is full: %llu live handles (raise root_slots)", thisP->id,
+                     (unsigned long long)G->root_slots);
         Py_DECREF(h);
         return NULL;
     }

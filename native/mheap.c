@@ -11,14 +11,46 @@
 
 #include "runtime.h"
 
+/* First page of a free run of npages, growing the heap into the reservation if none is free;
+ * 0 if the reservation (or /dev/shm) is exhausted. Caller holds the mheap lock. */
+static uint64_t alloc_pages_locked(uint64_t npages)
+{
+    uint64_t page = pagealloc_alloc(npages);
+    if (page == 0 && pagealloc_grow(npages) == 0)
+        page = pagealloc_alloc(npages);
+    return page;
+}
+
+uint64_t mheap_alloc_pages(uint64_t npages)
+{
+    lock(&G->mheap.lock);
+    uint64_t page = alloc_pages_locked(npages);
+    unlock(&G->mheap.lock);
+    return page;
+}
+
+void mheap_free_pages(uint64_t page, uint64_t npages)
+{
+    lock(&G->mheap.lock);
+    pagealloc_free(page, npages);
+    unlock(&G->mheap.lock);
+}
+
+uint64_t mheap_check_pages(char *err, size_t errlen, uint64_t *grown)
+{
+    lock(&G->mheap.lock);
+    uint64_t f = pagealloc_check(err, errlen);
+    *grown = G->mheap.grown_pages;
+    unlock(&G->mheap.lock);
+    return f;
+}
+
 spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
 {
     mheap_t *h = &G->mheap;
     int rc = rcall_enter(RC_LARGE, 0); /* a no-op inside a refill (RC_REFILL stays) */
     lock(&h->lock);
-    uint64_t page = pagealloc_alloc(npages);
-    if (page == 0 && pagealloc_grow(npages) == 0)
-        page = pagealloc_alloc(npages);
+    uint64_t page = alloc_pages_locked(npages);
     if (page == 0) {
         h->ooms++;
         unlock(&h->lock);

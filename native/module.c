@@ -126,16 +126,12 @@ static PyObject *py_detach(PyObject *mod, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* First thing in a forked child of the launcher: die with the launcher (PR_SET_PDEATHSIG), then
- * check that the launcher did not die before that was set (the child would then have been
- * re-parented and never get the signal): exit at once if the parent is not `launcher`. */
+/* First thing in a forked child of the launcher (gorun_child_of in os_linux.c). */
 static PyObject *py_child_of(PyObject *mod, PyObject *arg)
 {
     long launcher = PyLong_AsLong(arg);
     if (launcher == -1 && PyErr_Occurred()) return NULL;
-    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != (pid_t)launcher)
-        _exit(1);
+    gorun_child_of((int32_t)launcher);
     Py_RETURN_NONE;
 }
 
@@ -155,26 +151,13 @@ static PyObject *py_set_p(PyObject *mod, PyObject *arg)
     long id = PyLong_AsLong(arg);
     if (id == -1 && PyErr_Occurred()) return NULL;
     if (id < 0 || id >= (long)G->nprocs) { PyErr_Format(PyExc_ValueError, "P id %ld out of range", id); return NULL; }
-    gorun_ospid = (int32_t)getpid();
-    thisP = &G->allp[id];
-    atomic_store(&thisP->ospid, gorun_ospid);
-    thisP->mcache.flushGen = atomic_load(&G->mheap.sweepgen);
-    roots_init_local();
-    thisP->stats.start_ns = nanotime();
-    p_start();
+    p_attach((uint32_t)id);
     Py_RETURN_NONE;
 }
 
 static PyObject *py_p_done(PyObject *mod, PyObject *unused)
 {
-    if (!thisP) Py_RETURN_NONE;
-    if (atomic_load(&thisP->status) != P_RUNNING) Py_RETURN_NONE; /* already done */
-    safepoint_poll_c();
-    mcache_release_all();
-    thisP->stats.end_ns = nanotime();
-    uint32_t st = P_RUNNING;
-    if (!atomic_compare_exchange_strong(&thisP->status, &st, P_DONE))
-        gorun_throw("P%u: finishing with status %u", thisP->id, st);
+    p_finish();
     Py_RETURN_NONE;
 }
 
@@ -199,31 +182,10 @@ static PyObject *py_register_type(PyObject *mod, PyObject *args)
     t.has_ptrs = has_ptrs; t.nwords = nwords;
     memcpy(t.ptrmask, mask.buf, (size_t)mask.len);
     PyBuffer_Release(&mask);
-    typetab_t *tt = &G->typetab;
-    lock(&tt->lock);
-    uint32_t n = atomic_load(&tt->ntypes), tid = 0;
-    for (uint32_t i = 1; i < n; i++) {
-        if (strcmp(tt->types[i].name, name) == 0) {
-            if (memcmp(&tt->types[i], &t, sizeof t) != 0) {
-                unlock(&tt->lock);
-                PyErr_Format(GorunError, "type %s is already registered with a different layout", name);
-                return NULL;
-            }
-            tid = i;
-            break;
-        }
-    }
-    if (!tid) {
-        if (n >= MAX_TYPES) {
-            unlock(&tt->lock);
-            PyErr_Format(GorunError, "type table full (%d types)", MAX_TYPES);
-            return NULL;
-        }
-        tt->types[n] = t;
-        tid = n;
-        atomic_store_explicit(&tt->ntypes, n + 1, memory_order_release);
-    }
-    unlock(&tt->lock);
+    uint32_t tid;
+    int rc = typetab_register(&t, &tid);
+    if (rc == TYPETAB_CONFLICT) return PyErr_Format(GorunError, "type %s is already registered with a different layout", name);
+    if (rc == TYPETAB_FULL) return PyErr_Format(GorunError, "type table full (%d types)", MAX_TYPES);
     return PyLong_FromUnsignedLong(tid);
 }
 
@@ -323,7 +285,7 @@ static PyObject *py_safepoint(PyObject *mod, PyObject *unused)
 
 /* ---- statistics ---- */
 
-static PyObject *lock_dict(glock_t *l)
+PyObject *lock_dict(glock_t *l)
 {
     PyObject *hist = PyList_New(LOCK_HIST_BUCKETS);
     if (!hist) return NULL;
@@ -377,132 +339,16 @@ static PyObject *py_stats(PyObject *mod, PyObject *unused)
 
 /* ---- test and inspection hooks (bounded, one step each) ---- */
 
-static glock_t *lock_by_index(long which)
-{
-    if (which == -1) return &G->mheap.lock;
-    if (which == -2) return &G->typetab.lock;
-    if (which >= 0 && which < NUM_SPAN_CLASSES) return &G->central[which].lock;
-    PyErr_Format(PyExc_ValueError, "no lock %ld (-1 mheap, -2 typetab, 0..135 mcentral)", which);
-    return NULL;
-}
 
-static PyObject *py_lock_acquire(PyObject *mod, PyObject *arg)
-{
-    if (need_attached()) return NULL;
-    glock_t *l = lock_by_index(PyLong_AsLong(arg));
-    if (!l) return NULL;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = glock_acquire(l);
-    Py_END_ALLOW_THREADS
-    if (rc == GLOCK_HOLDER_DIED) { PyErr_Format(GorunError, "lock %s: holder died", l->name); return NULL; }
-    if (rc != GLOCK_OK) { PyErr_Format(GorunError, "lock %s: acquire failed", l->name); return NULL; }
-    Py_RETURN_NONE;
-}
 
-static PyObject *py_lock_release(PyObject *mod, PyObject *arg)
-{
-    if (need_attached()) return NULL;
-    glock_t *l = lock_by_index(PyLong_AsLong(arg));
-    if (!l) return NULL;
-    glock_release(l);
-    Py_RETURN_NONE;
-}
 
-static PyObject *py_lock_stats(PyObject *mod, PyObject *arg)
-{
-    if (need_attached()) return NULL;
-    glock_t *l = lock_by_index(PyLong_AsLong(arg));
-    return l ? lock_dict(l) : NULL;
-}
 
-static PyObject *py_lock_hammer(PyObject *mod, PyObject *args)
-{
-    long which, n;
-    if (!PyArg_ParseTuple(args, "ll", &which, &n)) return NULL;
-    if (need_attached()) return NULL;
-    glock_t *l = lock_by_index(which);
-    if (!l) return NULL;
-    int rc = GLOCK_OK;
-    Py_BEGIN_ALLOW_THREADS
-    for (long i = 0; i < n; i++) {
-        rc = glock_acquire(l);
-        if (rc != GLOCK_OK) break;
-        G->test_counter++;
-        glock_release(l);
-    }
-    Py_END_ALLOW_THREADS
-    if (rc != GLOCK_OK) { PyErr_Format(GorunError, "lock %s: acquire failed (%d)", l->name, rc); return NULL; }
-    Py_RETURN_NONE;
-}
 
-static PyObject *py_test_counter(PyObject *mod, PyObject *unused)
-{
-    if (need_attached()) return NULL;
-    return PyLong_FromUnsignedLongLong(G->test_counter);
-}
 
-static PyObject *py_pages_alloc(PyObject *mod, PyObject *arg)
-{
-    if (need_attached()) return NULL;
-    unsigned long long n = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred()) return NULL;
-    lock(&G->mheap.lock);
-    uint64_t p = pagealloc_alloc(n);
-    if (!p && pagealloc_grow(n) == 0) p = pagealloc_alloc(n);
-    unlock(&G->mheap.lock);
-    return PyLong_FromUnsignedLongLong(p);
-}
 
-static PyObject *py_pages_free(PyObject *mod, PyObject *args)
-{
-    unsigned long long page, n;
-    if (!PyArg_ParseTuple(args, "KK", &page, &n)) return NULL;
-    if (need_attached()) return NULL;
-    if (page == 0 || n == 0 || n > G->mheap.grown_pages || page > G->mheap.grown_pages - n) {
-        PyErr_SetString(PyExc_ValueError, "page range outside the heap");
-        return NULL;
-    }
-    lock(&G->mheap.lock);
-    pagealloc_free(page, n);
-    unlock(&G->mheap.lock);
-    Py_RETURN_NONE;
-}
 
-static PyObject *py_pages_check(PyObject *mod, PyObject *unused)
-{
-    if (need_attached()) return NULL;
-    char err[256] = "";
-    lock(&G->mheap.lock);
-    uint64_t f = pagealloc_check(err, sizeof err);
-    uint64_t grown = G->mheap.grown_pages;
-    unlock(&G->mheap.lock);
-    if (f == (uint64_t)-1) { PyErr_Format(GorunError, "page allocator invalid: %s", err); return NULL; }
-    return Py_BuildValue("(KK)", f, grown);
-}
 
-static PyObject *py_span_of(PyObject *mod, PyObject *arg)
-{
-    if (need_attached()) return NULL;
-    unsigned long long a = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred()) return NULL;
-    spanid_t id = spanof_addr(a);
-    if (!id) Py_RETURN_NONE;
-    mspan_t *s = spanof_id(id);
-    return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "start", s->startpage, "npages", s->npages, "elemsize",
-                         s->elemsize, "nelems", (unsigned)s->nelems, "spanclass", (unsigned)s->spanclass, "allocCount",
-                         (unsigned)s->allocCount, "freeindex", (unsigned)s->freeindex, "state",
-                         (unsigned)atomic_load(&s->state), "sweepgen", atomic_load(&s->sweepgen));
-}
 
-static PyObject *py_read_word(PyObject *mod, PyObject *arg)
-{
-    if (need_attached()) return NULL;
-    unsigned long long a = PyLong_AsUnsignedLongLong(arg);
-    if (PyErr_Occurred()) return NULL;
-    if (a % 8 || a + 8 > G->arena_size) { PyErr_SetString(PyExc_ValueError, "unaligned or out-of-range address"); return NULL; }
-    return PyLong_FromUnsignedLongLong(*obj_word(a));
-}
 
 /* name -> value tables for constants(): Python takes every number it shares with C from here. */
 typedef struct {
@@ -561,116 +407,6 @@ static PyObject *py_constants(PyObject *mod, PyObject *unused)
         "lock_kinds", lock_kind_names(), "lock_ranks", named_dict(lock_ranks));
 }
 
-#if GORUN_DEBUG
-/* ---- debug-build test hooks for the validity walkers (mcheck.c); tests/test_mcheck.py ---- */
-
-static int spc_arg(long spc)
-{
-    if (spc < 0 || spc >= NUM_SPAN_CLASSES || spanclass_sizeclass((uint8_t)spc) == 0) {
-        PyErr_Format(PyExc_ValueError, "span class %ld is not a small span class", spc);
-        return -1;
-    }
-    return 0;
-}
-
-/* debug_spans_new(spc, nalloc, count): take `count` spans of class spc from its mcentral at
- * once (as refills do), allocate nalloc slots in each (as an mcache does) and hand them back in
- * order (as uncaches do), so they end on the swept partial or full list, the last one at the
- * head. Returns their ids. No P is needed. */
-static PyObject *py_debug_spans_new(PyObject *mod, PyObject *args)
-{
-    long spc, nalloc, count;
-    if (!PyArg_ParseTuple(args, "lll", &spc, &nalloc, &count)) return NULL;
-    if (need_attached() || spc_arg(spc)) return NULL;
-    if (count < 1 || count > 64) { PyErr_SetString(PyExc_ValueError, "count must be 1..64"); return NULL; }
-    mcentral_t *c = &G->central[spc];
-    spanid_t ids[64];
-    long n = 0;
-    for (; n < count; n++) {
-        ids[n] = mcentral_cache_span(c, (uint8_t)spc);
-        if (!ids[n]) break;
-        for (long i = 0; i < nalloc && span_next_free(spanof_id(ids[n])) >= 0; i++)
-            ;
-    }
-    for (long i = 0; i < n; i++) mcentral_uncache_span(c, ids[i]);
-    if (n < count) { PyErr_SetString(GorunError, "out of memory"); return NULL; }
-    PyObject *r = PyList_New(n);
-    if (!r) return NULL;
-    for (long i = 0; i < n; i++) PyList_SET_ITEM(r, i, PyLong_FromUnsignedLong(ids[i]));
-    return r;
-}
-
-/* debug_poke(what, index, value): overwrite one field of shared state, for the tests that show
- * a walker catches a corruption; returns the old value. */
-static PyObject *py_debug_poke(PyObject *mod, PyObject *args)
-{
-    const char *what;
-    unsigned long long index, v, old;
-    if (!PyArg_ParseTuple(args, "sKK", &what, &index, &v)) return NULL;
-    if (need_attached()) return NULL;
-    if (strncmp(what, "span.", 5) == 0 || strcmp(what, "pagemap") == 0) {
-        if (index == 0 || index >= G->mheap.npages) { PyErr_SetString(PyExc_ValueError, "span / page outside the heap"); return NULL; }
-    } else if (strncmp(what, "mcentral.", 9) == 0 && index >= NUM_SPAN_CLASSES) {
-        PyErr_SetString(PyExc_ValueError, "no such span class");
-        return NULL;
-    }
-    mspan_t *s = spanof_id((spanid_t)index);
-    mcentral_t *c = &G->central[index % NUM_SPAN_CLASSES];
-#define POKE(field, type) do { old = (unsigned long long)(field); (field) = (type)v; } while (0)
-    if (!strcmp(what, "span.list")) POKE(s->list, uint8_t);
-    else if (!strcmp(what, "span.next")) POKE(s->next, spanid_t);
-    else if (!strcmp(what, "span.prev")) POKE(s->prev, spanid_t);
-    else if (!strcmp(what, "span.allocCount")) POKE(s->allocCount, uint16_t);
-    else if (!strcmp(what, "span.freeindex")) POKE(s->freeindex, uint16_t);
-    else if (!strcmp(what, "span.spanclass")) POKE(s->spanclass, uint8_t);
-    else if (!strcmp(what, "span.sweepgen")) { old = atomic_exchange(&s->sweepgen, (uint32_t)v); }
-    else if (!strcmp(what, "span.state")) { old = atomic_exchange(&s->state, (uint8_t)v); }
-    else if (!strcmp(what, "pagemap")) { old = atomic_exchange(&pagemap()[index], (uint32_t)v); }
-    else if (!strcmp(what, "mheap.pages_inuse")) POKE(G->mheap.pages_inuse, uint64_t);
-    else if (!strcmp(what, "mheap.spans_inuse")) POKE(G->mheap.spans_inuse, uint64_t);
-    else if (!strcmp(what, "mcentral.nspans")) POKE(c->nspans, uint64_t);
-    else { PyErr_Format(PyExc_ValueError, "debug_poke: unknown field %s", what); return NULL; }
-#undef POKE
-    return PyLong_FromUnsignedLongLong(old);
-}
-
-/* debug_check(what, arg): run one walker now: "span" (arg = span id), "mcentral" (arg = span
- * class, under its lock; returns the spans on its lists) or "heap" (the full walk, as at
- * mark termination with GORUN_DEBUG=2; no P may hold a cached span). A broken invariant ends
- * the process with exit status 3 (gorun_throw). */
-static PyObject *py_debug_check(PyObject *mod, PyObject *args)
-{
-    const char *what;
-    long arg = 0;
-    if (!PyArg_ParseTuple(args, "s|l", &what, &arg)) return NULL;
-    if (need_attached()) return NULL;
-    if (!strcmp(what, "span")) {
-        mspan_check((spanid_t)arg, "debug_check");
-        Py_RETURN_NONE;
-    }
-    if (!strcmp(what, "mcentral")) {
-        if (arg < 0 || arg >= NUM_SPAN_CLASSES) { PyErr_SetString(PyExc_ValueError, "no such span class"); return NULL; }
-        mcentral_t *c = &G->central[arg];
-        lock(&c->lock);
-        uint64_t n = mcentral_check(c, "debug_check");
-        unlock(&c->lock);
-        return PyLong_FromUnsignedLongLong(n);
-    }
-    if (!strcmp(what, "heap")) {
-        mheap_check(1, "debug_check");
-        Py_RETURN_NONE;
-    }
-    PyErr_Format(PyExc_ValueError, "debug_check: unknown walker %s (span, mcentral, heap)", what);
-    return NULL;
-}
-
-static PyMethodDef debug_methods[] = {
-    {"debug_spans_new", py_debug_spans_new, METH_VARARGS, "debug build: debug_spans_new(spc, nalloc, count) -> span ids, on a swept list"},
-    {"debug_poke", py_debug_poke, METH_VARARGS, "debug build: debug_poke(field, index, value) -> old value"},
-    {"debug_check", py_debug_check, METH_VARARGS, "debug build: debug_check('span'|'mcentral'|'heap', arg)"},
-    {NULL},
-};
-#endif
 
 static PyMethodDef methods[] = {
     {"meta_size", py_meta_size, METH_VARARGS, "meta_size(arena_bytes, nprocs, root_slots, nglobals)"},
@@ -694,21 +430,10 @@ static PyMethodDef methods[] = {
     {"safepoint", py_safepoint, METH_NOARGS, "poll for GC requests"},
     {"preempt_init", py_preempt_init, METH_NOARGS, "worker: SIGURG makes it poll at the next bytecode boundary"},
     {"stats", py_stats, METH_NOARGS, "a snapshot of every shared counter"},
-    {"lock_acquire", py_lock_acquire, METH_O, "test hook: acquire lock (-1 mheap, -2 typetab, 0..135 mcentral)"},
-    {"lock_release", py_lock_release, METH_O, "test hook: release lock"},
-    {"lock_stats", py_lock_stats, METH_O, "statistics of one lock"},
-    {"lock_hammer", py_lock_hammer, METH_VARARGS, "lock_hammer(which, n): n x (lock; test_counter++; unlock)"},
-    {"test_counter", py_test_counter, METH_NOARGS, "the shared test counter"},
-    {"pages_alloc", py_pages_alloc, METH_O, "test hook: allocate n pages (0 if none)"},
-    {"pages_free", py_pages_free, METH_VARARGS, "test hook: free pages"},
-    {"pages_check", py_pages_check, METH_NOARGS, "validity walker of the page allocator: (free_pages, grown_pages)"},
-    {"span_of", py_span_of, METH_O, "the span holding an address, as a dict (None if none)"},
-    {"read_word", py_read_word, METH_O, "the 8-byte word at an arena address"},
     {"constants", py_constants, METH_NOARGS, "the C core's constants (the version handshake)"},
     {NULL},
 };
 
-extern PyMethodDef gc_methods[], watch_methods[], testhook_methods[];
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "gorun._gorun", "gorun's C core", -1, methods};
 

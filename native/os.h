@@ -54,6 +54,11 @@ int gorun_pid_dead(int32_t pid);
 /* The OS state letter of pid from /proc/<pid>/stat (R, S, D, T, t, Z, ...), 'X' if gone, '?' if unknown. */
 char gorun_proc_state(int32_t pid);
 
+/* First thing in a forked child of the launcher: die with it (PR_SET_PDEATHSIG, SIGKILL), then
+ * exit at once if it died before that was set (the child was re-parented and would never get
+ * the signal): the parent must still be `launcher`. */
+void gorun_child_of(int32_t launcher);
+
 /* ---- shared-memory reservations ---- */
 /* fallocate [off, off+len) of fd before first touch, so a full /dev/shm is an error, not a
  * SIGBUS. 0 on success (or nothing to do), else the errno. */

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -79,6 +80,13 @@ int gorun_pid_dead(int32_t pid)
     if (kill(pid, 0) == -1 && errno == ESRCH) return 1;
     char st = gorun_proc_state(pid);
     return st == 'Z' || st == 'X' || st == 'x';
+}
+
+void gorun_child_of(int32_t launcher)
+{
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != (pid_t)launcher)
+        _exit(1);
 }
 
 /* ---- shared-memory reservations ---- */

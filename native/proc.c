@@ -24,44 +24,30 @@
 
 #include "runtime.h"
 
-static int pid_dead(int32_t pid) { return gorun_pid_dead(pid); } /* gone, or a zombie */
-
-/* ---- root-table lock (the invariant is at gp_t.root_hwm in runtime.h) ---- */
-
-#define ROOTS_LOCK_CHECK_NS 1000000 /* while waiting, check the other side is alive this often */
-
-/* Taken by the owner worker for a root edit while its P is not RUNNING, and by the GC process
- * to scan a P's table on its behalf. Held for one edit (the owner) or one table scan (the GC
- * process). A holder that died cannot release it: the worker then throws (the GC process is
- * gone), the GC process proceeds (a dead worker's table no longer changes). */
-void roots_lock_acquire(gp_t *p)
-{
-    uint64_t t0 = 0;
-    for (int spins = 0;; spins++) {
-        uint32_t z = 0;
-        if (atomic_compare_exchange_weak_explicit(&p->roots_lock, &z, 1, memory_order_acquire, memory_order_relaxed))
-            return;
-        if (spins < 64) {
-            cpu_relax();
-            continue;
-        }
-        sched_yield(); /* the holder may be waiting for our core */
-        uint64_t now = nanotime();
-        if (!t0) t0 = now;
-        if (now - t0 < ROOTS_LOCK_CHECK_NS) continue;
-        t0 = now;
-        if (p == thisP) { /* the owner waits for the GC process's scan */
-            if (pid_dead(G->gc.gc_ospid))
-                gorun_throw("the GC process (pid %d) died while scanning the root table of P%u", (int)G->gc.gc_ospid, p->id);
-        } else if (pid_dead(atomic_load(&p->ospid))) {
-            return; /* the owner died mid-edit: its table no longer changes */
-        }
-    }
-}
-
-void roots_lock_release(gp_t *p) { atomic_store_explicit(&p->roots_lock, 0, memory_order_release); }
 
 /* ---- worker side ---- */
+
+void p_attach(uint32_t id)
+{
+    gorun_ospid = (int32_t)getpid();
+    thisP = &G->allp[id];
+    atomic_store(&thisP->ospid, gorun_ospid);
+    thisP->mcache.flushGen = atomic_load(&G->mheap.sweepgen);
+    roots_init_local();
+    thisP->stats.start_ns = nanotime();
+    p_start();
+}
+
+void p_finish(void)
+{
+    if (!thisP || atomic_load(&thisP->status) != P_RUNNING) return; /* not a P, or done already */
+    safepoint_poll_c();
+    mcache_release_all();
+    thisP->stats.end_ns = nanotime();
+    uint32_t st = P_RUNNING;
+    if (!atomic_compare_exchange_strong(&thisP->status, &st, P_DONE))
+        gorun_throw("P%u: finishing with status %u", thisP->id, st);
+}
 
 static void note_served(void)
 {
@@ -83,7 +69,7 @@ static void wait_world_restart(uint32_t gen)
             continue;
         }
         futex_wait_until(&gc->world_gen, gen, 100 * 1000 * 1000);
-        if (atomic_load(&gc->world_gen) == gen && pid_dead(gc->gc_ospid))
+        if (atomic_load(&gc->world_gen) == gen && gorun_pid_dead(gc->gc_ospid))
             gorun_throw("the GC process (pid %d) died while the world was stopped", (int)gc->gc_ospid);
     }
 }
@@ -212,7 +198,7 @@ void gc_request_and_wait(void)
         uint32_t note = atomic_load(&gc->cycle_note);
         if (atomic_load(&gc->forced_done) >= req) break;
         futex_wait_until(&gc->cycle_note, note, 50 * 1000 * 1000);
-        if (pid_dead(gc->gc_ospid)) {
+        if (gorun_pid_dead(gc->gc_ospid)) {
             exit_blocking();
             gorun_throw("the GC process (pid %d) died during g.gc()", (int)gc->gc_ospid);
         }
@@ -242,7 +228,7 @@ static int preempt_running(uint32_t mask, int *dead)
         gp_t *p = &G->allp[i];
         if (!(atomic_load(&p->poll) & mask) || atomic_load(&p->status) != P_RUNNING) continue;
         int32_t pid = atomic_load(&p->ospid);
-        if (pid_dead(pid)) {
+        if (gorun_pid_dead(pid)) {
             *dead = (int)i;
             return -1;
         }

@@ -19,9 +19,13 @@ void enter_blocking(void);    /* [W] RUNNING -> SYSCALL (counts as stopped) */
 void exit_blocking(void);     /* [W] SYSCALL -> RUNNING, waiting while the GC process holds the P */
 void gc_request_and_wait(void); /* [W] g.gc(): a full cycle, sweep included, as a blocking call */
 
-/* ---- root tables (the invariant is at gp_t.root_hwm in runtime.h) ---- */
+/* ---- root tables (roots.c; the invariant is at gp_t.root_hwm in runtime.h) ---- */
 void roots_lock_acquire(gp_t *p); /* [W edits while not RUNNING | GC scans on p's behalf] */
 void roots_lock_release(gp_t *p);
+void roots_init_local(void);      /* [W] this process now manages thisP's table (an empty free stack) */
+int roots_here(void);             /* 1 if this process is a P managing its root table */
+int root_alloc(goaddr a, uint32_t *slot); /* [W] a slot holding a; -1 if the table is full */
+void root_free(uint32_t slot);    /* [W] clear and recycle (a no-op once the heap is detached) */
 
 /* ---- the GC process's side (proc.c) ---- */
 int stw_stop(uint32_t kind, uint32_t cycle, int *dead); /* [GC] 0, or -1 with a dead running P in *dead */

@@ -480,6 +480,12 @@ void gorun_attach_local(void *meta, void *arena);
 uint64_t gorun_meta_reserved(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals);
 #define INITIAL_WBUFS 64 /* work buffers usable (and reserved) before the heap grows */
 
+/* ---- the type table (typetab.c) ---- */
+enum { TYPETAB_OK = 0, TYPETAB_CONFLICT = -1, TYPETAB_FULL = -2 };
+/* Register t (zero-padded) by name; *tid = its id. TYPETAB_CONFLICT if the name is registered
+ * with another layout, TYPETAB_FULL if MAX_TYPES are. Takes the typetab lock. */
+int typetab_register(const gotype_t *t, uint32_t *tid);
+
 /* ---- page allocator (mpagealloc.c), under the mheap lock ---- */
 uint64_t pagealloc_alloc(uint64_t npages); /* first page of a free run, 0 if none */
 void pagealloc_free(uint64_t page, uint64_t npages);
@@ -492,6 +498,10 @@ int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes);
 /* ---- mheap (mheap.c) ---- */
 spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass); /* 0 = out of memory */
 void mheap_free_span(spanid_t id);
+/* Pages without a span, for the page-allocator tests (each takes the mheap lock itself). */
+uint64_t mheap_alloc_pages(uint64_t npages);           /* first page, growing if needed; 0 if none */
+void mheap_free_pages(uint64_t page, uint64_t npages);
+uint64_t mheap_check_pages(char *err, size_t errlen, uint64_t *grown); /* pagealloc_check; grown pages out */
 void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes);
 
 /* ---- mcentral (mcentral.c) ---- */
