@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "runtime.h"
@@ -80,6 +81,54 @@ uint64_t gorun_meta_reserved(uint64_t arena_size, uint32_t nprocs, uint64_t root
     return n;
 }
 
+/* ---- this process's mappings of the two segments ---- */
+
+static void *meta_map, *arena_map;
+static uint64_t meta_len, arena_len;
+
+int heap_map(int meta_fd, uint64_t msize, int arena_fd, uint64_t asize)
+{
+    void *m = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, meta_fd, 0);
+    if (m == MAP_FAILED) return errno;
+    void *a = mmap(NULL, asize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, arena_fd, 0);
+    if (a == MAP_FAILED) {
+        int e = errno;
+        munmap(m, msize);
+        return e;
+    }
+    /* Keep our own (close-on-exec) copies of the fds: growth reserves shared memory through
+     * them in whichever process grows the heap (forked children inherit them). */
+    int mfd = fcntl(meta_fd, F_DUPFD_CLOEXEC, 3), afd = mfd < 0 ? -1 : fcntl(arena_fd, F_DUPFD_CLOEXEC, 3);
+    if (afd < 0) {
+        int e = errno;
+        if (mfd >= 0) close(mfd);
+        munmap(m, msize);
+        munmap(a, asize);
+        return e;
+    }
+    meta_map = m; arena_map = a; meta_len = msize; arena_len = asize;
+    gorun_meta_fd = mfd; gorun_arena_fd = afd;
+    return 0;
+}
+
+void heap_unmap(void)
+{
+    munmap(meta_map, meta_len);
+    munmap(arena_map, arena_len);
+    if (gorun_meta_fd >= 0) close(gorun_meta_fd);
+    if (gorun_arena_fd >= 0) close(gorun_arena_fd);
+    gorun_meta_fd = gorun_arena_fd = -1;
+    meta_map = arena_map = NULL;
+}
+
+void *heap_meta_map(void) { return meta_map; }
+void *heap_arena_map(void) { return arena_map; }
+
+int heap_layout_matches(const gorun_shared_t *g)
+{
+    return g->magic == GORUN_MAGIC && g->abi_version == GORUN_ABI_VERSION && g->layout_sig == GORUN_LAYOUT_SIG;
+}
+
 void gorun_attach_local(void *meta, void *arena)
 {
     G = (gorun_shared_t *)meta;
@@ -119,6 +168,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     gorun_attach_local(meta, arena);
     /* The segment is fresh (ftruncate'd), so it is already zero. */
     G->abi_version = GORUN_ABI_VERSION;
+    G->layout_sig = GORUN_LAYOUT_SIG;
     G->nprocs = nprocs;
     G->lock_kind = (uint32_t)lock_kind;
     G->debug_flags = debug_flags;

@@ -13,8 +13,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-static void *meta_map, *arena_map;
-static uint64_t meta_len, arena_len;
 
 int need_attached(void)
 {
@@ -25,35 +23,6 @@ int need_attached(void)
     return 0;
 }
 
-static int do_map(int meta_fd, uint64_t msize, int arena_fd, uint64_t asize)
-{
-    void *m = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, meta_fd, 0);
-    if (m == MAP_FAILED) { PyErr_SetFromErrno(PyExc_OSError); return -1; }
-    void *a = mmap(NULL, asize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, arena_fd, 0);
-    if (a == MAP_FAILED) { PyErr_SetFromErrno(PyExc_OSError); munmap(m, msize); return -1; }
-    /* Keep our own (close-on-exec) copies of the fds: growth reserves shared memory through
-     * them in whichever process grows the heap (forked children inherit them). */
-    int mfd = fcntl(meta_fd, F_DUPFD_CLOEXEC, 3), afd = mfd < 0 ? -1 : fcntl(arena_fd, F_DUPFD_CLOEXEC, 3);
-    if (afd < 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        if (mfd >= 0) close(mfd);
-        munmap(m, msize); munmap(a, asize);
-        return -1;
-    }
-    meta_map = m; arena_map = a; meta_len = msize; arena_len = asize;
-    gorun_meta_fd = mfd; gorun_arena_fd = afd;
-    return 0;
-}
-
-static void do_unmap(void)
-{
-    munmap(meta_map, meta_len);
-    munmap(arena_map, arena_len);
-    if (gorun_meta_fd >= 0) close(gorun_meta_fd);
-    if (gorun_arena_fd >= 0) close(gorun_arena_fd);
-    gorun_meta_fd = gorun_arena_fd = -1;
-    meta_map = arena_map = NULL;
-}
 
 static PyObject *py_meta_size(PyObject *mod, PyObject *args)
 {
@@ -72,12 +41,12 @@ static PyObject *py_init(PyObject *mod, PyObject *args)
         return NULL;
     if (G) { PyErr_SetString(GorunError, "a heap is already attached in this process"); return NULL; }
     if (lock_kind < 0 || lock_kind >= LOCK_NKINDS) { PyErr_Format(PyExc_ValueError, "bad lock kind %d", lock_kind); return NULL; }
-    if (do_map(mfd, msize, afd, asize) != 0) return NULL;
-    int rc = gorun_init_shared(meta_map, msize, arena_map, asize, nprocs, lock_kind, roots, nglobals, dbg);
+    if ((errno = heap_map(mfd, msize, afd, asize)) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+    int rc = gorun_init_shared(heap_meta_map(), msize, heap_arena_map(), asize, nprocs, lock_kind, roots, nglobals, dbg);
     if (rc != 0) {
         int e = errno;
         uint64_t free = gorun_shm_free();
-        do_unmap();
+        heap_unmap();
         G = NULL; A = NULL;
         if (rc == -3 && e == ENOSPC) {
             char msg[256]; /* PyErr_Format has no %f */
@@ -102,17 +71,17 @@ static PyObject *py_attach(PyObject *mod, PyObject *args)
     unsigned long long msize, asize;
     if (!PyArg_ParseTuple(args, "iKiK", &mfd, &msize, &afd, &asize)) return NULL;
     if (G) { PyErr_SetString(GorunError, "a heap is already attached in this process"); return NULL; }
-    if (do_map(mfd, msize, afd, asize) != 0) return NULL;
-    gorun_shared_t *g = meta_map;
-    if (g->magic != GORUN_MAGIC || g->abi_version != GORUN_ABI_VERSION) {
+    if ((errno = heap_map(mfd, msize, afd, asize)) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+    const gorun_shared_t *g = heap_meta_map();
+    if (!heap_layout_matches(g)) {
         char hex[24]; /* PyErr_Format has no %llx */
         snprintf(hex, sizeof hex, "%llx", (unsigned long long)g->magic);
-        PyErr_Format(GorunError, "segment is not a gorun heap of ABI %d (magic %s, abi %u)", GORUN_ABI_VERSION, hex,
-                     g->abi_version);
-        do_unmap();
+        PyErr_Format(GorunError, "segment is not a gorun heap of ABI %d, layout %08x (magic %s, abi %u, layout %08x)",
+                     GORUN_ABI_VERSION, (unsigned)GORUN_LAYOUT_SIG, hex, g->abi_version, (unsigned)g->layout_sig);
+        heap_unmap();
         return NULL;
     }
-    gorun_attach_local(meta_map, arena_map);
+    gorun_attach_local(heap_meta_map(), heap_arena_map());
     Py_RETURN_NONE;
 }
 
@@ -121,7 +90,7 @@ static PyObject *py_detach(PyObject *mod, PyObject *unused)
     if (G) {
         thisP = NULL;
         G = NULL; A = NULL;
-        do_unmap();
+        heap_unmap();
     }
     Py_RETURN_NONE;
 }
@@ -394,9 +363,9 @@ static PyObject *lock_kind_names(void)
 static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
     return Py_BuildValue(
-        "{s:i,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
+        "{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
         "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N}",
-        "abi_version", GORUN_ABI_VERSION, "page_size", (unsigned long long)PAGE_SIZE, "num_size_classes",
+        "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size", (unsigned long long)PAGE_SIZE, "num_size_classes",
         NUM_SIZE_CLASSES, "max_small_size", MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE,
         "max_procs", MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG,
         "sanitize", GORUN_SANITIZE,

@@ -15,7 +15,7 @@
 
 #include "lock.h"
 
-#define GORUN_ABI_VERSION 7
+#define GORUN_ABI_VERSION 8
 #define GORUN_MAGIC 0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -405,7 +405,7 @@ typedef struct gorun_shared {
     uint32_t lock_kind;
     uint32_t debug_flags;   /* GODEBUG-derived bits, set at init */
     uint32_t ncpu;          /* online CPUs, set at init: spin only when a core is spare */
-    uint32_t _pad0;
+    uint32_t layout_sig;    /* GORUN_LAYOUT_SIG of the build that initialized the segment; checked at attach */
     uint64_t meta_size;
     uint64_t arena_size;
     uint64_t root_slots;    /* per P */
@@ -423,6 +423,43 @@ typedef struct gorun_shared {
     gcctl_t gc;
     typetab_t typetab;
 } gorun_shared_t;
+
+/* ---- the layout's fingerprint (part of the ABI check) ----
+ * The sizes and offsets below are the shared layout of ABI GORUN_ABI_VERSION. A change to any
+ * shared struct fails these assertions: update them and bump GORUN_ABI_VERSION (and
+ * gorun/__init__.py's _EXPECTED_ABI) in the same commit. Where the libc's primitives inside
+ * glock_t fix the size (x86-64 glibc), the totals are asserted too. At run time the segment
+ * carries GORUN_LAYOUT_SIG, and attaching checks it with the magic and the ABI version, so two
+ * builds that disagree on the layout never share a heap. */
+_Static_assert(sizeof(mspan_t) == 64, "mspan_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(wbuf_t) == 4088, "wbuf_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(cyclerec_t) == 25 * 8, "cyclerec_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(gotype_t) == 104, "gotype_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(lockwait_t) == 16, "lockwait_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(mcache_t) == 560, "mcache_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(pstats_t) == 608, "pstats_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(pauserec_t) == 560, "pauserec_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(offsetof(mspan_t, sweepgen) == 16 && offsetof(mspan_t, allocCache) == 48, "mspan_t changed");
+_Static_assert(offsetof(gp_t, poll) == 12 && offsetof(gp_t, mcache) == 16, "gp_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(mcentral_t) % 64 == 0 && sizeof(gp_t) % 64 == 0, "per-class and per-P state must stay cache-line sized");
+#if defined(__x86_64__) && defined(__GLIBC__)
+_Static_assert(sizeof(glock_t) == 448, "glock_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(mcentral_t) == 512 && sizeof(mheap_t) == 576, "mcentral_t or mheap_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(workq_t) == 512 && sizeof(gcctl_t) == 832, "gcctl_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(gp_t) == 1344 && offsetof(gp_t, root_hwm) == 576 && offsetof(gp_t, wb_head) == 1208,
+               "gp_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(typetab_t) == 426496, "typetab_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(gorun_shared_t) == 583744 && offsetof(gorun_shared_t, mheap) == 192 &&
+                   offsetof(gorun_shared_t, central) == 768 && offsetof(gorun_shared_t, allp) == 70400 &&
+                   offsetof(gorun_shared_t, gc) == 156416 && offsetof(gorun_shared_t, typetab) == 157248,
+               "gorun_shared_t changed: bump GORUN_ABI_VERSION");
+#endif
+#define GORUN_LAYOUT_SIG                                                                                     \
+    ((uint32_t)(sizeof(gorun_shared_t) * 2654435761u + sizeof(gp_t) * 40503u + sizeof(gcctl_t) * 9973u +   \
+                sizeof(mcentral_t) * 7919u + sizeof(mspan_t) * 104729u + sizeof(glock_t) * 1299709u +       \
+                offsetof(gorun_shared_t, gc) * 15485863u + offsetof(gorun_shared_t, allp) * 32452843u +    \
+                offsetof(gp_t, root_hwm) * 49979687u + sizeof(cyclerec_t) * 67867967u +                    \
+                (uint32_t)GORUN_ABI_VERSION * 86028121u))
 
 /* debug_flags bits (GODEBUG knobs, docs/design.md "Debug knobs") */
 enum { DBG_MCACHEBYPASS = 1 << 0, DBG_CHECKMARK = 1 << 1 };
@@ -474,6 +511,13 @@ uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slo
 int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t arena_size, uint32_t nprocs,
                       int lock_kind, uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags);
 void gorun_attach_local(void *meta, void *arena);
+/* This process's mappings (MAP_SHARED | MAP_NORESERVE) of the two segments, with close-on-exec
+ * copies of their fds kept for reservations at growth: 0 or an errno. */
+int heap_map(int meta_fd, uint64_t meta_size, int arena_fd, uint64_t arena_size);
+void heap_unmap(void);
+void *heap_meta_map(void);
+void *heap_arena_map(void);
+int heap_layout_matches(const gorun_shared_t *g); /* magic, ABI version and GORUN_LAYOUT_SIG */
 /* Reserve [off, off + len) of a segment with fallocate before it is first touched, so a full
  * /dev/shm is an error instead of a SIGBUS. 0, or an errno (ENOSPC); 0 when fd < 0 or the file
  * system cannot fallocate. */
