@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import gorun  # noqa: E402
-from gorun import _gorun, shm  # noqa: E402
+from gorun import _gorun  # noqa: E402
+from gorun.heap import SharedHeap  # noqa: E402
 from gorun.workloads.binary_trees import binary_trees  # noqa: E402
 from gorun.workloads.gcbench import gcbench  # noqa: E402
 
@@ -179,22 +180,12 @@ def bench_mark_throughput(quick: bool) -> dict:
 
 @contextlib.contextmanager
 def standalone_heap():
-    meta_name, arena_name = shm.new_run_names()
-    arena = 64 << 20
-    msize = _gorun.meta_size(arena, 1, 1 << 16, 16)
-    segs = [shm.Segment(meta_name, msize), shm.Segment(arena_name, arena)]
-    try:
-        _gorun.init(segs[0].fd, msize, segs[1].fd, arena, 1, 0, 1 << 16, 16, 0)
-        for s in segs:
-            s.close_fd()
+    """A 64 MiB heap in this process (gorun.heap.SharedHeap, 1 P, futex locks) whose P 0 this
+    process becomes, with every declared type registered."""
+    with SharedHeap(64 << 20, nprocs=1, lock="futex", root_slots=1 << 16, nglobals=16):
         gorun.types.register_all()
         _gorun.set_p(0)
         yield
-    finally:
-        _gorun.detach()
-        for s in segs:
-            s.close_fd()
-            s.unlink()
 
 
 class Slots:

@@ -11,7 +11,6 @@ which bench/run_all.py turns into the summary table.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import json
 import os
@@ -30,8 +29,7 @@ if glob.glob(os.path.join(ROOT, "gorun", "_gorun*.so")) and ROOT not in sys.path
     sys.path.insert(0, ROOT)
 
 import gorun  # noqa: E402
-from gorun import _gorun, shm  # noqa: E402
-from gorun.runtime import LOCK_KINDS  # noqa: E402
+from gorun.heap import LOCK_KINDS, SharedHeap  # noqa: E402, F401 (LOCK_KINDS: for the bench scripts)
 
 now_ns = time.perf_counter_ns  # CLOCK_MONOTONIC on Linux: comparable across processes
 
@@ -157,35 +155,14 @@ def header(title: str, quick: bool) -> None:
 
 # ---- a heap in this process, without workers (lock benchmarks) ----
 
-@contextlib.contextmanager
 def standalone_heap(lock_kind: str, nprocs: int = 1, arena_bytes: int = 16 << 20, root_slots: int = 4096,
-                    nglobals: int = 16, debug_flags: int = 0):
-    """Create and attach a gorun heap in this process, as gorun.Runtime.run does, but without
-    worker processes: segments from gorun.shm.Segment, then _gorun.init. Children forked inside
-    the block share it (MAP_SHARED). On exit it detaches and unlinks both segments."""
-    if lock_kind not in LOCK_KINDS:
-        raise ValueError(f"unknown lock kind {lock_kind!r}")
-    if _gorun.attached():
-        raise RuntimeError("a gorun heap is already attached in this process")
-    arena_size = (arena_bytes + 8191) // 8192 * 8192
-    meta_size = _gorun.meta_size(arena_size, nprocs, root_slots, nglobals)
-    meta_name, arena_name = shm.new_run_names()
-    segs = []
-    pid = os.getpid()
-    try:
-        segs.append(shm.Segment(meta_name, meta_size))
-        segs.append(shm.Segment(arena_name, arena_size))
-        _gorun.init(segs[0].fd, meta_size, segs[1].fd, arena_size, nprocs, LOCK_KINDS.index(lock_kind),
-                    root_slots, nglobals, debug_flags)
-        for s in segs:
-            s.close_fd()
-        yield
-    finally:
-        if os.getpid() == pid:  # never clean up from a forked child that fell through
-            _gorun.detach()
-            for s in segs:
-                s.close_fd()
-                s.unlink()
+                    nglobals: int = 16, debug_flags: int = 0) -> SharedHeap:
+    """A gorun heap created and attached in this process by gorun.heap.SharedHeap (the setup
+    gorun.Runtime.run uses), without worker processes: ``with standalone_heap("futex") as h``.
+    Children forked inside the block share it (MAP_SHARED); leaving it detaches and unlinks both
+    segments (only in this process, never in a forked child that falls through)."""
+    return SharedHeap(arena_bytes, nprocs=nprocs, lock=lock_kind, root_slots=root_slots, nglobals=nglobals,
+                      debug_flags=debug_flags)
 
 
 def objs_per_span(sizeclass: int) -> int:

@@ -97,10 +97,43 @@ def _stop(signum, frame):
     raise _Stopped(signum)
 
 
+def _drop_output(stream) -> None:
+    """The reader of `stream` has gone (`gorun workloads | head -1`): from now on what is written
+    there goes to /dev/null, so neither a later print nor the flush at exit raises again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
+
+
+def _print(*args, file=None, **kw) -> None:
+    """print() and flush, for output whose reader may stop early. On a broken pipe the rest of
+    that stream's output is dropped quietly and the command goes on with its exit status
+    unchanged, as Unix filters do (a run still writes its --json file and exits 0 if it
+    succeeded)."""
+    f = sys.stdout if file is None else file
+    try:
+        print(*args, file=f, **kw)
+        f.flush()
+    except BrokenPipeError:
+        _drop_output(f)
+
+
+def _flush_quietly() -> None:
+    """Flush stdout and stderr (argparse's help and usage lines); a broken pipe drops the rest."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except BrokenPipeError:
+            _drop_output(f)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The CLI. Every stop signal becomes one line and exit 128 + signo from the start, so an
     interruption during start-up prints no traceback (the run itself installs its own handlers
-    and cleans up, see Runtime.run)."""
+    and cleans up, see Runtime.run). Output into a pipe whose reader has gone is dropped
+    quietly (`_print`)."""
     old = {}
     try:
         for sig in _STOP_SIGNALS:
@@ -111,11 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
-        print(f"gorun: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        _print(f"gorun: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
         return 128 + signum
     finally:
         for sig, h in old.items():
             signal.signal(sig, h if h is not None else signal.SIG_DFL)
+        _flush_quietly()
 
 
 def _main(argv: list[str] | None) -> int:
@@ -128,20 +162,20 @@ def _main(argv: list[str] | None) -> int:
         from .shm import clean_stale
         res = clean_stale(args.dry_run)
         for n in res.removed:
-            print(("would remove " if args.dry_run else "removed ") + n)
+            _print(("would remove " if args.dry_run else "removed ") + n)
         for n in res.kept:
-            print(f"kept {n} (its launcher is alive)")
+            _print(f"kept {n} (its launcher is alive)")
         for n, why in res.failed:  # e.g. another user's segment: say so and go on
-            print(f"gorun: cannot remove {n}: {why}", file=sys.stderr)
+            _print(f"gorun: cannot remove {n}: {why}", file=sys.stderr)
         if not res.removed and not res.kept and not res.failed:
-            print("no gorun segments")
+            _print("no gorun segments")
         return 1 if res.failed else 0
     if args.cmd == "workloads":
         from .workloads import all_workloads
         for w in all_workloads().values():
-            print(f"{w.name}\n  " + " ".join(w.doc.split("\n\n")[0].split()))
+            _print(f"{w.name}\n  " + " ".join(w.doc.split("\n\n")[0].split()))
             for k, v in w.params.items():
-                print(f"    -p {k}={v}  ({w.limits[k].describe()})")
+                _print(f"    -p {k}={v}  ({w.limits[k].describe()})")
         return 0
     return _run(args)
 
@@ -194,35 +228,35 @@ def _run(args) -> int:
                            stall_timeout=stall)
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)
-        print(f"gorun: error: {msg}", file=sys.stderr)
+        _print(f"gorun: error: {msg}", file=sys.stderr)
         return 2
     from .shm import clean_stale
     stale = clean_stale()  # segments of launchers killed with SIGKILL (Runtime.run would do it silently)
     if stale.removed:
-        print(f"gorun: {stale.summary()}", file=sys.stderr)
+        _print(f"gorun: {stale.summary()}", file=sys.stderr)
     code = 0
     try:
         result = rt.run(w.fn, **params)
     except rtmod.Interrupted as e:
         result, code = e.result, 128 + e.signum
-        print(f"gorun: {e}", file=sys.stderr)
+        _print(f"gorun: {e}", file=sys.stderr)
     except (rtmod.OutOfMemory, rtmod.RunError) as e:
         result, code = getattr(e, "result", None), 1
-        print(f"gorun: {e}", file=sys.stderr)
+        _print(f"gorun: {e}", file=sys.stderr)
     except rtmod.GorunError as e:
-        print(f"gorun: error: {e}", file=sys.stderr)
+        _print(f"gorun: error: {e}", file=sys.stderr)
         return 1
     if result is not None:
         result.workload = w.name
         out = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout is pure JSON
         if w.report and code == 0:
-            print("\n".join(w.report(result.values, params)), file=out)
-            print(file=out)
-        print(result.summary(), file=out)
+            _print("\n".join(w.report(result.values, params)), file=out)
+            _print(file=out)
+        _print(result.summary(), file=out)
         if args.json:
             text = json.dumps(result.to_dict(), indent=2, default=str)
             if args.json == "-":
-                print(text)
+                _print(text)
             else:
                 with open(args.json, "w") as f:
                     f.write(text + "\n")

@@ -19,7 +19,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from . import _gorun, gc, godebug, shm, types, watchdog
+from . import _gorun, gc, godebug, heap, shm, types, watchdog
 from .context import Context
 from .units import parse_size
 
@@ -191,11 +191,11 @@ class Runtime:
         self.stale_cleaned = shm.clean_stale()
         if self.stale_cleaned.removed:
             log.info("%s", self.stale_cleaned.summary())
-        page = _C["page_size"]
-        arena_size = (self.max_heap + page - 1) // page * page
-        meta_size = _gorun.meta_size(arena_size, self.procs, self.root_slots, self.nglobals)
-        meta_name, arena_name = shm.new_run_names()
-        segs: list[shm.Segment] = []
+        sig = _StopSignals()
+        # Tearing the heap down (after the inner `finally` below has killed and reaped every
+        # child, or when setting it up fails) starts with ignoring the stop signals.
+        hp = heap.SharedHeap(self.max_heap, nprocs=self.procs, lock=self.lock, root_slots=self.root_slots,
+                             nglobals=self.nglobals, debug_flags=self.debug.flags, before_close=sig.ignore)
         children: dict[int, tuple[int, int]] = {}  # ospid -> (P id, read fd)
         outcomes = [WorkerOutcome(i, 0) for i in range(self.procs)]
         t0 = time.monotonic_ns()
@@ -203,76 +203,71 @@ class Runtime:
         launcher = os.getpid()
         # The stop signals are blocked from before the first segment exists until every child is
         # recorded, and handled from then on: none can leak a segment or a child (a Python handler
-        # runs between any two bytecodes, e.g. between a segment's creation and its append).
-        sig = _StopSignals()
+        # runs between any two bytecodes, e.g. between a fork and the child's bookkeeping).
+        # Leaving the `with` detaches and unlinks the segments (gorun/heap.py).
         try:
             sig.block_and_install()
-            segs.append(shm.Segment(meta_name, meta_size))
-            segs.append(shm.Segment(arena_name, arena_size))
-            _gorun.init(segs[0].fd, meta_size, segs[1].fd, arena_size, self.procs,
-                        LOCK_KINDS.index(self.lock), self.root_slots, self.nglobals, self.debug.flags)
-            for s in segs:
-                s.close_fd()  # the C core keeps its own copies (reservations at growth)
-            types.register_all()
-            r, w = os.pipe()
-            ospid = os.fork()
-            if ospid == 0:  # the GC process
-                _gorun.child_of(launcher)  # first: PR_SET_PDEATHSIG, and exit if the launcher is gone
-                os.close(r)
-                self._gc_main(w, sig)  # never returns
-            os.close(w)
-            children[ospid] = (GC_ID, r)
-            self.gc_ospid = ospid
-            for i in range(self.procs):
-                r, w = os.pipe()
-                ospid = os.fork()
-                if ospid == 0:  # the worker
-                    _gorun.child_of(launcher)
-                    os.close(r)
-                    for _, (_, fd) in children.items():
-                        os.close(fd)
-                    self._worker_main(i, fn, params, w, sig)  # never returns
-                os.close(w)
-                children[ospid] = (i, r)
-                outcomes[i].ospid = ospid
-            sig.unblock()  # a signal that arrived meanwhile is handled here
-            self.gc_outcome = None
-            failure = self._watch(children, outcomes)
-            if failure:
-                self._kill_all(children, outcomes)  # stop the others before the statistics are read
-            result = self._result(t0, outcomes, params, fn, failure)
-            if failure:
-                kind, msg = failure
-                if kind == "oom":
-                    err = OutOfMemory(msg)
-                    err.result = result
-                    raise err
-                raise RunError(msg, result)
-            return result
-        except KeyboardInterrupt:
-            sig.ignore()  # we are stopping: further signals change nothing
-            self._kill_all(children, outcomes)
-            if result is None and _gorun.attached():
+            with hp:
                 try:
-                    result = self._result(t0, outcomes, params, fn, ("interrupted", "interrupted"))
-                except Exception:  # noqa: BLE001 - interrupted before the heap was initialized
-                    result = None
+                    types.register_all()
+                    r, w = os.pipe()
+                    ospid = os.fork()
+                    if ospid == 0:  # the GC process
+                        _gorun.child_of(launcher)  # first: PR_SET_PDEATHSIG, and exit if the launcher is gone
+                        os.close(r)
+                        self._gc_main(w, sig)  # never returns
+                    os.close(w)
+                    children[ospid] = (GC_ID, r)
+                    self.gc_ospid = ospid
+                    for i in range(self.procs):
+                        r, w = os.pipe()
+                        ospid = os.fork()
+                        if ospid == 0:  # the worker
+                            _gorun.child_of(launcher)
+                            os.close(r)
+                            for _, (_, fd) in children.items():
+                                os.close(fd)
+                            self._worker_main(i, fn, params, w, sig)  # never returns
+                        os.close(w)
+                        children[ospid] = (i, r)
+                        outcomes[i].ospid = ospid
+                    sig.unblock()  # a signal that arrived meanwhile is handled here
+                    self.gc_outcome = None
+                    failure = self._watch(children, outcomes)
+                    if failure:
+                        self._kill_all(children, outcomes)  # stop the others before the statistics are read
+                    result = self._result(t0, outcomes, params, fn, failure)
+                    if failure:
+                        kind, msg = failure
+                        if kind == "oom":
+                            err = OutOfMemory(msg)
+                            err.result = result
+                            raise err
+                        raise RunError(msg, result)
+                    return result
+                except KeyboardInterrupt:
+                    sig.ignore()  # we are stopping: further signals change nothing
+                    self._kill_all(children, outcomes)
+                    if result is None:  # the statistics so far, while the heap is still attached
+                        try:
+                            result = self._result(t0, outcomes, params, fn, ("interrupted", "interrupted"))
+                        except Exception:  # noqa: BLE001
+                            result = None
+                    raise  # becomes Interrupted below, once the segments are gone
+                finally:
+                    # A second signal (e.g. Ctrl-C pressed twice) must not interrupt the cleanup:
+                    # the stop signals are ignored until every child is reaped and every segment
+                    # is gone (one that arrives meanwhile is dropped: the run is stopping anyway),
+                    # then restored.
+                    sig.ignore()
+                    self._kill_all(children)
+        except KeyboardInterrupt:  # during the run, or while the heap was being set up
             signum = sig.received or signal.SIGINT
             raise Interrupted(f"run interrupted ({signal.Signals(signum).name}); workers stopped, segments removed",
                               result, signum) from None
         finally:
-            # A second signal (e.g. Ctrl-C pressed twice) must not interrupt the cleanup: the stop
-            # signals are ignored until every child is reaped and every segment is gone (one that
-            # arrives meanwhile is dropped: the run is stopping anyway), then restored.
             sig.ignore()
-            try:
-                self._kill_all(children)
-                _gorun.detach()
-                for s in segs:
-                    s.close_fd()
-                    s.unlink()
-            finally:
-                sig.restore()
+            sig.restore()
 
     def _child_main(self, wfd: int, body, sig: "_StopSignals", sigurg: bool = False) -> None:
         """Run body() in a forked child (the GC process or a worker) and send the message it

@@ -2,9 +2,10 @@
 
 Everything here works with real processes, real POSIX shared memory and real locks:
 
-- ``heap``: a standalone heap attached in the test process itself (the same calls the launcher
-  makes), for the test hooks of the C core (page allocator, locks). Parametrize it indirectly
-  with a lock kind (``"futex"``, ``"pthread"``, ``"sem"``) or a dict of ``make_heap`` keywords.
+- ``heap``: a standalone heap attached in the test process itself (``gorun.heap.SharedHeap``, the
+  setup the launcher uses), for the test hooks of the C core (page allocator, locks). Parametrize
+  it indirectly with a lock kind (``"futex"``, ``"pthread"``, ``"sem"``) or a dict of
+  ``standalone_heap`` keywords.
 - ``heap_factory``: a context manager that builds such a heap on demand (hypothesis examples).
 - a session-scoped check that this test process left no ``/dev/shm/gorun.<our pid>.*`` segment
   (``gorun.<pid>.<random hex>.meta|arena``) and no child process behind.
@@ -23,7 +24,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import posix_ipc
@@ -35,6 +35,7 @@ if str(REPO) not in sys.path:  # this checkout's gorun, also when pytest runs wi
     sys.path.insert(0, str(REPO))
 
 from gorun import _gorun, shm  # noqa: E402
+from gorun.heap import SharedHeap  # noqa: E402
 LOCK_KINDS = _gorun.constants()["lock_kinds"]  # from the C core
 MHEAP_LOCK = -1
 BUILD = _gorun.constants()  # "debug" (0, 1, 2) and "sanitize" (0, 1): the variant under test
@@ -57,40 +58,12 @@ def pytest_configure(config):
 # ---------------------------------------------------------------- standalone heaps
 
 
-@dataclass
-class Heap:
-    lock: str
-    arena_size: int
-    meta_size: int
-    nprocs: int
-    meta_name: str
-    arena_name: str
-
-    @property
-    def npages(self) -> int:
-        return self.arena_size // 8192
-
-
-def make_heap(lock: str = "futex", arena_size: int = 64 << 20, nprocs: int = 2, root_slots: int = 4096,
-              nglobals: int = 64, debug_flags: int = 0) -> Heap:
-    """Create and attach a heap in this process, exactly as gorun.Runtime.run does."""
-    assert not _gorun.attached(), "a heap is already attached in the test process"
-    meta_size = _gorun.meta_size(arena_size, nprocs, root_slots, nglobals)
-    meta_name, arena_name = shm.new_run_names()
-    segs = []
-    try:
-        segs.append(shm.Segment(meta_name, meta_size))
-        segs.append(shm.Segment(arena_name, arena_size))
-        _gorun.init(segs[0].fd, meta_size, segs[1].fd, arena_size, nprocs, LOCK_KINDS.index(lock),
-                    root_slots, nglobals, debug_flags)
-    except BaseException:
-        for s in segs:
-            s.close_fd()
-            s.unlink()
-        raise
-    for s in segs:
-        s.close_fd()  # the mapping stays; forked children inherit it
-    return Heap(lock, arena_size, meta_size, nprocs, meta_name, arena_name)
+def standalone_heap(lock: str = "futex", arena_size: int = 64 << 20, nprocs: int = 2, root_slots: int = 4096,
+                    nglobals: int = 64, debug_flags: int = 0) -> SharedHeap:
+    """A heap created and attached in this process by gorun.heap.SharedHeap, the setup
+    gorun.Runtime.run uses, with the suite's defaults; use it as ``with standalone_heap(...) as h``."""
+    return SharedHeap(arena_size, nprocs=nprocs, lock=lock, root_slots=root_slots, nglobals=nglobals,
+                      debug_flags=debug_flags)
 
 
 def unlink_segment(name: str) -> None:
@@ -99,24 +72,9 @@ def unlink_segment(name: str) -> None:
         posix_ipc.unlink_shared_memory(name if name.startswith("/") else "/" + name)
 
 
-def destroy_heap(h: Heap) -> None:
-    _gorun.detach()
-    unlink_segment(h.meta_name)
-    unlink_segment(h.arena_name)
-
-
-@contextlib.contextmanager
-def standalone_heap(**kw):
-    h = make_heap(**kw)
-    try:
-        yield h
-    finally:
-        destroy_heap(h)
-
-
 @pytest.fixture
 def heap(request):
-    """A heap attached in the test process; param: a lock kind or a dict of make_heap keywords."""
+    """A heap attached in the test process; param: a lock kind or a dict of standalone_heap keywords."""
     param = getattr(request, "param", "futex")
     kw = dict(param) if isinstance(param, dict) else {"lock": param}
     with standalone_heap(**kw) as h:

@@ -18,7 +18,7 @@ import pytest
 import gorun
 from gorun import _gorun
 
-from conftest import REPO, gorun_env, live_children, own_segments, run_gorun, run_in_private_shm
+from conftest import REPO, gorun_env, live_children, own_segments, run_gorun, run_in_private_shm, without_stale_line
 
 # ---------------------------------------------------------------- bad input on the command line
 
@@ -346,3 +346,61 @@ def test_out_of_memory_message_names_limit_live_heap_and_request():
     assert 12 <= float(m.group(2)) <= 16  # what stayed live: the kept chunks, no garbage
     res = ei.value.result
     assert res.to_dict()["gc"]["cycles"] >= 1  # GOGC=off: only the out-of-memory path ran cycles
+
+
+# ---------------------------------------------------------------- output into a closed pipe
+
+
+def _gorun_into_closed_pipe(args: list[str], read_lines: int) -> tuple[int, list[str], str]:
+    """Run `python -m gorun ARGS` with stdout into a pipe whose reader reads `read_lines` lines
+    and closes it (as `| head -1` does; 0: closed before gorun starts, so every write fails:
+    with 1, gorun may have written everything before the reader closes, so only 0 is sure to
+    exercise the broken pipe). Returns (exit status, lines read, stderr)."""
+    r, w = os.pipe()
+    if read_lines == 0:
+        os.close(r)
+    p = subprocess.Popen([sys.executable, "-m", "gorun", *args], cwd=REPO, env=gorun_env(), stdout=w,
+                         stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    lines = []
+    if read_lines:
+        with os.fdopen(r) as reader:
+            for _ in range(read_lines):
+                lines.append(reader.readline())
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail(f"gorun {' '.join(args)} did not finish")
+    return p.returncode, lines, err
+
+
+@pytest.mark.parametrize("read_lines", [1, 0])
+def test_workloads_into_a_closed_pipe_exits_quietly(read_lines):
+    """`gorun workloads | head -1`: the rest of the output is dropped, no traceback, and the
+    status is the command's own, 0 (not 1, nor death by SIGPIPE: under `set -o pipefail` the
+    pipeline succeeds, as it does for Unix filters that stop reading early)."""
+    code, lines, err = _gorun_into_closed_pipe(["workloads"], read_lines)
+    assert lines == ["alloc\n"][:read_lines]
+    assert err == "" and code == 0, (code, err)
+
+
+def test_head_of_workloads_in_a_shell_pipeline():
+    p = subprocess.run(["bash", "-c", f'set -o pipefail; "{sys.executable}" -m gorun workloads | head -1'],
+                       cwd=REPO, env=gorun_env(), capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "alloc\n", "")
+
+
+def test_run_into_a_closed_pipe_still_writes_its_json(tmp_path):
+    out = tmp_path / "r.json"
+    code, _, err = _gorun_into_closed_pipe(["run", "alloc", "--procs", "1", "--max-heap", "64MiB", "-p",
+                                            "budget=1MiB", "--json", str(out)], 0)
+    assert "Traceback" not in err and code == 0, (code, err)
+    assert json.loads(out.read_text())["procs"] == 1
+    assert own_segments() == [] and live_children(zombies=True) == []
+
+
+def test_clean_into_a_closed_pipe_exits_quietly():
+    code, _, err = _gorun_into_closed_pipe(["clean", "--dry-run"], 0)
+    assert "Traceback" not in without_stale_line(err) and code == 0, (code, err)
