@@ -218,6 +218,7 @@ class Runtime:
                         self._gc_main(w, sig)  # never returns
                     os.close(w)
                     children[ospid] = (GC_ID, r)
+                    _gorun.gc_set_pid(ospid)  # before any worker exists: none sees 'no GC process'
                     self.gc_ospid = ospid
                     for i in range(self.procs):
                         r, w = os.pipe()

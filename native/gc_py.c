@@ -19,9 +19,20 @@ static PyObject *py_gc_setup(PyObject *m, PyObject *arg)
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
     gorun_ospid = (int32_t)getpid(); /* this is a forked child: the cached pid is the launcher's */
-    G->gc.gc_ospid = gorun_ospid;
+    atomic_store(&G->gc.gc_ospid, gorun_ospid);
     gc_activity(GCA_IDLE, 0, 0);
     if (gc_start_mark_threads((int)n) != 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+/* Launcher, right after forking the GC process and before forking any worker, so no worker
+ * ever sees 0 (no GC process) in a run that has one. */
+static PyObject *py_gc_set_pid(PyObject *m, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    long pid = PyLong_AsLong(arg);
+    if (pid == -1 && PyErr_Occurred()) return NULL;
+    atomic_store(&G->gc.gc_ospid, (int32_t)pid);
     Py_RETURN_NONE;
 }
 
@@ -350,6 +361,7 @@ static PyObject *py_interior(PyObject *m, PyObject *const *args, Py_ssize_t narg
 PyMethodDef gc_methods[] = {
     {"interior", (PyCFunction)(void (*)(void))py_interior, METH_FASTCALL, "interior(h, off): handle to byte off of h's data"},
     {"gc_setup", py_gc_setup, METH_O, "GC process: record its pid and start N mark threads"},
+    {"gc_set_pid", py_gc_set_pid, METH_O, "launcher: the GC process's pid, before any worker is forked"},
     {"gc_teardown", py_gc_teardown, METH_NOARGS, "GC process: stop the mark threads"},
     {"gc_wait", py_gc_wait, METH_VARARGS, "gc_wait(seen, timeout_s): sleep until a worker wakes the GC"},
     {"gc_state", py_gc_state, METH_NOARGS, "GC counters"},

@@ -119,19 +119,21 @@ static int holder_dead(glock_t *l)
 }
 
 #define WAIT_CHECK_NS (100 * 1000 * 1000L) /* sleep at most this long before checking the holder */
+#define ACTIVE_SPIN_ROUNDS 4                /* Go's active_spin */
+#define ACTIVE_SPIN_PAUSES 30               /* Go's active_spin_cnt: pause instructions per round */
 
 static int futex_lock_slow(glock_t *l, uint32_t v)
 {
     uint32_t wait = v;
     for (;;) {
         /* active spin */
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < ACTIVE_SPIN_ROUNDS; i++) {
             while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
                 uint32_t z = 0;
                 if (atomic_compare_exchange_weak(&l->key, &z, wait))
                     return GLOCK_OK;
             }
-            procyield(30);
+            procyield(ACTIVE_SPIN_PAUSES);
         }
         /* passive spin */
         while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {

@@ -35,7 +35,9 @@ typedef struct glock {
     _Atomic uint32_t key;        /* futex kind: 0 unlocked, 1 locked, 2 locked + sleepers */
     uint32_t kind;               /* LOCK_*; set at init, read-only after */
     uint32_t rank;               /* RANK_*; set at init, read-only after */
-    _Atomic int32_t owner_pid;   /* holder's OS pid, 0 when free (diagnostics) */
+    _Atomic int32_t owner_pid;   /* holder's OS pid (relaxed), stored right after the acquiring CAS and
+                                    cleared before the release: 0 when free and during those few
+                                    instructions, which waiters treat as a live holder */
     uint64_t acquired_ticks;     /* holder: cputicks() at acquisition, for hold time */
     uint64_t acquisitions;       /* holder */
     uint64_t contended;          /* holder: acquisitions that had to wait */

@@ -8,7 +8,7 @@
  */
 #include "runtime.h"
 
-static inline spanid_t *list_head(mcentral_t *c, int which)
+static inline _Atomic spanid_t *list_head(mcentral_t *c, int which)
 {
     return which < 2 ? &c->partial[which] : &c->full[which - 2];
 }
@@ -17,14 +17,14 @@ static inline spanid_t *list_head(mcentral_t *c, int which)
 void mcentral_list_push(mcentral_t *c, int which, spanid_t id)
 {
     mspan_t *s = spanof_id(id);
-    spanid_t *head = list_head(c, which);
+    _Atomic spanid_t *head = list_head(c, which);
     if (s->list != MCL_NONE)
         gorun_throw("mcentral: span %u pushed while on list %d", id, s->list);
     s->prev = 0;
-    s->next = *head;
-    if (*head)
-        spanof_id(*head)->prev = id;
-    *head = id;
+    s->next = RELAXED_LOAD(*head);
+    if (s->next)
+        spanof_id(s->next)->prev = id;
+    LOCKED_STORE(*head, id);
     s->list = (uint8_t)(which + 1);
     MCHECK_CENTRAL(c, "mcentral push");
 }
@@ -34,11 +34,11 @@ void mcentral_list_remove(mcentral_t *c, spanid_t id)
     mspan_t *s = spanof_id(id);
     if (s->list == MCL_NONE)
         gorun_throw("mcentral: span %u removed but on no list", id);
-    spanid_t *head = list_head(c, s->list - 1);
+    _Atomic spanid_t *head = list_head(c, s->list - 1);
     if (s->prev)
         spanof_id(s->prev)->next = s->next;
     else
-        *head = s->next;
+        LOCKED_STORE(*head, s->next);
     if (s->next)
         spanof_id(s->next)->prev = s->prev;
     s->next = s->prev = 0;
@@ -81,8 +81,8 @@ void mcentral_add_large(mcentral_t *c, spanid_t id)
     lock(&c->lock);
     mcentral_list_push(c, 2 + swept_index(sg), id);
     unlock(&c->lock);
-    __atomic_fetch_add(&c->nspans, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&c->ngrow, 1, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&c->nspans, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->ngrow, 1, memory_order_relaxed);
 }
 
 /* Pop an unswept span (partial first) and own it for sweeping: sweepgen sg-2 -> sg-1 by CAS,
@@ -90,10 +90,10 @@ void mcentral_add_large(mcentral_t *c, spanid_t id)
 spanid_t mcentral_take_unswept(mcentral_t *c, uint32_t sg)
 {
     int u = 1 - swept_index(sg);
-    if (!c->partial[u] && !c->full[u])
-        return 0; /* racy peek; the locked pop decides */
+    if (!RELAXED_LOAD(c->partial[u]) && !RELAXED_LOAD(c->full[u]))
+        return 0; /* a peek; the locked pop decides */
     lock(&c->lock);
-    spanid_t id = c->partial[u] ? c->partial[u] : c->full[u];
+    spanid_t id = RELAXED_LOAD(c->partial[u]) ? RELAXED_LOAD(c->partial[u]) : RELAXED_LOAD(c->full[u]);
     if (id)
         mcentral_list_remove(c, id);
     unlock(&c->lock);
@@ -118,7 +118,7 @@ spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
     lock(&c->lock);
     if (old)
         uncache_locked(c, old, sg);
-    spanid_t id = c->partial[k];
+    spanid_t id = RELAXED_LOAD(c->partial[k]);
     if (id)
         mcentral_list_remove(c, id);
     unlock(&c->lock);
@@ -143,8 +143,8 @@ spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
         id = mheap_alloc_span(class_to_npages[sc], spc);
         if (!id)
             return 0;
-        __atomic_fetch_add(&c->nspans, 1, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&c->ngrow, 1, __ATOMIC_RELAXED);
+        atomic_fetch_add_explicit(&c->nspans, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->ngrow, 1, memory_order_relaxed);
     }
     atomic_store(&spanof_id(id)->sweepgen, sg + 3); /* cached and swept */
     MCHECK_SPAN(id, "cache span");

@@ -101,7 +101,7 @@ uint64_t mcentral_check(mcentral_t *c, const char *where)
     uint32_t sg = atomic_load(&G->mheap.sweepgen);
     int k = (int)((sg / 2) % 2);
     for (int which = 0; which < 4; which++) {
-        spanid_t head = which < 2 ? c->partial[which] : c->full[which - 2];
+        spanid_t head = which < 2 ? RELAXED_LOAD(c->partial[which]) : RELAXED_LOAD(c->full[which - 2]);
         int full = which >= 2, swept = (which & 1) == k;
         uint32_t want_sg = swept ? sg : sg - 2;
         spanid_t prev = 0;
@@ -153,7 +153,7 @@ void mheap_check(int full, const char *where)
         lock(&c->lock);
         onlist[spc] = mcentral_check(c, where);
         unlock(&c->lock);
-        uint64_t ns = __atomic_load_n(&c->nspans, __ATOMIC_RELAXED);
+        uint64_t ns = RELAXED_LOAD(c->nspans);
         if (onlist[spc] != ns)
             gorun_throw("mcheck (%s): mcentral %d has %llu spans on its lists but nspans %llu (every mcache is flushed)",
                         where, spc, (unsigned long long)onlist[spc], (unsigned long long)ns);

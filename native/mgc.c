@@ -17,6 +17,10 @@
 
 #include "runtime.h"
 
+#define CYCLE_START_WAIT_NS (1000 * 1000L)      /* a worker past the goal re-wakes the GC process this often */
+#define CYCLE_START_CHECK_NS (100ull * 1000 * 1000) /* ... and after this long checks that it is alive */
+#define MAIN_MARK_IDLE_NS (200 * 1000L)         /* the main thread's nap when a mark step found nothing */
+
 /* ---- allocation side (workers) ---- */
 
 void gc_trigger_check(void)
@@ -46,8 +50,8 @@ void gc_wait_cycle_start(void)
         atomic_fetch_add(&gc->gc_wake, 1);
         futex_wake_all(&gc->gc_wake);
         safepoint_poll_c();
-        if (atomic_load(&gc->world_gen) == gen) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
-        if (gc->gc_ospid > 0 && nanotime() - t0 > 100ull * 1000 * 1000 && gorun_pid_dead(gc->gc_ospid))
+        if (atomic_load(&gc->world_gen) == gen) futex_wait_until(&gc->world_gen, gen, CYCLE_START_WAIT_NS);
+        if (gc->gc_ospid > 0 && nanotime() - t0 > CYCLE_START_CHECK_NS && gorun_pid_dead(gc->gc_ospid))
             gorun_throw("the GC process (pid %d) is gone while the heap is past its goal", (int)gc->gc_ospid);
     }
     rcall_exit(rc);
@@ -79,7 +83,7 @@ int gc_sweep_termination(uint32_t cycle, int *dead)
      * in the shared queue would be a real leftover. */
     while (atomic_load(&gc->work.busy))
         sched_yield();
-    if (gc->work.nfull)
+    if (RELAXED_LOAD(gc->work.nfull))
         gorun_throw("gc: grey objects left over from the previous cycle");
     atomic_store(&gc->phase, GC_MARK);
     atomic_store(&gc->wb_enabled, 1);
@@ -122,7 +126,7 @@ int gc_mark_step(int64_t budget)
     drain_all_logs(0);
     uint64_t did = gc_help_mark(budget);
     if (gc_mark_quiescent()) return 1;
-    if (!did) futex_wait_until(&G->gc.work.avail, avail, 200 * 1000);
+    if (!did) futex_wait_until(&G->gc.work.avail, avail, MAIN_MARK_IDLE_NS);
     return 0;
 }
 
@@ -149,7 +153,7 @@ int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *chec
         atomic_fetch_add(&gc->work.busy, 1);
         gc_mark_finish_stw();
         atomic_fetch_add(&gc->work.busy, -1);
-        if (atomic_load(&gc->work.busy) == 0 && gc->work.nfull == 0) break;
+        if (atomic_load(&gc->work.busy) == 0 && RELAXED_LOAD(gc->work.nfull) == 0) break;
         sched_yield();
     }
     atomic_store_explicit(&gc->blacken, 0, memory_order_release);

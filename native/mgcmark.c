@@ -101,7 +101,7 @@ static uint64_t gc_drain(int64_t budget)
         scanobject(w, b);
         if ((++count & 255) == 0) {
             /* balance: give work away when the shared queue is empty and we have plenty */
-            if (G->gc.work.nfull == 0 && w->n > 2 * WBUF_ENTRIES) gcw_publish_one();
+            if (RELAXED_LOAD(G->gc.work.nfull) == 0 && w->n > 2 * WBUF_ENTRIES) gcw_publish_one();
             if (budget >= 0 && (int64_t)(w->scan_work - w0) >= budget) break;
         }
     }
@@ -180,6 +180,7 @@ void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size)
 
 #define ASSIST_MIN_DEBT (64 << 10) /* allocate this much before paying (Go's gcOverAssistWork) */
 #define ASSIST_CHUNK (64 << 10)    /* scan work between two safepoint polls of an assist (~30-60 us) */
+#define ASSIST_WAIT_NS (100 * 1000L) /* an assist in debt past the goal waits this long for credit per round */
 
 /* Go's revise: scan work still expected over heap runway still left. Past the goal the runway
  * is nearly nil, so the ratio, and the debt, grow steeply. << 16 fixed point. */
@@ -242,7 +243,7 @@ void gc_assist(void)
         uint32_t avail = atomic_load(&gc->work.avail);
         safepoint_poll_c(); /* serve root scans, log flushes and stops while waiting */
         if (!atomic_load_explicit(&gc->blacken, memory_order_acquire)) break;
-        futex_wait_until(&gc->work.avail, avail, 100 * 1000);
+        futex_wait_until(&gc->work.avail, avail, ASSIST_WAIT_NS);
         work = steal_credit(work);
         if (work <= 0) break;
     }
@@ -254,6 +255,9 @@ void gc_assist(void)
 }
 
 /* ---- mark threads (GC process) ---- */
+
+#define MARK_IDLE_WAIT_NS (2 * 1000 * 1000L) /* a mark thread's sleep while no cycle is marking */
+#define MARK_NOWORK_WAIT_NS (1000 * 1000L)   /* ... and while marking but the queue is empty */
 
 static pthread_t mark_threads[MAX_MARK_THREADS];
 static int nmark_threads;
@@ -272,7 +276,7 @@ static void *mark_worker(void *arg)
     while (!atomic_load(&mark_threads_stop)) {
         uint32_t avail = atomic_load(&gc->work.avail);
         if (!atomic_load_explicit(&gc->blacken, memory_order_acquire)) {
-            futex_wait_until(&gc->work.avail, avail, 2 * 1000 * 1000);
+            futex_wait_until(&gc->work.avail, avail, MARK_IDLE_WAIT_NS);
             continue;
         }
         uint64_t c0 = thread_cpu_ns();
@@ -290,7 +294,7 @@ static void *mark_worker(void *arg)
         busy_add(-1);
         if (did) atomic_fetch_add_explicit(&gc->bg_credit, (int64_t)did, memory_order_relaxed);
         atomic_fetch_add_explicit(&gc->mark_cpu_ns, thread_cpu_ns() - c0, memory_order_relaxed);
-        if (!did) futex_wait_until(&gc->work.avail, avail, 1000 * 1000);
+        if (!did) futex_wait_until(&gc->work.avail, avail, MARK_NOWORK_WAIT_NS);
     }
     return NULL;
 }
@@ -335,7 +339,7 @@ int gc_mark_quiescent(void)
     uint64_t pushes = atomic_load(&gc->work.pushes);
     if (atomic_load(&gc->roots_pending)) return 0;
     if (atomic_load(&gc->work.busy) != 0) return 0;
-    if (gc->work.nfull != 0) return 0;
+    if (RELAXED_LOAD(gc->work.nfull) != 0) return 0;
     return atomic_load(&gc->work.pushes) == pushes && atomic_load(&gc->work.busy) == 0;
 }
 

@@ -48,7 +48,7 @@ int mspan_sweep(mspan_t *s, uint32_t sg)
     atomic_store_explicit(&s->sweepgen, sg, memory_order_release);
     MCHECK_SPAN(id, "after sweep");
     if (live == 0) {
-        __atomic_fetch_sub(&G->central[s->spanclass].nspans, 1, __ATOMIC_RELAXED);
+        atomic_fetch_sub_explicit(&G->central[s->spanclass].nspans, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&gc->spans_freed, 1, memory_order_relaxed);
         mheap_free_span(id);
         return 0;

@@ -43,7 +43,7 @@ static uint32_t wq_get_empty_locked(workq_t *q)
         q->empty = wbuf_at(i - 1)->next;
         return i;
     }
-    if (q->fresh < q->nbufs)
+    if (q->fresh < atomic_load_explicit(&q->nbufs, memory_order_acquire)) /* raised at growth, after the reservation */
         return ++q->fresh; /* index fresh-1, returned as index + 1 */
     return 0;
 }
@@ -62,9 +62,9 @@ int gcw_publish_one(void)
     memcpy(b->obj, gcw.stk + gcw.n, k * sizeof(goaddr));
     b->n = k;
     lock(&q->lock);
-    b->next = q->full;
-    q->full = i;
-    q->nfull++;
+    b->next = RELAXED_LOAD(q->full);
+    LOCKED_STORE(q->full, i);
+    LOCKED_ADD(q->nfull, 1);
     unlock(&q->lock);
     atomic_fetch_add(&q->pushes, 1);
     atomic_fetch_add(&q->avail, 1);
@@ -86,12 +86,12 @@ uint64_t gcw_publish_all(void)
 int gcw_refill(void)
 {
     workq_t *q = &G->gc.work;
-    if (!q->full) return 0; /* racy peek; the locked pop decides */
+    if (!RELAXED_LOAD(q->full)) return 0; /* a peek; the locked pop decides */
     lock(&q->lock);
-    uint32_t i = q->full;
+    uint32_t i = RELAXED_LOAD(q->full);
     if (i) {
-        q->full = wbuf_at(i - 1)->next;
-        q->nfull--;
+        LOCKED_STORE(q->full, wbuf_at(i - 1)->next);
+        LOCKED_SUB(q->nfull, 1);
     }
     unlock(&q->lock);
     if (!i) return 0;

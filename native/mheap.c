@@ -40,7 +40,7 @@ uint64_t mheap_check_pages(char *err, size_t errlen, uint64_t *grown)
 {
     lock(&G->mheap.lock);
     uint64_t f = pagealloc_check(err, errlen);
-    *grown = G->mheap.grown_pages;
+    *grown = RELAXED_LOAD(G->mheap.grown_pages);
     unlock(&G->mheap.lock);
     return f;
 }
@@ -52,7 +52,7 @@ spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
     lock(&h->lock);
     uint64_t page = alloc_pages_locked(npages);
     if (page == 0) {
-        h->ooms++;
+        LOCKED_ADD(h->ooms, 1);
         unlock(&h->lock);
         rcall_exit(rc);
         return 0;
@@ -89,13 +89,13 @@ spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
     for (uint64_t p = page; p < page + npages; p++)
         atomic_store_explicit(&pm[p], id, memory_order_release);
     atomic_store_explicit(&s->state, MSPAN_INUSE, memory_order_release);
-    h->pages_inuse += npages;
-    if (h->pages_inuse > h->peak_pages_inuse)
-        h->peak_pages_inuse = h->pages_inuse;
-    h->spans_inuse++;
+    LOCKED_ADD(h->pages_inuse, npages);
+    if (RELAXED_LOAD(h->pages_inuse) > RELAXED_LOAD(h->peak_pages_inuse))
+        LOCKED_STORE(h->peak_pages_inuse, RELAXED_LOAD(h->pages_inuse));
+    LOCKED_ADD(h->spans_inuse, 1);
     if (sc == 0)
-        h->large_spans++;
-    h->nalloc_spans++;
+        LOCKED_ADD(h->large_spans, 1);
+    LOCKED_ADD(h->nalloc_spans, 1);
     unlock(&h->lock);
     rcall_exit(rc);
     return id;
@@ -113,11 +113,11 @@ void mheap_free_span(spanid_t id)
     for (uint64_t p = s->startpage; p < (uint64_t)s->startpage + s->npages; p++)
         atomic_store_explicit(&pm[p], 0, memory_order_release);
     pagealloc_free(s->startpage, s->npages);
-    h->pages_inuse -= s->npages;
-    h->spans_inuse--;
+    LOCKED_SUB(h->pages_inuse, s->npages);
+    LOCKED_SUB(h->spans_inuse, 1);
     if (spanclass_sizeclass(s->spanclass) == 0)
-        h->large_spans--;
-    h->nfree_spans++;
+        LOCKED_SUB(h->large_spans, 1);
+    LOCKED_ADD(h->nfree_spans, 1);
     unlock(&h->lock);
 }
 
@@ -137,8 +137,9 @@ void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes)
     char req[32], lim[32], inuse[32], grown[32];
     fmt_bytes(req, sizeof req, request_bytes);
     fmt_bytes(lim, sizeof lim, h->npages * PAGE_SIZE);
-    fmt_bytes(inuse, sizeof inuse, h->pages_inuse * PAGE_SIZE);
-    fmt_bytes(grown, sizeof grown, h->grown_pages * PAGE_SIZE);
+    /* a snapshot without the lock: the figures may mix two moments */
+    fmt_bytes(inuse, sizeof inuse, RELAXED_LOAD(h->pages_inuse) * PAGE_SIZE);
+    fmt_bytes(grown, sizeof grown, RELAXED_LOAD(h->grown_pages) * PAGE_SIZE);
     char live[96] = "";
     if (mallocgc_oom_marked != UINT64_MAX) {
         char m[32];
@@ -148,5 +149,6 @@ void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes)
     snprintf(buf, len,
              "out of memory: cannot allocate %s: the heap is limited to --max-heap=%s; "
              "%sin use: %s in %llu spans (%llu large), heap grown to %s",
-             req, lim, live, inuse, (unsigned long long)h->spans_inuse, (unsigned long long)h->large_spans, grown);
+             req, lim, live, inuse, (unsigned long long)RELAXED_LOAD(h->spans_inuse),
+             (unsigned long long)RELAXED_LOAD(h->large_spans), grown);
 }

@@ -290,15 +290,16 @@ static PyObject *py_stats(PyObject *mod, PyObject *unused)
     if (!mc_locks || !central || !ps) return NULL;
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         PyList_SET_ITEM(mc_locks, i, lock_dict(&G->central[i].lock));
-        PyList_SET_ITEM(central, i, Py_BuildValue("{s:K,s:K}", "nspans", (unsigned long long)G->central[i].nspans,
-                                                  "ngrow", (unsigned long long)G->central[i].ngrow));
+        PyList_SET_ITEM(central, i, Py_BuildValue("{s:K,s:K}", "nspans", (unsigned long long)RELAXED_LOAD(G->central[i].nspans),
+                                                  "ngrow", (unsigned long long)RELAXED_LOAD(G->central[i].ngrow)));
     }
     for (uint32_t i = 0; i < G->nprocs; i++) PyList_SET_ITEM(ps, i, p_dict(&G->allp[i]));
     PyObject *heap = Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "npages", h->npages, "grown_pages", h->grown_pages,
-        "pages_inuse", h->pages_inuse, "peak_pages_inuse", h->peak_pages_inuse, "spans_inuse", h->spans_inuse,
-        "large_spans", h->large_spans, "nalloc_spans", h->nalloc_spans, "nfree_spans", h->nfree_spans, "grow_events",
-        h->grow_events, "ooms", h->ooms, "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen",
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "npages", h->npages, "grown_pages", RELAXED_LOAD(h->grown_pages),
+        "pages_inuse", RELAXED_LOAD(h->pages_inuse), "peak_pages_inuse", RELAXED_LOAD(h->peak_pages_inuse),
+        "spans_inuse", RELAXED_LOAD(h->spans_inuse), "large_spans", RELAXED_LOAD(h->large_spans), "nalloc_spans",
+        RELAXED_LOAD(h->nalloc_spans), "nfree_spans", RELAXED_LOAD(h->nfree_spans), "grow_events",
+        RELAXED_LOAD(h->grow_events), "ooms", RELAXED_LOAD(h->ooms), "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen",
         atomic_load(&h->sweepgen));
     return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N},s:N,s:N}", "nprocs", G->nprocs, "lock",
                          glock_kind_name((int)G->lock_kind), "arena_size", G->arena_size, "meta_size", G->meta_size,

@@ -190,7 +190,7 @@ static int grow_reserve(uint64_t page, uint64_t n, uint64_t newgrown)
     uint64_t nb = newgrown * PAGE_SIZE / 256 / WBUF_ENTRIES + INITIAL_WBUFS;
     if (cap > UINT32_MAX - 1) cap = UINT32_MAX - 1;
     if (nb > cap) nb = cap;
-    uint32_t oldnb = atomic_load_explicit((_Atomic uint32_t *)&G->gc.work.nbufs, memory_order_relaxed);
+    uint32_t oldnb = atomic_load_explicit(&G->gc.work.nbufs, memory_order_relaxed);
     if (nb < oldnb) nb = oldnb;
     struct { int fd; uint64_t off, size; } r[] = {
         {gorun_arena_fd, page * PAGE_SIZE, n * PAGE_SIZE},
@@ -214,7 +214,7 @@ static int grow_reserve(uint64_t page, uint64_t n, uint64_t newgrown)
         }
     }
     /* Only grows; read under the work-queue lock by the markers. */
-    atomic_store_explicit((_Atomic uint32_t *)&G->gc.work.nbufs, (uint32_t)nb, memory_order_release);
+    atomic_store_explicit(&G->gc.work.nbufs, (uint32_t)nb, memory_order_release);
     return 0;
 }
 
@@ -232,8 +232,8 @@ int pagealloc_grow(uint64_t npages)
     if (grow_reserve(h->grown_pages, newgrown - h->grown_pages, newgrown) != 0) return -1;
     meta_prefault(h->grown_pages, newgrown - h->grown_pages);
     pagealloc_free(h->grown_pages, newgrown - h->grown_pages);
-    h->grown_pages = newgrown;
-    h->grow_events++;
+    LOCKED_STORE(h->grown_pages, newgrown);
+    LOCKED_ADD(h->grow_events, 1);
     return 0;
 }
 

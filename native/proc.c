@@ -55,7 +55,11 @@ static void note_served(void)
     futex_wake_all(&G->gc.stopnote);
 }
 
-#define PARK_SPIN_NS 20000
+#define PARK_SPIN_NS 20000          /* a parked P spins this long (with a spare core) before sleeping */
+#define PARK_SPIN_STEP 64           /* cpu_relax per check while spinning */
+#define PARK_CHECK_NS (100 * 1000 * 1000L) /* a parked P checks the GC process is alive this often */
+#define HELD_WAIT_NS (1000 * 1000L) /* a P the GC process holds waits this long per check */
+#define GC_WAIT_CHECK_NS (50 * 1000 * 1000L) /* g.gc() checks the GC process is alive this often */
 
 static void wait_world_restart(uint32_t gen)
 {
@@ -65,10 +69,10 @@ static void wait_world_restart(uint32_t gen)
     int spin = G->nprocs + 1 <= G->ncpu;
     while (atomic_load_explicit(&gc->world_gen, memory_order_acquire) == gen) {
         if (spin && nanotime() - t0 < PARK_SPIN_NS) {
-            for (int i = 0; i < 64; i++) cpu_relax();
+            procyield(PARK_SPIN_STEP);
             continue;
         }
-        futex_wait_until(&gc->world_gen, gen, 100 * 1000 * 1000);
+        futex_wait_until(&gc->world_gen, gen, PARK_CHECK_NS);
         if (atomic_load(&gc->world_gen) == gen && gorun_pid_dead(gc->gc_ospid))
             gorun_throw("the GC process (pid %d) died while the world was stopped", (int)gc->gc_ospid);
     }
@@ -149,7 +153,7 @@ static int wait_if_gc_holds(uint32_t st)
     gcctl_t *gc = &G->gc;
     if (st == P_GCSTOP) {
         uint32_t gen = atomic_load(&gc->world_gen);
-        if (atomic_load(&thisP->status) == P_GCSTOP) futex_wait_until(&gc->world_gen, gen, 1000 * 1000);
+        if (atomic_load(&thisP->status) == P_GCSTOP) futex_wait_until(&gc->world_gen, gen, HELD_WAIT_NS);
         return 1;
     }
     if (st == P_GCSCAN) {
@@ -197,7 +201,7 @@ void gc_request_and_wait(void)
     while (atomic_load(&gc->forced_done) < req) {
         uint32_t note = atomic_load(&gc->cycle_note);
         if (atomic_load(&gc->forced_done) >= req) break;
-        futex_wait_until(&gc->cycle_note, note, 50 * 1000 * 1000);
+        futex_wait_until(&gc->cycle_note, note, GC_WAIT_CHECK_NS);
         if (gorun_pid_dead(gc->gc_ospid)) {
             exit_blocking();
             gorun_throw("the GC process (pid %d) died during g.gc()", (int)gc->gc_ospid);
@@ -246,6 +250,7 @@ static uint64_t stw_t0;
 #define STW_SPIN_NS 20000     /* spin this long before sleeping (only with a spare core) */
 #define STW_YIELD_NS 1000000  /* oversubscribed: yield the core this long before sleeping */
 #define STW_RESEND_NS 100000  /* Go re-preempts every 100 us */
+#define STW_SPIN_STEP 32      /* cpu_relax per check while spinning */
 
 /* Stop the world. Returns 0, or -1 (with the dead P in *dead) if a running P's worker died. */
 int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
@@ -279,7 +284,7 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
         if (!running) break;
         uint64_t now = nanotime();
         if (spin && now - stw_t0 < STW_SPIN_NS) {
-            for (int k = 0; k < 32; k++) cpu_relax();
+            procyield(STW_SPIN_STEP);
             continue;
         }
         if (!signalled || now - last_signal >= STW_RESEND_NS) { /* preemptall, then every 100 us */

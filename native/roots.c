@@ -15,6 +15,7 @@
 /* ---- root-table lock (the invariant is at gp_t.root_hwm in runtime.h) ---- */
 
 #define ROOTS_LOCK_CHECK_NS 1000000 /* while waiting, check the other side is alive this often */
+#define ROOTS_LOCK_SPINS 64         /* CAS attempts with cpu_relax before yielding the core */
 
 /* Taken by the owner worker for a root edit while its P is not RUNNING, and by the GC process
  * to scan a P's table on its behalf. Held for one edit (the owner) or one table scan (the GC
@@ -27,7 +28,7 @@ void roots_lock_acquire(gp_t *p)
         uint32_t z = 0;
         if (atomic_compare_exchange_weak_explicit(&p->roots_lock, &z, 1, memory_order_acquire, memory_order_relaxed))
             return;
-        if (spins < 64) {
+        if (spins < ROOTS_LOCK_SPINS) {
             cpu_relax();
             continue;
         }

@@ -15,7 +15,7 @@
 
 #include "lock.h"
 
-#define GORUN_ABI_VERSION 8
+#define GORUN_ABI_VERSION 9
 #define GORUN_MAGIC 0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -50,6 +50,14 @@
 #define MAX_ROOT_SLOTS (1ull << 28)        /* root-table slots per P */
 #define MAX_GLOBALS (1ull << 24)           /* global slots */
 #define MAX_MARK_THREADS 64                /* the GC process's mark threads */
+
+/* A field written only under its lock but read without it (a snapshot, a peek) is _Atomic:
+ * readers use RELAXED_LOAD, writers, holding the lock, LOCKED_STORE / LOCKED_ADD / LOCKED_SUB
+ * (relaxed too: the lock orders the writers; no read-modify-write instruction is needed). */
+#define RELAXED_LOAD(f) atomic_load_explicit(&(f), memory_order_relaxed)
+#define LOCKED_STORE(f, v) atomic_store_explicit(&(f), (v), memory_order_relaxed)
+#define LOCKED_ADD(f, v) LOCKED_STORE((f), RELAXED_LOAD(f) + (v))
+#define LOCKED_SUB(f, v) LOCKED_STORE((f), RELAXED_LOAD(f) - (v))
 
 typedef uint64_t goaddr;   /* arena offset; 0 = nil */
 typedef uint32_t spanid_t; /* start page of a span; 0 = none */
@@ -110,7 +118,8 @@ enum { MCL_NONE = 0, MCL_PARTIAL0, MCL_PARTIAL1, MCL_FULL0, MCL_FULL1 };
  *   - freeindex, allocCount, allocCache, needzero: the span's owner. The owner is the mcache
  *     holding it (sweepgen = sg+3 or sg+1), else whoever holds sweep ownership (sweepgen
  *     sg-1, won by CAS), else the mcentral lock holder for spans on its lists.
- *   - next, prev, list: under the lock of the mcentral whose list holds the span.
+ *   - next, prev, list: under the lock of the mcentral whose list holds the span; zeroed by
+ *     initSpan (mheap lock) while the span is on no list and not yet published.
  *   - sweepgen: atomic; the state machine of go-runtime.md section 6.1. */
 typedef struct mspan {
     uint32_t startpage;
@@ -134,31 +143,36 @@ typedef struct mspan {
 /* ---- mcentral: one per span class ---- */
 typedef struct mcentral {
     glock_t lock; /* RANK_MCENTRAL */
-    /* Under lock. partial[k]/full[k] with k = (sweepgen/2)%2 hold swept spans, the other
-     * index unswept ones (go-runtime.md 6.1); list heads are span ids. */
-    spanid_t partial[2];
-    spanid_t full[2];
-    uint64_t nspans;  /* __atomic builtins: spans of this class taken from mheap and not yet freed */
-    uint64_t ngrow;   /* __atomic builtins: cumulative spans taken from mheap */
+    /* List heads (span ids), written only under lock; partial[k]/full[k] with k = (sweepgen/2)%2
+     * hold swept spans, the other index unswept ones (go-runtime.md 6.1). Read without the lock
+     * only as a peek (relaxed) by the sweepers' loops, where the locked pop decides. */
+    _Atomic spanid_t partial[2];
+    _Atomic spanid_t full[2];
+    _Atomic uint64_t nspans;  /* relaxed fetch_add / fetch_sub by whoever takes or frees a span of
+                                 this class: spans taken from mheap and not yet freed */
+    _Atomic uint64_t ngrow;   /* relaxed fetch_add: cumulative spans taken from mheap */
 } __attribute__((aligned(64))) mcentral_t;
 
 /* ---- mheap ---- */
 typedef struct mheap {
-    glock_t lock; /* RANK_MHEAP: everything below marked (H) */
+    glock_t lock; /* RANK_MHEAP: every field marked (H) is written only under it */
     uint64_t npages;          /* set at init: pages reserved in the arena */
-    uint64_t grown_pages;     /* (H) pages [0, grown) are usable; the rest is reservation */
-    uint64_t search_page;     /* (H) first-fit hint: every page below it is in use */
-    uint64_t pages_inuse;     /* (H) pages in in-use spans */
-    uint64_t peak_pages_inuse;/* (H) */
-    uint64_t spans_inuse;     /* (H) */
-    uint64_t large_spans;     /* (H) in-use spans of class 0 */
-    uint64_t nalloc_spans;    /* (H) cumulative span allocations */
-    uint64_t nfree_spans;     /* (H) cumulative span frees */
-    uint64_t grow_events;     /* (H) */
-    uint64_t ooms;            /* (H) allocations refused for lack of pages */
-    uint64_t zeroed_base;     /* (H) pages at or above were never handed out, so are zero */
+    /* (H), read lock-free as snapshots (statistics, the out-of-memory message, the hooks' bounds):
+     * relaxed atomics, written with LOCKED_STORE / LOCKED_ADD. */
+    _Atomic uint64_t grown_pages;      /* pages [0, grown) are usable; the rest is reservation */
+    _Atomic uint64_t pages_inuse;      /* pages in in-use spans */
+    _Atomic uint64_t peak_pages_inuse;
+    _Atomic uint64_t spans_inuse;
+    _Atomic uint64_t large_spans;      /* in-use spans of class 0 */
+    _Atomic uint64_t nalloc_spans;     /* cumulative span allocations */
+    _Atomic uint64_t nfree_spans;      /* cumulative span frees */
+    _Atomic uint64_t grow_events;
+    _Atomic uint64_t ooms;             /* allocations refused for lack of pages */
+    /* (H), never read without the lock */
+    uint64_t search_page;     /* first-fit hint: every page below it is in use */
+    uint64_t zeroed_base;     /* pages at or above were never handed out, so are zero */
     _Atomic uint64_t heap_live; /* atomic: Go's heapLive: bytes in cached spans + small/large objects */
-    _Atomic uint32_t sweepgen;  /* changed only with the world stopped (+= 2 per cycle) */
+    _Atomic uint32_t sweepgen;  /* changed only with the world stopped (+= 2 per cycle), under the mheap lock */
     uint32_t _pad;
 } mheap_t;
 
@@ -182,11 +196,13 @@ typedef struct wbuf {
 
 /* Shared grey-object queue: lists of work buffers (Go's work.full / work.empty). */
 typedef struct workq {
-    glock_t lock;                 /* RANK_WORKBUF: guards full, empty, nfull */
-    uint32_t full;                /* (L) head of full buffers (index + 1), 0 = none */
+    glock_t lock;                 /* RANK_WORKBUF: full, empty, nfull and fresh are written only under it */
+    _Atomic uint32_t full;        /* (L) head of full buffers (index + 1), 0 = none; peeked lock-free (relaxed) */
     uint32_t empty;               /* (L) head of empty buffers */
-    uint64_t nfull;               /* (L) */
-    uint32_t nbufs;               /* usable buffers: set at init, raised at growth once reserved */
+    _Atomic uint64_t nfull;       /* (L) full buffers; read lock-free (relaxed) by the drain's balance test,
+                                     the quiescence test and the STW checks */
+    _Atomic uint32_t nbufs;       /* usable buffers: set at init; raised (only) at growth, under the mheap
+                                     lock, once reserved; read under the workbuf lock */
     uint32_t fresh;               /* (L) buffers [fresh, nbufs) were never used */
     _Atomic uint64_t pushes;      /* atomic: full buffers ever pushed (termination check) */
     _Atomic int32_t busy;         /* atomic: markers holding grey objects outside the queue */
@@ -280,7 +296,8 @@ typedef struct gcctl {
     _Atomic uint32_t gc_wake;     /* futex word: workers bump it (trigger, g.gc(), exit) */
     _Atomic uint32_t cycle_note;  /* futex word: GC process bumps it when a cycle's sweep ends */
     _Atomic uint32_t shutdown;    /* launcher: 1 = every worker finished; GC process exits */
-    _Atomic uint64_t trigger;     /* GC process (pacer): heap_live that starts a cycle */
+    _Atomic uint64_t trigger;     /* GC process (pacer): heap_live that starts a cycle; a worker whose
+                                     allocation reaches it CASes it to UINT64_MAX (fires once) */
     _Atomic uint64_t goal;        /* GC process (pacer) */
     _Atomic uint64_t assist_ratio_fx; /* last assist ratio used: scan bytes per allocated byte << 16 */
     _Atomic uint64_t scan_expected; /* GC process (pacer), at cycle start: scan work this cycle will need */
@@ -303,9 +320,11 @@ typedef struct gcctl {
     _Atomic uint64_t objs_freed;  /* atomic: sweepers */
     _Atomic uint64_t bytes_freed; /* atomic: sweepers */
     _Atomic uint64_t spans_freed; /* atomic: sweepers */
-    int32_t gc_ospid;             /* GC process, at start */
+    _Atomic int32_t gc_ospid;     /* the launcher right after forking the GC process (gc_set_pid), before any
+                                     worker exists; the GC process again at gc_setup. 0: no GC process */
     uint32_t nmarkthreads;        /* GC process */
-    uint64_t init_ns;             /* launcher, at init: time 0 of gctrace's @T */
+    uint64_t init_ns;             /* launcher, at init, read-only after: time 0 of gctrace's @T (read by
+                                     the GC process through gc_state) */
     workq_t work;
     /* Progress watch. activity*: the GC process's main thread (gc_activity: relaxed stores of
      * since/arg/cycle, then a release store of activity). progress: the main thread, relaxed
@@ -352,8 +371,11 @@ typedef struct gp {
     _Atomic int32_t ospid;     /* worker's OS pid, set by the worker at start */
     _Atomic uint32_t status;   /* P_*: the worker, or the GC process for P_GCSTOP handshakes */
     uint32_t id;               /* set at init */
-    _Atomic uint32_t poll;     /* nonzero: requests for this P to serve at its next safepoint;
-                                  bits set by the GC process, cleared by the worker */
+    _Atomic uint32_t poll;     /* nonzero: requests for this P to serve at its next safepoint
+                                  (POLL_*). Bits set by the GC process (fetch_or); a bit is cleared
+                                  (fetch_and) by whoever serves it: the worker at a safepoint, or the
+                                  GC process for a P it holds or one that is done; POLL_STOP by the
+                                  GC process in stw_start */
     mcache_t mcache;
     /* Root table: slots [0, root_hwm) of this P's region; a slot is an object address or 0.
      * Written only by the owner worker (slot writes and hwm atomic, release).
@@ -381,9 +403,14 @@ typedef struct gp {
      * or the worker flushing its own full log). */
     _Atomic uint64_t wb_head;
     _Atomic uint64_t wb_tail;
-    _Atomic uint32_t wb_lock;      /* 0 free, 1 held: CAS */
+    _Atomic uint32_t wb_lock;      /* 0 free, 1 held: CAS (acquire), store 0 (release). Exempt from the
+                                      rank check, like roots_lock: a leaf spin lock, held only while
+                                      the log's entries are greyed into the holder's process-local
+                                      gcWork; no lock is taken under it (publishing to the shared
+                                      queue comes after the release), so it cannot be in a cycle */
     uint32_t stopped_by_gc;        /* GC process: it moved this P to GCSTOP from SYSCALL/IDLE */
-    _Atomic uint64_t ack_ns;       /* worker: when it acknowledged the current stop */
+    _Atomic uint64_t ack_ns;       /* worker: when it acknowledged the current stop; reset to 0 by the
+                                      GC process at the start of each stop */
     int64_t assist_debt;           /* worker: allocated bytes not yet paid with scan work */
     uint64_t wb_entries;           /* worker: barrier entries logged */
     uint64_t wb_self_flushes;      /* worker: full logs it shaded itself */
@@ -412,7 +439,8 @@ typedef struct gorun_shared {
     uint64_t nglobals;
     int32_t launcher_pid;
     uint32_t _pad;
-    uint64_t test_counter;  /* tests only: incremented under a lock by lock_hammer */
+    uint64_t test_counter;  /* tests only: lock_hammer's plain (non-atomic) increment under the lock the
+                               test names; one lock per test, so a lost update shows a broken lock */
     /* region offsets inside the metadata segment, set at init */
     uint64_t off_spans, off_allocbits, off_markbits, off_pagemap, off_pallocbits, off_pallocsum,
         off_roots, off_globals, off_checkbits, off_wbufs, off_wblog, off_pauses, off_cycles;

@@ -91,7 +91,8 @@ static PyObject *py_pages_free(PyObject *mod, PyObject *args)
     unsigned long long page, n;
     if (!PyArg_ParseTuple(args, "KK", &page, &n)) return NULL;
     if (need_attached()) return NULL;
-    if (page == 0 || n == 0 || n > G->mheap.grown_pages || page > G->mheap.grown_pages - n) {
+    uint64_t grown = RELAXED_LOAD(G->mheap.grown_pages);
+    if (page == 0 || n == 0 || n > grown || page > grown - n) {
         PyErr_SetString(PyExc_ValueError, "page range outside the heap");
         return NULL;
     }
