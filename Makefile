@@ -21,7 +21,7 @@ SAN_ENV = LD_PRELOAD=$(ASAN_RT) \
 	ASAN_OPTIONS=detect_leaks=0:allow_user_segv_handler=1:exitcode=66:log_path=$(CURDIR)/$(SAN_REPORTS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=66
 
-.PHONY: install run test stress bench lint clean sizeclasses debug-test sanitize
+.PHONY: install run test stress bench lint format clean sizeclasses debug-test sanitize
 
 install: $(STAMP)
 
@@ -80,20 +80,23 @@ sanitize: build/sanitize/.built
 bench: install
 	$(BIN)/python bench/run_all.py $(ARGS)
 
-# ruff (pinned in the dev extra, configured in pyproject.toml [tool.ruff]). `ruff format --check`
-# runs only with LINT_FORMAT=1 until the tree has been formatted once; then make 1 the default.
-LINT_FORMAT ?= 0
 LINT_PATHS := gorun tests bench
 
+# Lint: the size-class table against its generator, ruff (rules in pyproject.toml), the format of
+# every Python and C file (ruff format, clang-format with .clang-format; `make format` applies
+# them), what docs/design.md states that can be checked (its ABI version, its file map), and
+# the two -Werror variant builds.
 lint: install
 	$(BIN)/python -m gorun.sizeclasses --check
 	$(BIN)/python -m ruff check $(LINT_PATHS)
-ifeq ($(LINT_FORMAT),1)
 	$(BIN)/python -m ruff format --check $(LINT_PATHS)
-else
-	@echo "make lint: ruff format --check skipped (LINT_FORMAT=0)"
-endif
+	$(BIN)/clang-format --dry-run --Werror native/*.c native/*.h
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_design_doc.py
 	$(MAKE) build/debug/.built-$(DEBUG_LEVEL) build/sanitize/.built  # -Werror: a warning fails the build
+
+format: install
+	$(BIN)/python -m ruff format $(LINT_PATHS)
+	$(BIN)/clang-format -i native/*.c native/*.h
 
 sizeclasses:
 	$(PY) -m gorun.sizeclasses

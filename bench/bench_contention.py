@@ -17,8 +17,22 @@ from __future__ import annotations
 import sys
 import time
 
-from common import (INTERFERENCE_CPUS, LOCK_KINDS, cpu_ticks, fmt_ns, fmt_rate, globals_barrier, gorun, header,
-                    now_ns, other_load, parse_args, table, wait_quiet, write_json)
+from common import (
+    INTERFERENCE_CPUS,
+    LOCK_KINDS,
+    cpu_ticks,
+    fmt_ns,
+    fmt_rate,
+    globals_barrier,
+    gorun,
+    header,
+    now_ns,
+    other_load,
+    parse_args,
+    table,
+    wait_quiet,
+    write_json,
+)
 
 T = gorun.struct("BenchContT", left=gorun.PTR, right=gorun.PTR, val=gorun.INT)
 LARGE = 64 << 10
@@ -42,8 +56,15 @@ def workload(g, target: str, count: int) -> dict:
     return {"t0": t0, "t1": t1, "cpu_ns": time.process_time_ns() - c0, "ticks0": k0, "ticks1": cpu_ticks()}
 
 
-LOCK_KEYS = ("acquisitions", "contended", "wait_ns_total", "wait_ns_mean", "wait_ns_max", "wait_ns_p99",
-             "hold_ns_total")
+LOCK_KEYS = (
+    "acquisitions",
+    "contended",
+    "wait_ns_total",
+    "wait_ns_mean",
+    "wait_ns_max",
+    "wait_ns_p99",
+    "hold_ns_total",
+)
 
 
 def one_run(kind: str, procs: int, target: str, count: int) -> dict:
@@ -56,12 +77,21 @@ def one_run(kind: str, procs: int, target: str, count: int) -> dict:
     vals = res.values
     span = max(v["t1"] for v in vals) - min(v["t0"] for v in vals)
     v0 = vals[0]
-    other = other_load(tuple(v0["ticks0"]), tuple(v0["ticks1"]),
-                       sum(v["cpu_ns"] for v in vals) * (v0["t1"] - v0["t0"]) / max(span, 1), v0["t1"] - v0["t0"])
+    other = other_load(
+        tuple(v0["ticks0"]),
+        tuple(v0["ticks1"]),
+        sum(v["cpu_ns"] for v in vals) * (v0["t1"] - v0["t0"]) / max(span, 1),
+        v0["t1"] - v0["t0"],
+    )
     locks = d["locks"]
     return {
-        "kind": kind, "procs": procs, "target": target, "count_per_p": count, "other_cpus": other,
-        "aggregate_rate": count * procs / (span / 1e9), "wall_ns": span,
+        "kind": kind,
+        "procs": procs,
+        "target": target,
+        "count_per_p": count,
+        "other_cpus": other,
+        "aggregate_rate": count * procs / (span / 1e9),
+        "wall_ns": span,
         "mcentral": {k: locks["mcentral"][k] for k in LOCK_KEYS},
         "mheap": {k: locks["mheap"][k] for k in LOCK_KEYS},
     }
@@ -69,17 +99,25 @@ def one_run(kind: str, procs: int, target: str, count: int) -> dict:
 
 def lock_cells(lk: dict) -> list:
     acq, cont = lk["acquisitions"], lk["contended"]
-    return [f"{acq:,}", f"{100 * cont / acq:.1f}%" if acq else "-", fmt_ns(lk["wait_ns_total"]),
-            fmt_ns(lk["wait_ns_mean"]), fmt_ns(lk["wait_ns_max"]), fmt_ns(lk["hold_ns_total"]),
-            f"{lk['hold_ns_total'] / acq:.0f} ns" if acq else "-"]
+    return [
+        f"{acq:,}",
+        f"{100 * cont / acq:.1f}%" if acq else "-",
+        fmt_ns(lk["wait_ns_total"]),
+        fmt_ns(lk["wait_ns_mean"]),
+        fmt_ns(lk["wait_ns_max"]),
+        fmt_ns(lk["hold_ns_total"]),
+        f"{lk['hold_ns_total'] / acq:.0f} ns" if acq else "-",
+    ]
 
 
 def main(argv=None) -> dict:
     args = parse_args(__doc__.splitlines()[0], argv)
     counts = {"mcentral": 10_000, "mheap": 300} if args.quick else {"mcentral": 300_000, "mheap": 6_000}
     header("bench_contention: mcentral (mcachebypass=1) and mheap (large objects) under 1, 2, 4 P", args.quick)
-    print(f"per P: {counts['mcentral']:,} g.new(T) with mcachebypass=1 (mcentral lock), "
-          f"{counts['mheap']:,} new_bytes(64 KiB) (mheap lock)")
+    print(
+        f"per P: {counts['mcentral']:,} g.new(T) with mcachebypass=1 (mcentral lock), "
+        f"{counts['mheap']:,} new_bytes(64 KiB) (mheap lock)"
+    )
     quiet = wait_quiet(timeout=args.wait)
     runs = []
     redone = 0
@@ -104,12 +142,35 @@ def main(argv=None) -> dict:
         for r in runs:
             if r["target"] != target:
                 continue
-            rows.append([r["kind"] if r["procs"] == 1 else "", r["procs"], fmt_rate(r["aggregate_rate"]),
-                         *lock_cells(r[target]), f"{r['other_cpus']:.2f}"])
+            rows.append(
+                [
+                    r["kind"] if r["procs"] == 1 else "",
+                    r["procs"],
+                    fmt_rate(r["aggregate_rate"]),
+                    *lock_cells(r[target]),
+                    f"{r['other_cpus']:.2f}",
+                ]
+            )
         what = "g.new(T) with GODEBUG=mcachebypass=1" if target == "mcentral" else "new_bytes(64 KiB)"
         print(f"\n{target} lock(s), {what}")
-        print(table(["lock", "P", "alloc rate", "acquisitions", "contended", "wait total", "wait mean", "wait max",
-                     "hold total", "hold/acq", "other load"], rows))
+        print(
+            table(
+                [
+                    "lock",
+                    "P",
+                    "alloc rate",
+                    "acquisitions",
+                    "contended",
+                    "wait total",
+                    "wait mean",
+                    "wait max",
+                    "hold total",
+                    "hold/acq",
+                    "other load",
+                ],
+                rows,
+            )
+        )
     # The other lock in each run, for completeness (mheap behind mcentral refills and vice versa).
     rows = []
     for r in runs:
@@ -117,21 +178,43 @@ def main(argv=None) -> dict:
         lk = r[other]
         rows.append([f"{r['kind']} {r['target']} run", r["procs"], f"{other}", *lock_cells(lk)])
     print("\nthe other lock in the same runs")
-    print(table(["run", "P", "lock", "acquisitions", "contended", "wait total", "wait mean", "wait max",
-                 "hold total", "hold/acq"], rows))
+    print(
+        table(
+            [
+                "run",
+                "P",
+                "lock",
+                "acquisitions",
+                "contended",
+                "wait total",
+                "wait mean",
+                "wait max",
+                "hold total",
+                "hold/acq",
+            ],
+            rows,
+        )
+    )
 
     # wait growth: mean wait per acquisition (all acquisitions) by procs
     growth = {}
     for kind in LOCK_KINDS:
         for target in ("mcentral", "mheap"):
             xs = [r for r in runs if r["kind"] == kind and r["target"] == target]
-            growth[f"{kind}/{target}"] = {str(r["procs"]): r[target]["wait_ns_total"] / max(r[target]["acquisitions"], 1)
-                                          for r in xs}
-    print(f"\nother load: CPUs used by other processes during the run; runs above {INTERFERENCE_CPUS} were redone "
-          f"(up to twice): {redone} redone")
+            growth[f"{kind}/{target}"] = {
+                str(r["procs"]): r[target]["wait_ns_total"] / max(r[target]["acquisitions"], 1) for r in xs
+            }
+    print(
+        f"\nother load: CPUs used by other processes during the run; runs above {INTERFERENCE_CPUS} were redone "
+        f"(up to twice): {redone} redone"
+    )
     print("\nwait per acquisition (wait total / acquisitions) by P")
-    print(table(["lock/target", *[f"{p} P" for p in PROCS]],
-                [[k, *[fmt_ns(v[str(p)]) for p in PROCS]] for k, v in growth.items()]))
+    print(
+        table(
+            ["lock/target", *[f"{p} P" for p in PROCS]],
+            [[k, *[fmt_ns(v[str(p)]) for p in PROCS]] for k, v in growth.items()],
+        )
+    )
     data = {"counts": counts, "runs": runs, "wait_per_acq": growth, "machine": quiet, "redone_runs": redone}
     write_json("bench_contention", data, args.quick)
     return data

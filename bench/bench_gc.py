@@ -1,14 +1,14 @@
 """GC benchmarks (issue 3): figures measured in one run, printed with ratios; no assertions.
 
-  pause vs heap size     STW total p99 at ~16 MiB and ~1 GiB live (target ratio <= 1.5)
-  pauses per workload    binary-trees and gcbench at procs 1 and 2, next to Go 1.27 on this
-                         machine (shared/reference/floors.md); target at procs 2: p50 <= 100 us,
-                         p99 <= 1 ms
-  mark throughput        objects/s and MB/s per marking thread, random vs allocation order
-                         (target >= 20 M objects/s per thread in allocation order)
-  pointer store cost     barrier off vs on
+pause vs heap size     STW total p99 at ~16 MiB and ~1 GiB live (target ratio <= 1.5)
+pauses per workload    binary-trees and gcbench at procs 1 and 2, next to Go 1.27 on this
+                       machine (shared/reference/floors.md); target at procs 2: p50 <= 100 us,
+                       p99 <= 1 ms
+mark throughput        objects/s and MB/s per marking thread, random vs allocation order
+                       (target >= 20 M objects/s per thread in allocation order)
+pointer store cost     barrier off vs on
 
-    python bench/bench_gc.py [--quick] [--only NAME]
+  python bench/bench_gc.py [--quick] [--only NAME]
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ OUT = Path(__file__).resolve().parent / "out"
 
 # Go 1.27.3 on this machine class (floors.md): pause p50/p99/max, stop p50/p99 (us)
 GO = {
-    ("binary-trees", 1): (12, 41, 49, 1, 1), ("binary-trees", 2): (131, 3146, 6291, 98, 918),
-    ("gcbench", 1): (12, 57, 57, 0, 1), ("gcbench", 2): (82, 2097, 2097, 33, 262),
+    ("binary-trees", 1): (12, 41, 49, 1, 1),
+    ("binary-trees", 2): (131, 3146, 6291, 98, 918),
+    ("gcbench", 1): (12, 57, 57, 0, 1),
+    ("gcbench", 2): (82, 2097, 2097, 33, 262),
 }
 
 Node = gorun.struct("benchNode", left=gorun.PTR, right=gorun.PTR)
@@ -55,11 +57,19 @@ def us(ns):
 def pause_stats(d):
     total = [p["total_ns"] for p in d["gc"]["pauses"]]
     stop = [p["stop_ns"] for p in d["gc"]["pauses"]]
-    return {"n": len(total), "p50": pct(total, .5), "p99": pct(total, .99), "max": max(total, default=0),
-            "stop_p50": pct(stop, .5), "stop_p99": pct(stop, .99), "stop_max": max(stop, default=0)}
+    return {
+        "n": len(total),
+        "p50": pct(total, 0.5),
+        "p99": pct(total, 0.99),
+        "max": max(total, default=0),
+        "stop_p50": pct(stop, 0.5),
+        "stop_p99": pct(stop, 0.99),
+        "stop_max": max(stop, default=0),
+    }
 
 
 # ---- pause vs heap size ----
+
 
 def _live_heap(g, live_mib: int = 16, cycles: int = 30):
     """Hold `live_mib` MiB live: 60% in 1 KiB pointer arrays (scanned), 40% in 64 KiB buffers;
@@ -91,46 +101,63 @@ def bench_pause_vs_heap(quick: bool) -> dict:
         # the stop-the-world work itself: from "every P stopped" (as the GC saw it) to the release
         work = [p["total_ns"] - p["seen_ns"] for p in r.stats["gc"]["pauses"]]
         marked = max(c["heap_marked"] for c in d["gc"]["cycles_detail"])
-        out[mib] = {**st, "marked_mib": marked / 2**20, "work_p50": pct(work, .5), "work_p99": pct(work, .99),
-                    "mark_ms_p50": pct([c["mark_ns"] for c in d["gc"]["cycles_detail"]], .5) / 1e6}
+        out[mib] = {
+            **st,
+            "marked_mib": marked / 2**20,
+            "work_p50": pct(work, 0.5),
+            "work_p99": pct(work, 0.99),
+            "mark_ms_p50": pct([c["mark_ns"] for c in d["gc"]["cycles_detail"]], 0.5) / 1e6,
+        }
     a, b = out[sizes[0]], out[sizes[1]]
     print(f"\n## Pause against heap size (procs 1, {cycles} forced cycles each, GOGC=off)\n")
     print("| live | pauses | pause p50 | pause p99 | pause max | stop p99 | STW work p50 / p99 | mark p50 |")
     print("|---|---|---|---|---|---|---|---|")
     for mib in sizes:
         r = out[mib]
-        print(f"| {r['marked_mib']:.0f} MiB | {r['n']} | {us(r['p50'])} us | {us(r['p99'])} us | {us(r['max'])} us "
-              f"| {us(r['stop_p99'])} us | {us(r['work_p50'])} / {us(r['work_p99'])} us | {r['mark_ms_p50']:.1f} ms |")
+        print(
+            f"| {r['marked_mib']:.0f} MiB | {r['n']} | {us(r['p50'])} us | {us(r['p99'])} us | {us(r['max'])} us "
+            f"| {us(r['stop_p99'])} us | {us(r['work_p50'])} / {us(r['work_p99'])} us | {r['mark_ms_p50']:.1f} ms |"
+        )
     ratio = b["p99"] / max(a["p99"], 1)
     out["ratio_p99"] = ratio
     out["ratio_p50"] = b["p50"] / max(a["p50"], 1)
     out["ratio_work_p99"] = b["work_p99"] / max(a["work_p99"], 1)
-    print(f"\npause p99 ratio {sizes[1]} MiB / {sizes[0]} MiB: {ratio:.2f} (target <= 1.5); p50 ratio "
-          f"{out['ratio_p50']:.2f}; STW work p99 ratio {out['ratio_work_p99']:.2f}")
+    print(
+        f"\npause p99 ratio {sizes[1]} MiB / {sizes[0]} MiB: {ratio:.2f} (target <= 1.5); p50 ratio "
+        f"{out['ratio_p50']:.2f}; STW work p99 ratio {out['ratio_work_p99']:.2f}"
+    )
     return out
 
 
 # ---- pauses on the standard workloads ----
 
+
 def bench_workload_pauses(quick: bool) -> dict:
     out = {}
     print("\n## STW pauses on the standard workloads (GOGC=100), next to Go 1.27 on this machine\n")
-    print("| workload | P | cycles | pause p50 / p99 / max (us) | stop p50 / p99 (us) | GC CPU | Go pause p50/p99/max | Go stop p50/p99 |")
+    print(
+        "| workload | P | cycles | pause p50 / p99 / max (us) | stop p50 / p99 (us) | GC CPU | Go pause p50/p99/max | Go stop p50/p99 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    for name, fn, params in (("binary-trees", binary_trees, {"depth": 12 if quick else 16}),
-                             ("gcbench", gcbench, {} if not quick else {"stretch": 12, "long_lived": 10, "max_depth": 10})):
+    for name, fn, params in (
+        ("binary-trees", binary_trees, {"depth": 12 if quick else 16}),
+        ("gcbench", gcbench, {} if not quick else {"stretch": 12, "long_lived": 10, "max_depth": 10}),
+    ):
         for procs in (1, 2):
             d = gorun.Runtime(procs=procs, gogc=100, godebug_env="").run(fn, **params).to_dict()
             st = pause_stats(d)
             go = GO[(name, procs)]
             out[f"{name}/{procs}"] = {**st, "cycles": d["gc"]["cycles"], "cpu_fraction": d["gc"]["cpu_fraction"]}
-            print(f"| {name} {params or ''} | {procs} | {d['gc']['cycles']} | {us(st['p50'])} / {us(st['p99'])} / {us(st['max'])} "
-                  f"| {us(st['stop_p50'])} / {us(st['stop_p99'])} | {100 * d['gc']['cpu_fraction']:.1f}% "
-                  f"| {go[0]} / {go[1]} / {go[2]} | {go[3]} / {go[4]} |")
+            print(
+                f"| {name} {params or ''} | {procs} | {d['gc']['cycles']} | {us(st['p50'])} / {us(st['p99'])} / {us(st['max'])} "
+                f"| {us(st['stop_p50'])} / {us(st['stop_p99'])} | {100 * d['gc']['cpu_fraction']:.1f}% "
+                f"| {go[0]} / {go[1]} / {go[2]} | {go[3]} / {go[4]} |"
+            )
     return out
 
 
 # ---- mark throughput ----
+
 
 def _graph_for_marking(g, n: int = 1 << 20, order: str = "alloc"):
     """n nodes linked as a complete binary tree over a permutation of allocation order; only the
@@ -161,22 +188,35 @@ def bench_mark_throughput(quick: bool) -> dict:
     print("| graph | objects marked | marking CPU | objects/s per thread | MB/s per thread | mark wall |")
     print("|---|---|---|---|---|---|")
     for order in ("alloc", "random"):
-        d = gorun.Runtime(procs=1, gogc="off", mark_threads=1, godebug_env="", max_heap="2GiB").run(
-            _graph_for_marking, n=n, order=order).to_dict()
+        d = (
+            gorun.Runtime(procs=1, gogc="off", mark_threads=1, godebug_env="", max_heap="2GiB")
+            .run(_graph_for_marking, n=n, order=order)
+            .to_dict()
+        )
         c = d["gc"]["cycles_detail"][-1]
         cpu = max(c["mark_gc_process_cpu_ns"], 1)
         rate = c["objects_marked"] / (cpu / 1e9)
         mbs = c["scan_bytes"] / (cpu / 1e9) / 2**20
-        out[order] = {"objects": c["objects_marked"], "cpu_ns": cpu, "objs_per_s": rate, "mb_per_s": mbs,
-                      "wall_ns": c["mark_ns"]}
-        print(f"| {order} order | {c['objects_marked']:,} | {cpu / 1e6:.1f} ms | {rate / 1e6:.1f} M | {mbs:.0f} "
-              f"| {c['mark_ns'] / 1e6:.1f} ms |")
-    print("\n(floors.md: C marking with a prefetch ring, 32-34 M obj/s in allocation order, 24 M obj/s random; "
-          "target >= 20 M obj/s per thread in allocation order)")
+        out[order] = {
+            "objects": c["objects_marked"],
+            "cpu_ns": cpu,
+            "objs_per_s": rate,
+            "mb_per_s": mbs,
+            "wall_ns": c["mark_ns"],
+        }
+        print(
+            f"| {order} order | {c['objects_marked']:,} | {cpu / 1e6:.1f} ms | {rate / 1e6:.1f} M | {mbs:.0f} "
+            f"| {c['mark_ns'] / 1e6:.1f} ms |"
+        )
+    print(
+        "\n(floors.md: C marking with a prefetch ring, 32-34 M obj/s in allocation order, 24 M obj/s random; "
+        "target >= 20 M obj/s per thread in allocation order)"
+    )
     return out
 
 
 # ---- pointer store cost ----
+
 
 @contextlib.contextmanager
 def standalone_heap():
@@ -219,6 +259,7 @@ def bench_store(quick: bool) -> dict:
                 fn(*args, n // 2)
                 best = min(best, (time.perf_counter_ns() - t0) / n)
             return best
+
         out["slots_ns"] = t(loop_slots, s1, s2)
         _gorun.debug_set_barrier(False)
         out["off_ns"] = t(loop_handle, a, b)
@@ -232,20 +273,31 @@ def bench_store(quick: bool) -> dict:
     print(f"| Python __slots__ attribute | {out['slots_ns']:.1f} |")
     print(f"| gorun field, barrier off | {out['off_ns']:.1f} |")
     print(f"| gorun field, barrier on (log append, self-flush when full) | {out['on_ns']:.1f} |")
-    print(f"\nbarrier on / off: {out['on_ns'] / out['off_ns']:.2f}x; full logs shaded by the worker: {out['self_flushes']}")
+    print(
+        f"\nbarrier on / off: {out['on_ns'] / out['off_ns']:.2f}x; full logs shaded by the worker: {out['self_flushes']}"
+    )
     return out
 
 
-BENCHES = {"pause_vs_heap": bench_pause_vs_heap, "workloads": bench_workload_pauses,
-           "mark": bench_mark_throughput, "store": bench_store}
+BENCHES = {
+    "pause_vs_heap": bench_pause_vs_heap,
+    "workloads": bench_workload_pauses,
+    "mark": bench_mark_throughput,
+    "store": bench_store,
+}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=sorted(BENCHES))
-    ap.add_argument("--wait", type=float, default=None, metavar="S",
-                    help="wait up to S s for an idle machine before each benchmark (default 30, quick 3)")
+    ap.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="S",
+        help="wait up to S s for an idle machine before each benchmark (default 30, quick 3)",
+    )
     args = ap.parse_args(argv)
     common.header("bench_gc: pauses, mark throughput, barrier cost", args.quick)
     wait = args.wait if args.wait is not None else (3 if args.quick else 30)

@@ -23,8 +23,23 @@ import os
 import sys
 import time
 
-from common import (FLOORS, INTERFERENCE_CPUS, LOCK_KINDS, cpu_ticks, header, interleaved, median, now_ns,
-                    other_load, parse_args, ratio, standalone_heap, table, wait_quiet, write_json)
+from common import (
+    FLOORS,
+    INTERFERENCE_CPUS,
+    LOCK_KINDS,
+    cpu_ticks,
+    header,
+    interleaved,
+    median,
+    now_ns,
+    other_load,
+    parse_args,
+    ratio,
+    standalone_heap,
+    table,
+    wait_quiet,
+    write_json,
+)
 from gorun import _gorun
 
 LOCK = 0  # mcentral[0]: an ordinary runtime lock, never used by anything else here
@@ -93,16 +108,20 @@ def two_procs(fn, n: int) -> dict:
         spans.append(tuple(map(int, data.split())))
     wall = max(x[1] for x in spans) - min(x[0] for x in spans)
     a = spans[0]
-    other = other_load((a[3], a[4]), (a[5], a[6]), sum(x[2] for x in spans) * (a[1] - a[0]) / max(wall, 1),
-                       a[1] - a[0])
+    other = other_load((a[3], a[4]), (a[5], a[6]), sum(x[2] for x in spans) * (a[1] - a[0]) / max(wall, 1), a[1] - a[0])
     st1 = _gorun.lock_stats(LOCK)
     acq = st1["acquisitions"] - st0["acquisitions"]
     cont = st1["contended"] - st0["contended"]
-    return {"mops": 2 * n / (wall / 1e9) / 1e6, "wall_ns": wall, "other_cpus": other,
-            "counter_exact": fn is not c_loop or _gorun.test_counter() - c0 == 2 * n,
-            "acquisitions": acq, "contended_pct": 100 * cont / acq if acq else 0.0,
-            "wait_mean_ns": (st1["wait_ns_total"] - st0["wait_ns_total"]) / cont if cont else 0.0,
-            "wait_max_ns": st1["wait_ns_max"]}
+    return {
+        "mops": 2 * n / (wall / 1e9) / 1e6,
+        "wall_ns": wall,
+        "other_cpus": other,
+        "counter_exact": fn is not c_loop or _gorun.test_counter() - c0 == 2 * n,
+        "acquisitions": acq,
+        "contended_pct": 100 * cont / acq if acq else 0.0,
+        "wait_mean_ns": (st1["wait_ns_total"] - st0["wait_ns_total"]) / cont if cont else 0.0,
+        "wait_max_ns": st1["wait_ns_max"],
+    }
 
 
 def hammer_pair(fn, n: int, wait: float) -> dict:
@@ -124,6 +143,7 @@ def posix_ipc_reference(n: int, repeats: int) -> dict:
     name = f"/gorun-bench-sem.{os.getpid()}"
     sem = posix_ipc.Semaphore(name, posix_ipc.O_CREX, initial_value=1)
     try:
+
         def loop(n):
             a, r = sem.acquire, sem.release
             for _ in range(n):
@@ -202,8 +222,10 @@ def main(argv=None) -> dict:
     else:
         n_c, n_py, n_2c, n_2py, repeats = 2_000_000, 300_000, 2_000_000, 300_000, 7
     header("bench_locks: uncontended lock+unlock per kind, and 2 processes on one lock", args.quick)
-    print(f"C loop {n_c:,} pairs, Python loop {n_py:,} pairs ({repeats} rounds over the kinds, median); "
-          f"2-process hammer {n_2c:,} (C) / {n_2py:,} (Python) pairs per process")
+    print(
+        f"C loop {n_c:,} pairs, Python loop {n_py:,} pairs ({repeats} rounds over the kinds, median); "
+        f"2-process hammer {n_2c:,} (C) / {n_2py:,} (Python) pairs per process"
+    )
     quiet = wait_quiet(timeout=args.wait)
     probe = machine_probe(n_c)
     # Uncontended: rounds over the kinds (a heap has one lock kind, so each round makes one heap
@@ -226,9 +248,14 @@ def main(argv=None) -> dict:
             h2c = hammer_pair(c_loop, n_2c, args.wait)
             h2py = hammer_pair(py_loop, n_2py, args.wait)
         x = samples[kind]
-        res[kind] = {"c_loop_ns": median(x["c"]), "py_ns": median(x["py"]), "py_two_calls_ns": median(x["base"]),
-                     "samples": {k: [round(v, 1) for v in vs] for k, vs in x.items()},
-                     "two_proc_c": h2c, "two_proc_py": h2py}
+        res[kind] = {
+            "c_loop_ns": median(x["c"]),
+            "py_ns": median(x["py"]),
+            "py_two_calls_ns": median(x["base"]),
+            "samples": {k: [round(v, 1) for v in vs] for k, vs in x.items()},
+            "two_proc_c": h2c,
+            "two_proc_py": h2py,
+        }
     ref = posix_ipc_reference(n_py, repeats)
 
     fl = FLOORS
@@ -238,49 +265,133 @@ def main(argv=None) -> dict:
         x = res[kind]
         cf, pf = fl["c_loop_ns"][kind], fl["py_call_ns"][kind]
         bare = probe.get(kind)
-        rows.append([names[kind], f"{x['c_loop_ns']:.1f}", f"{bare:.1f}" if bare else "-", f"{cf}" if cf else "-",
-                     f"{ratio(x['c_loop_ns'], cf):.1f}x" if cf else "-", f"{x['py_ns']:.0f}", f"{pf}",
-                     f"{ratio(x['py_ns'], pf):.1f}x"])
-    rows.append(["posix_ipc Semaphore (reference)", "", "", "", "", f"{ref['py_ns']:.0f}", "158",
-                 f"{ratio(ref['py_ns'], 158):.1f}x"])
+        rows.append(
+            [
+                names[kind],
+                f"{x['c_loop_ns']:.1f}",
+                f"{bare:.1f}" if bare else "-",
+                f"{cf}" if cf else "-",
+                f"{ratio(x['c_loop_ns'], cf):.1f}x" if cf else "-",
+                f"{x['py_ns']:.0f}",
+                f"{pf}",
+                f"{ratio(x['py_ns'], pf):.1f}x",
+            ]
+        )
+    rows.append(
+        [
+            "posix_ipc Semaphore (reference)",
+            "",
+            "",
+            "",
+            "",
+            f"{ref['py_ns']:.0f}",
+            "158",
+            f"{ratio(ref['py_ns'], 158):.1f}x",
+        ]
+    )
     print()
-    print(table(["uncontended lock+unlock (ns/pair)", "C loop", "bare, this run", "floor", "vs floor",
-                 "from Python", "floor", "vs floor"], rows))
+    print(
+        table(
+            [
+                "uncontended lock+unlock (ns/pair)",
+                "C loop",
+                "bare, this run",
+                "floor",
+                "vs floor",
+                "from Python",
+                "floor",
+                "vs floor",
+            ],
+            rows,
+        )
+    )
     base = median(res[k]["py_two_calls_ns"] for k in LOCK_KINDS)
-    print("C loop: _gorun.lock_hammer (the runtime lock with its statistics); bare: the same primitive with nothing "
-          "else (floor_probe.c, this run).\n'from Python' is two calls here (lock_acquire + lock_release, each "
-          "releasing the GIL); the floor is one call doing both.\n"
-          f"The same loop with two trivial C calls (_gorun.test_counter) costs {base:.0f} ns: the test hooks add "
-          + ", ".join(f"{k} {res[k]['py_ns'] - res[k]['py_two_calls_ns']:.0f}" for k in LOCK_KINDS)
-          + " ns over it (lock path + GIL release/retake).")
+    print(
+        "C loop: _gorun.lock_hammer (the runtime lock with its statistics); bare: the same primitive with nothing "
+        "else (floor_probe.c, this run).\n'from Python' is two calls here (lock_acquire + lock_release, each "
+        "releasing the GIL); the floor is one call doing both.\n"
+        f"The same loop with two trivial C calls (_gorun.test_counter) costs {base:.0f} ns: the test hooks add "
+        + ", ".join(f"{k} {res[k]['py_ns'] - res[k]['py_two_calls_ns']:.0f}" for k in LOCK_KINDS)
+        + " ns over it (lock path + GIL release/retake)."
+    )
     if probe.get("clock_gettime"):
-        print(f"clock_gettime(CLOCK_MONOTONIC) costs {probe['clock_gettime']:.1f} ns in C here; the runtime lock "
-              f"reads it only when it has to wait, and times every hold with the TSC (cputicks, two reads "
-              f"per pair), so its statistics cost about two TSC reads over the bare primitive.")
+        print(
+            f"clock_gettime(CLOCK_MONOTONIC) costs {probe['clock_gettime']:.1f} ns in C here; the runtime lock "
+            f"reads it only when it has to wait, and times every hold with the TSC (cputicks, two reads "
+            f"per pair), so its statistics cost about two TSC reads over the bare primitive."
+        )
 
     rows = []
     for kind in LOCK_KINDS:
         a, b = res[kind]["two_proc_c"], res[kind]["two_proc_py"]
         f = fl["two_proc_mops"][kind]
         bare = probe.get(f"two_{kind}")
-        rows.append([names[kind], f"{a['mops']:.2f}", f"{bare:.1f}" if bare else "-", f"{a['contended_pct']:.0f}%",
-                     f"{a['wait_mean_ns']:.0f}",
-                     "yes" if a["counter_exact"] else "NO", f"{b['mops']:.2f}", f"{b['contended_pct']:.0f}%",
-                     f"{f}", f"{ratio(b['mops'], f):.2f}x", f"{a['other_cpus']:.2f} / {b['other_cpus']:.2f}"])
-    rows.append(["posix_ipc Semaphore (reference)", "", "", "", "", "", f"{ref['two_proc_mops']:.2f}", "", "1.8",
-                 f"{ratio(ref['two_proc_mops'], 1.8):.2f}x", ""])
+        rows.append(
+            [
+                names[kind],
+                f"{a['mops']:.2f}",
+                f"{bare:.1f}" if bare else "-",
+                f"{a['contended_pct']:.0f}%",
+                f"{a['wait_mean_ns']:.0f}",
+                "yes" if a["counter_exact"] else "NO",
+                f"{b['mops']:.2f}",
+                f"{b['contended_pct']:.0f}%",
+                f"{f}",
+                f"{ratio(b['mops'], f):.2f}x",
+                f"{a['other_cpus']:.2f} / {b['other_cpus']:.2f}",
+            ]
+        )
+    rows.append(
+        [
+            "posix_ipc Semaphore (reference)",
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"{ref['two_proc_mops']:.2f}",
+            "",
+            "1.8",
+            f"{ratio(ref['two_proc_mops'], 1.8):.2f}x",
+            "",
+        ]
+    )
     print()
-    print(table(["2 processes, one lock", "C loop M ops/s", "bare, this run", "contended", "wait mean ns", "count exact",
-                 "Python M ops/s", "contended", "floor (Python)", "Python vs floor", "other load C / Py"], rows))
-    print("bare: the primitive alone hammered by 2 processes in C (floor_probe.c; futex = Drepper's mutex, no "
-          "spinning).\n"
-          "contended: acquisitions that found the lock held (most of the time one process holds the lock "
-          "through many acquire/release pairs while the other sleeps: the futex and sem kinds hand over rarely, "
-          "with long waits).\nother load: CPUs used by other processes during the run (redone up to twice "
-          f"above {INTERFERENCE_CPUS})")
-    data = {"n": {"c": n_c, "py": n_py, "two_c": n_2c, "two_py": n_2py}, "repeats": repeats, "kinds": res,
-            "posix_ipc": ref, "probe": probe, "floors": {k: fl[k] for k in ("c_loop_ns", "py_call_ns", "two_proc_mops")},
-            "machine": quiet}
+    print(
+        table(
+            [
+                "2 processes, one lock",
+                "C loop M ops/s",
+                "bare, this run",
+                "contended",
+                "wait mean ns",
+                "count exact",
+                "Python M ops/s",
+                "contended",
+                "floor (Python)",
+                "Python vs floor",
+                "other load C / Py",
+            ],
+            rows,
+        )
+    )
+    print(
+        "bare: the primitive alone hammered by 2 processes in C (floor_probe.c; futex = Drepper's mutex, no "
+        "spinning).\n"
+        "contended: acquisitions that found the lock held (most of the time one process holds the lock "
+        "through many acquire/release pairs while the other sleeps: the futex and sem kinds hand over rarely, "
+        "with long waits).\nother load: CPUs used by other processes during the run (redone up to twice "
+        f"above {INTERFERENCE_CPUS})"
+    )
+    data = {
+        "n": {"c": n_c, "py": n_py, "two_c": n_2c, "two_py": n_2py},
+        "repeats": repeats,
+        "kinds": res,
+        "posix_ipc": ref,
+        "probe": probe,
+        "floors": {k: fl[k] for k in ("c_loop_ns", "py_call_ns", "two_proc_mops")},
+        "machine": quiet,
+    }
     write_json("bench_locks", data, args.quick)
     return data
 

@@ -117,24 +117,39 @@ def workload(g, n: int, repeats: int) -> dict:
             s.left
 
     out = {}
-    out["alloc"] = interleaved({
-        "loop": a_loop, "new_T": a_new, "slots_T": a_slots,
-        "new_bytes8": a_bytes8, "bytearray8": a_bytearray8,
-        "new_bytes100": a_bytes100, "bytearray100": a_bytearray100,
-    }, n, repeats)
-    out["fields"] = interleaved({
-        "loop": f_loop,
-        "h_int_set": f_h_int_set, "s_int_set": f_s_int_set,
-        "h_int_get": f_h_int_get, "s_int_get": f_s_int_get,
-        "h_ptr_set": f_h_ptr_set, "s_ptr_set": f_s_ptr_set,
-        "h_ptr_get": f_h_ptr_get, "s_ptr_get": f_s_ptr_get,
-    }, n, repeats)
+    out["alloc"] = interleaved(
+        {
+            "loop": a_loop,
+            "new_T": a_new,
+            "slots_T": a_slots,
+            "new_bytes8": a_bytes8,
+            "bytearray8": a_bytearray8,
+            "new_bytes100": a_bytes100,
+            "bytearray100": a_bytearray100,
+        },
+        n,
+        repeats,
+    )
+    out["fields"] = interleaved(
+        {
+            "loop": f_loop,
+            "h_int_set": f_h_int_set,
+            "s_int_set": f_s_int_set,
+            "h_int_get": f_h_int_get,
+            "s_int_get": f_s_int_get,
+            "h_ptr_set": f_h_ptr_set,
+            "s_ptr_set": f_s_ptr_set,
+            "h_ptr_get": f_h_ptr_get,
+            "s_ptr_get": f_s_ptr_get,
+        },
+        n,
+        repeats,
+    )
 
     # Minor page faults per object: the arena is fresh shared memory and nothing is reused
     # before the GC exists, so every new page of objects is a first touch.
     faults = {}
-    for name, fn in (("new_T", a_new), ("slots_T", a_slots), ("new_bytes8", a_bytes8),
-                     ("new_bytes100", a_bytes100)):
+    for name, fn in (("new_T", a_new), ("slots_T", a_slots), ("new_bytes8", a_bytes8), ("new_bytes100", a_bytes100)):
         f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         fn(n)
         faults[name] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n
@@ -167,12 +182,31 @@ def main(argv=None) -> dict:
     rows = [
         row("g.new(T) vs Slots()", al["new_T"], al["slots_T"], aloop, faults["new_T"], faults["slots_T"]),
         row("new_bytes(8) vs bytearray(8)", al["new_bytes8"], al["bytearray8"], aloop, faults["new_bytes8"], 0.0),
-        row("new_bytes(100) vs bytearray(100)", al["new_bytes100"], al["bytearray100"], aloop,
-            faults["new_bytes100"], 0.0),
+        row(
+            "new_bytes(100) vs bytearray(100)",
+            al["new_bytes100"],
+            al["bytearray100"],
+            aloop,
+            faults["new_bytes100"],
+            0.0,
+        ),
     ]
     print()
-    print(table(["allocation (ns/object)", "gorun", "python", "ratio", "gorun net", "python net", "net ratio",
-                 "faults/1k obj"], rows))
+    print(
+        table(
+            [
+                "allocation (ns/object)",
+                "gorun",
+                "python",
+                "ratio",
+                "gorun net",
+                "python net",
+                "net ratio",
+                "faults/1k obj",
+            ],
+            rows,
+        )
+    )
     print(f"loop overhead (ring[i & 63] = None): {aloop:.0f} ns; 'net' subtracts it")
 
     frows = [
@@ -183,25 +217,42 @@ def main(argv=None) -> dict:
     ]
     print()
     print(table(["field access (ns/op)", "handle", "slots", "ratio", "handle net", "slots net"], frows))
-    print(f"loop overhead (for i in range(n): pass): {floop:.0f} ns; a slot access is a few ns over it, so no "
-          "net ratio (noise)")
+    print(
+        f"loop overhead (for i in range(n): pass): {floop:.0f} ns; a slot access is a few ns over it, so no "
+        "net ratio (noise)"
+    )
 
     r_new = ratio(al["new_T"]["ns_per_op"], al["slots_T"]["ns_per_op"])
     r_net = ratio(al["new_T"]["ns_per_op"] - aloop, al["slots_T"]["ns_per_op"] - aloop)
     fault_ns = faults["new_T"] * FLOORS["first_touch_us"] * 1000
     print()
-    print(f"g.new(T) / Slots(): {r_new:.2f} with the loop, {r_net:.2f} net of it  (target <= 1.5: "
-          f"{'met' if r_new <= 1.5 else 'NOT met'})")
-    print(f"first-touch page faults: {faults['new_T'] * 1000:.1f} per 1k g.new(T) "
-          f"(~{fault_ns:.0f} ns/object at the {FLOORS['first_touch_us']} us floor), "
-          f"{faults['new_bytes100'] * 1000:.1f} per 1k new_bytes(100) "
-          f"(~{faults['new_bytes100'] * FLOORS['first_touch_us'] * 1000:.0f} ns/object)")
-    print(f"floors: Python->C call {FLOORS['py_c_call_ns']} ns, handle create+free "
-          f"{FLOORS['handle_create_free_ns']} ns, bump alloc in shm {FLOORS['bump_alloc_ns']} ns")
+    print(
+        f"g.new(T) / Slots(): {r_new:.2f} with the loop, {r_net:.2f} net of it  (target <= 1.5: "
+        f"{'met' if r_new <= 1.5 else 'NOT met'})"
+    )
+    print(
+        f"first-touch page faults: {faults['new_T'] * 1000:.1f} per 1k g.new(T) "
+        f"(~{fault_ns:.0f} ns/object at the {FLOORS['first_touch_us']} us floor), "
+        f"{faults['new_bytes100'] * 1000:.1f} per 1k new_bytes(100) "
+        f"(~{faults['new_bytes100'] * FLOORS['first_touch_us'] * 1000:.0f} ns/object)"
+    )
+    print(
+        f"floors: Python->C call {FLOORS['py_c_call_ns']} ns, handle create+free "
+        f"{FLOORS['handle_create_free_ns']} ns, bump alloc in shm {FLOORS['bump_alloc_ns']} ns"
+    )
 
-    data = {"n": n, "repeats": repeats, "alloc": al, "fields": fl, "faults_per_obj": faults,
-            "ratio_new_vs_slots": r_new, "ratio_new_vs_slots_net": r_net, "target_ratio": 1.5,
-            "mcentral_acquisitions": res.to_dict()["locks"]["mcentral"]["acquisitions"], "machine": quiet}
+    data = {
+        "n": n,
+        "repeats": repeats,
+        "alloc": al,
+        "fields": fl,
+        "faults_per_obj": faults,
+        "ratio_new_vs_slots": r_new,
+        "ratio_new_vs_slots_net": r_net,
+        "target_ratio": 1.5,
+        "mcentral_acquisitions": res.to_dict()["locks"]["mcentral"]["acquisitions"],
+        "machine": quiet,
+    }
     write_json("bench_new", data, args.quick)
     return data
 

@@ -35,24 +35,30 @@ now_ns = time.perf_counter_ns  # CLOCK_MONOTONIC on Linux: comparable across pro
 
 # Machine floors, shared/reference/floors.md (2 vCPU VM, CPython 3.11).
 FLOORS = {
-    "c_loop_ns": {"futex": 19, "pthread": 30, "sem": None},        # robust pthread: 30
-    "py_call_ns": {"futex": 24, "pthread": 48, "sem": 158},         # sem: posix_ipc semaphore
-    "two_proc_mops": {"futex": 10.6, "pthread": 6.6, "sem": 1.8},   # pthread: robust; sem: posix_ipc
-    "py_c_call_ns": 12,          # Python -> C no-op call, METH_FASTCALL/METH_O
+    "c_loop_ns": {"futex": 19, "pthread": 30, "sem": None},  # robust pthread: 30
+    "py_call_ns": {"futex": 24, "pthread": 48, "sem": 158},  # sem: posix_ipc semaphore
+    "two_proc_mops": {"futex": 10.6, "pthread": 6.6, "sem": 1.8},  # pthread: robust; sem: posix_ipc
+    "py_c_call_ns": 12,  # Python -> C no-op call, METH_FASTCALL/METH_O
     "handle_create_free_ns": 30,  # create + free a small C extension object
-    "bump_alloc_ns": 32,          # bump allocation in shared memory returning an int
-    "first_touch_us": 2.4,        # first touch of a 4 KiB shared page
+    "bump_alloc_ns": 32,  # bump allocation in shared memory returning an int
+    "first_touch_us": 2.4,  # first touch of a 4 KiB shared page
 }
 
 
 # ---- command line ----
 
+
 def parse_args(description: str, argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="short smoke run (seconds, not minutes)")
-    p.add_argument("--wait", type=float, default=None, metavar="S",
-                   help="wait up to S seconds for other processes to leave the CPUs idle first "
-                        "(0: don't; default 30, 3 with --quick)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="S",
+        help="wait up to S seconds for other processes to leave the CPUs idle first "
+        "(0: don't; default 30, 3 with --quick)",
+    )
     a = p.parse_args(argv)
     if a.wait is None:
         a.wait = 3.0 if a.quick else 30.0
@@ -60,6 +66,7 @@ def parse_args(description: str, argv=None) -> argparse.Namespace:
 
 
 # ---- timing ----
+
 
 def median(xs) -> float:
     xs = list(xs)
@@ -88,6 +95,7 @@ def interleaved(cases: dict, n: int, repeats: int, warmup: bool = True) -> dict:
 
 
 # ---- output ----
+
 
 def table(header: list, rows: list, align_left_first: bool = True) -> str:
     """A plain-text table, columns right-aligned (the first left-aligned)."""
@@ -130,13 +138,20 @@ def ratio(a: float, b: float) -> float:
 
 def environment() -> dict:
     try:
-        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except Exception:  # noqa: BLE001
         rev = ""
-    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "kernel": platform.release(), "gorun": gorun.__version__, "git": rev,
-            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "gorun": gorun.__version__,
+        "git": rev,
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def write_json(name: str, data: dict, quick: bool) -> str:
@@ -155,28 +170,39 @@ def header(title: str, quick: bool) -> None:
 
 # ---- a heap in this process, without workers (lock benchmarks) ----
 
-def standalone_heap(lock_kind: str, nprocs: int = 1, arena_bytes: int = 16 << 20, root_slots: int = 4096,
-                    nglobals: int = 16, debug_flags: int = 0) -> SharedHeap:
+
+def standalone_heap(
+    lock_kind: str,
+    nprocs: int = 1,
+    arena_bytes: int = 16 << 20,
+    root_slots: int = 4096,
+    nglobals: int = 16,
+    debug_flags: int = 0,
+) -> SharedHeap:
     """A gorun heap created and attached in this process by gorun.heap.SharedHeap (the setup
     gorun.Runtime.run uses), without worker processes: ``with standalone_heap("futex") as h``.
     Children forked inside the block share it (MAP_SHARED); leaving it detaches and unlinks both
     segments (only in this process, never in a forked child that falls through)."""
-    return SharedHeap(arena_bytes, nprocs=nprocs, lock=lock_kind, root_slots=root_slots, nglobals=nglobals,
-                      debug_flags=debug_flags)
+    return SharedHeap(
+        arena_bytes, nprocs=nprocs, lock=lock_kind, root_slots=root_slots, nglobals=nglobals, debug_flags=debug_flags
+    )
 
 
 def objs_per_span(sizeclass: int) -> int:
     from gorun.sizeclasses import CLASS_TO_OBJS
+
     return CLASS_TO_OBJS[sizeclass]
 
 
 def size_class_of(payload: int) -> int:
     """The size class a non-tiny object of `payload` bytes lands in (8-byte header included)."""
     from gorun.sizeclasses import size_to_class
+
     return size_to_class(payload + 8)
 
 
 # ---- the machine's own cost of first-touching shared pages (no gorun involved) ----
+
 
 def shm_first_touch(procs: int, pages_per_proc: int) -> dict:
     """Fork `procs` processes that each write one byte to every 4 KiB page of their own part of
@@ -231,9 +257,12 @@ def shm_first_touch(procs: int, pages_per_proc: int) -> dict:
         spans.append((t0, t1))
     m.close()
     wall = max(t1 for _, t1 in spans) - min(t0 for t0, _ in spans)
-    return {"procs": procs, "pages_per_proc": pages_per_proc,
-            "us_per_page": median((t1 - t0) / pages_per_proc / 1e3 for t0, t1 in spans),
-            "aggregate_pages_per_s": procs * pages_per_proc / (wall / 1e9)}
+    return {
+        "procs": procs,
+        "pages_per_proc": pages_per_proc,
+        "us_per_page": median((t1 - t0) / pages_per_proc / 1e3 for t0, t1 in spans),
+        "aggregate_pages_per_s": procs * pages_per_proc / (wall / 1e9),
+    }
 
 
 def _gorun_mapping(suffix: str) -> tuple[int, int]:
@@ -281,6 +310,7 @@ def globals_barrier(g, slot0: int = 0) -> None:
 
 # ---- is anything else using the CPUs? (the machine is shared) ----
 
+
 def cpu_ticks() -> tuple[int, int]:
     """(busy, total) jiffies of the whole machine so far (from /proc/stat); steal counts as busy."""
     with open("/proc/stat") as f:
@@ -298,8 +328,9 @@ def cpus_busy(interval: float = 0.3) -> float:
     return ncpu * (b1 - b0) / max(t1 - t0, 1)
 
 
-def wait_quiet(threshold: float = 0.25, timeout: float = 30.0, quiet_needed: int = 2, interval: float = 0.3,
-               verbose: bool = True) -> dict:
+def wait_quiet(
+    threshold: float = 0.25, timeout: float = 30.0, quiet_needed: int = 2, interval: float = 0.3, verbose: bool = True
+) -> dict:
     """Wait (up to `timeout` s) until the machine is idle: `quiet_needed` consecutive samples with
     less than `threshold` CPUs busy. Other sessions share this VM; a busy machine halves the
     2-process figures. Returns {"busy_cpus": last sample, "waited_s": ..., "quiet": bool}."""
@@ -308,8 +339,11 @@ def wait_quiet(threshold: float = 0.25, timeout: float = 30.0, quiet_needed: int
     busy = cpus_busy(interval)
     if timeout <= 0:
         if verbose and busy >= threshold:
-            print(f"WARNING: the machine is busy ({busy:.2f} of {os.cpu_count()} CPUs in use by other "
-                  "processes); the figures below may be depressed", flush=True)
+            print(
+                f"WARNING: the machine is busy ({busy:.2f} of {os.cpu_count()} CPUs in use by other "
+                "processes); the figures below may be depressed",
+                flush=True,
+            )
         return {"busy_cpus": busy, "waited_s": 0.0, "quiet": busy < threshold}
     announced = False
     while True:
@@ -317,8 +351,11 @@ def wait_quiet(threshold: float = 0.25, timeout: float = 30.0, quiet_needed: int
         if quiet >= quiet_needed:
             return {"busy_cpus": busy, "waited_s": time.monotonic() - t0, "quiet": True}
         if time.monotonic() - t0 > timeout:
-            print(f"WARNING: the machine is busy ({busy:.2f} of {os.cpu_count()} CPUs used by other processes); "
-                  "figures below, the 2-process ones above all, are depressed", flush=True)
+            print(
+                f"WARNING: the machine is busy ({busy:.2f} of {os.cpu_count()} CPUs used by other processes); "
+                "figures below, the 2-process ones above all, are depressed",
+                flush=True,
+            )
             return {"busy_cpus": busy, "waited_s": time.monotonic() - t0, "quiet": False}
         if verbose and not announced and busy >= threshold:
             print(f"(waiting up to {timeout:.0f}s for the machine to go idle: {busy:.2f} CPUs busy)", flush=True)

@@ -114,18 +114,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHM_DIR = Path("/dev/shm")
-PROCS = 2                       # worker processes (P's) of the run under test
+PROCS = 2  # worker processes (P's) of the run under test
 # The default --max-heap (4 GiB) holds the whole budget of both P's, so a stopped GC process
 # cannot turn into an out-of-memory error before the stall timeout names it.
 WORKLOAD = ["alloc", "--procs", str(PROCS), "--gogc", "25"]
-DEFAULT_BUDGET = "1GiB"         # per P: 3.5-5 s of run (plus 0.4-1 s of start) on this 2-CPU VM
+DEFAULT_BUDGET = "1GiB"  # per P: 3.5-5 s of run (plus 0.4-1 s of start) on this 2-CPU VM
 RECOVERY_RUN = ["alloc", "--procs", "1", "--max-heap", "64MiB", "-p", "budget=1MiB"]
-EARLY_WINDOW = 0.005            # "the first milliseconds": 0-5 ms after the start
-SPREAD = 2.0                    # the other trials: 0-2 s after the start
-POLL = 0.0002                   # target search period
-GRACE = 2.0                     # time the run's processes get to vanish after the launcher exits
-STOP_SLACK = 2.0                # stop-*: exit within stall timeout + this
-YOUNG_MS = 5.0                  # a target signalled at most this long after its start/fork
+EARLY_WINDOW = 0.005  # "the first milliseconds": 0-5 ms after the start
+SPREAD = 2.0  # the other trials: 0-2 s after the start
+POLL = 0.0002  # target search period
+GRACE = 2.0  # time the run's processes get to vanish after the launcher exits
+STOP_SLACK = 2.0  # stop-*: exit within stall timeout + this
+YOUNG_MS = 5.0  # a target signalled at most this long after its start/fork
 
 
 # ---------------------------------------------------------------- scenarios
@@ -134,33 +134,81 @@ YOUNG_MS = 5.0                  # a target signalled at most this long after its
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    target: str                      # "launcher" | "gc" | "worker"
+    target: str  # "launcher" | "gc" | "worker"
     sig: signal.Signals
-    expect: frozenset | None         # accepted exit codes (Popen.returncode); None: as documented
-    names_target: bool = False       # stderr must name the target process
-    needs_stall: bool = False        # needs the CLI's --stall-timeout
-    at_fork: bool = False            # signal the launcher the moment a random child appears
+    expect: frozenset | None  # accepted exit codes (Popen.returncode); None: as documented
+    names_target: bool = False  # stderr must name the target process
+    needs_stall: bool = False  # needs the CLI's --stall-timeout
+    at_fork: bool = False  # signal the launcher the moment a random child appears
     doc: str = ""
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
-    Scenario("kill-worker", "worker", signal.SIGKILL, frozenset({1}), names_target=True,
-             doc="SIGKILL a random worker: exit 1 naming it, nothing left"),
-    Scenario("kill-gc", "gc", signal.SIGKILL, frozenset({1}), names_target=True,
-             doc="SIGKILL the GC process: exit 1 naming it, nothing left"),
-    Scenario("kill-launcher", "launcher", signal.SIGKILL, frozenset({-signal.SIGKILL}),
-             doc="SIGKILL the launcher: no process left within 2 s; its segments removed by the next run"),
-    Scenario("kill-launcher-fork", "launcher", signal.SIGKILL, frozenset({-signal.SIGKILL}), at_fork=True,
-             doc="(extra) SIGKILL the launcher the moment the GC process or a worker is forked (polled "
-                 "every 0.2 ms): as kill-launcher"),
-    Scenario("stop-worker", "worker", signal.SIGSTOP, frozenset({1}), names_target=True, needs_stall=True,
-             doc="SIGSTOP a random worker: exit 1 within stall timeout + 2 s naming it, nothing left"),
-    Scenario("stop-gc", "gc", signal.SIGSTOP, frozenset({1}), names_target=True, needs_stall=True,
-             doc="SIGSTOP the GC process: exit 1 within stall timeout + 2 s naming it, nothing left"),
-    *(Scenario(name, "launcher", sig, None, doc=f"{sig.name} to the launcher: the documented exit code, nothing left")
-      for name, sig in (("hup", signal.SIGHUP), ("quit", signal.SIGQUIT), ("term", signal.SIGTERM),
-                        ("int", signal.SIGINT))),
-]}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario(
+            "kill-worker",
+            "worker",
+            signal.SIGKILL,
+            frozenset({1}),
+            names_target=True,
+            doc="SIGKILL a random worker: exit 1 naming it, nothing left",
+        ),
+        Scenario(
+            "kill-gc",
+            "gc",
+            signal.SIGKILL,
+            frozenset({1}),
+            names_target=True,
+            doc="SIGKILL the GC process: exit 1 naming it, nothing left",
+        ),
+        Scenario(
+            "kill-launcher",
+            "launcher",
+            signal.SIGKILL,
+            frozenset({-signal.SIGKILL}),
+            doc="SIGKILL the launcher: no process left within 2 s; its segments removed by the next run",
+        ),
+        Scenario(
+            "kill-launcher-fork",
+            "launcher",
+            signal.SIGKILL,
+            frozenset({-signal.SIGKILL}),
+            at_fork=True,
+            doc="(extra) SIGKILL the launcher the moment the GC process or a worker is forked (polled "
+            "every 0.2 ms): as kill-launcher",
+        ),
+        Scenario(
+            "stop-worker",
+            "worker",
+            signal.SIGSTOP,
+            frozenset({1}),
+            names_target=True,
+            needs_stall=True,
+            doc="SIGSTOP a random worker: exit 1 within stall timeout + 2 s naming it, nothing left",
+        ),
+        Scenario(
+            "stop-gc",
+            "gc",
+            signal.SIGSTOP,
+            frozenset({1}),
+            names_target=True,
+            needs_stall=True,
+            doc="SIGSTOP the GC process: exit 1 within stall timeout + 2 s naming it, nothing left",
+        ),
+        *(
+            Scenario(
+                name, "launcher", sig, None, doc=f"{sig.name} to the launcher: the documented exit code, nothing left"
+            )
+            for name, sig in (
+                ("hup", signal.SIGHUP),
+                ("quit", signal.SIGQUIT),
+                ("term", signal.SIGTERM),
+                ("int", signal.SIGINT),
+            )
+        ),
+    ]
+}
 
 
 def documented_exit_codes() -> tuple[dict, str]:
@@ -177,8 +225,10 @@ def documented_exit_codes() -> tuple[dict, str]:
     if re.search(r"128\s*\+\s*the signal number", doc):
         return {s: 128 + s for s in stops}, "128 + signo (cli.py)"
     if "130" in doc:
-        return ({signal.SIGHUP: None, signal.SIGINT: 130, signal.SIGQUIT: None, signal.SIGTERM: 130},
-                "130 for SIGINT/SIGTERM, SIGHUP/SIGQUIT undocumented (cli.py)")
+        return (
+            {signal.SIGHUP: None, signal.SIGINT: 130, signal.SIGQUIT: None, signal.SIGTERM: 130},
+            "130 for SIGINT/SIGTERM, SIGHUP/SIGQUIT undocumented (cli.py)",
+        )
     return {s: None for s in stops}, "none found in cli.py: any code accepted"
 
 
@@ -190,8 +240,8 @@ class ProcInfo:
     pid: int
     ppid: int
     sid: int
-    state: str          # R, S, D, T (stopped), t, Z (zombie), ...
-    start: int          # start time in clock ticks since boot
+    state: str  # R, S, D, T (stopped), t, Z (zombie), ...
+    start: int  # start time in clock ticks since boot
 
 
 def proc_info(pid: int) -> ProcInfo | None:
@@ -201,7 +251,7 @@ def proc_info(pid: int) -> ProcInfo | None:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    rest = data[data.rfind(b")") + 2:].split()  # comm may hold spaces and parentheses
+    rest = data[data.rfind(b")") + 2 :].split()  # comm may hold spaces and parentheses
     return ProcInfo(pid, int(rest[1]), int(rest[3]), rest[0].decode(), int(rest[19]))
 
 
@@ -232,8 +282,7 @@ def default_disposition(pid: int, sig: int) -> bool:
     except OSError:
         return False
     bit = 1 << (sig - 1)
-    masks = {k: int(v, 16) for k, _, v in (ln.partition(":\t") for ln in lines)
-             if k in ("SigBlk", "SigIgn", "SigCgt")}
+    masks = {k: int(v, 16) for k, _, v in (ln.partition(":\t") for ln in lines) if k in ("SigBlk", "SigIgn", "SigCgt")}
     return len(masks) == 3 and not any(m & bit for m in masks.values())
 
 
@@ -321,12 +370,20 @@ def gorun_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "gorun", *args]
 
 
-def run_short(args: list[str], cwd: str, timeout: float = 60.0, prefix: list[str] | None = None
-              ) -> subprocess.CompletedProcess:
+def run_short(
+    args: list[str], cwd: str, timeout: float = 60.0, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess:
     """A short gorun command (after `prefix`, e.g. strace) in its own session, with a hang
     guard; its pid as .pid; a hang kills its session and reports exit code None."""
-    p = subprocess.Popen([*(prefix or []), *gorun_cmd(*args)], cwd=cwd, env=gorun_env(), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(
+        [*(prefix or []), *gorun_cmd(*args)],
+        cwd=cwd,
+        env=gorun_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = p.communicate(timeout=timeout)
         rc = p.returncode
@@ -376,10 +433,15 @@ def parse_strace(log: Path) -> tuple[set[int], set[str]]:
 def git_revision() -> str:
     """The checkout under test: short commit, '+dirty' when it has local changes."""
     try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown revision"
     return (rev or "unknown revision") + ("+dirty" if dirty else "")
@@ -389,8 +451,9 @@ def probe_stall_timeout(cwd: str) -> bool:
     """Does this build's `gorun run` accept --stall-timeout?"""
     cp = run_short(["run", "--help"], cwd)
     if cp.returncode != 0:
-        sys.exit(f"faults.py: `{' '.join(gorun_cmd('run', '--help'))}` failed "
-                 f"(exit {cp.returncode}):\n{cp.stderr.strip()}")
+        sys.exit(
+            f"faults.py: `{' '.join(gorun_cmd('run', '--help'))}` failed (exit {cp.returncode}):\n{cp.stderr.strip()}"
+        )
     return "--stall-timeout" in cp.stdout
 
 
@@ -442,29 +505,29 @@ def code_name(rc: int | None) -> str:
 class Trial:
     scenario: str
     index: int
-    delay_s: float                   # planned delay after the origin (the launch or the run start)
-    first_ms: bool                   # one of the "first milliseconds" trials
+    delay_s: float  # planned delay after the origin (the launch or the run start)
+    first_ms: bool  # one of the "first milliseconds" trials
     launcher_pid: int = 0
-    worker: int | None = None        # P id for worker targets
-    child: int | None = None         # the child number waited for (0: the GC process, 1 + p: Pp)
+    worker: int | None = None  # P id for worker targets
+    child: int | None = None  # the child number waited for (0: the GC process, 1 + p: Pp)
     target_pid: int | None = None
-    origin: str = "launch"           # what delay_s counts from: "launch" or "run" (segments created)
+    origin: str = "launch"  # what delay_s counts from: "launch" or "run" (segments created)
     run_start_s: float | None = None  # when the run's segments appeared, seconds after the launch
     signal_at_s: float | None = None  # when the signal was sent, seconds after the launch
     target_age_ms: float | None = None  # the target's age when signalled (see _inject)
-    pre_start: bool = False          # launcher signal before any child or segment existed
-    no_handler: bool = False         # the launcher had no handler for the stop signals (SIGTERM
-                                     # had its default action): Python starting, or exiting
-    finished_early: bool = False     # the target had finished before the signal
+    pre_start: bool = False  # launcher signal before any child or segment existed
+    no_handler: bool = False  # the launcher had no handler for the stop signals (SIGTERM
+    # had its default action): Python starting, or exiting
+    finished_early: bool = False  # the target had finished before the signal
     exit_code: int | None = None
-    exit_s: float | None = None      # signal -> launcher exit (kill-launcher: -> last process gone)
-    procs_left: int = 0              # processes of the run alive after the grace
+    exit_s: float | None = None  # signal -> launcher exit (kill-launcher: -> last process gone)
+    procs_left: int = 0  # processes of the run alive after the grace
     procs_left_desc: list = field(default_factory=list)  # "pid P (ppid Q, state S, comm)" of each
-    segs_left: int = 0               # segments of the run left (kill-launcher: after recovery)
-    dead_run_segs: int = 0           # kill-launcher: segments the dead launcher left
-    recovered_by: str = ""           # kill-launcher: who removed them
-    cleaned_procs: int = 0           # what the harness itself had to kill ...
-    cleaned_segs: int = 0            # ... and unlink
+    segs_left: int = 0  # segments of the run left (kill-launcher: after recovery)
+    dead_run_segs: int = 0  # kill-launcher: segments the dead launcher left
+    recovered_by: str = ""  # kill-launcher: who removed them
+    cleaned_procs: int = 0  # what the harness itself had to kill ...
+    cleaned_segs: int = 0  # ... and unlink
     problems: list = field(default_factory=list)
     stderr_tail: str = ""
 
@@ -514,8 +577,16 @@ def run_trial(sc: Scenario, index: int, rng: random.Random, cfg: Config) -> Tria
     err_path = Path(cfg.workdir) / f"{sc.name}.{index}.err"
     scanner = ChildScanner()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        p = subprocess.Popen(gorun_cmd(*args), cwd=cfg.workdir, env=gorun_env(), stdout=out, stderr=err,
-                             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_signals)
+        p = subprocess.Popen(
+            gorun_cmd(*args),
+            cwd=cfg.workdir,
+            env=gorun_env(),
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
     t0 = time.monotonic()
     tr.launcher_pid = pid = p.pid
     pidfd = None
@@ -533,8 +604,9 @@ def run_trial(sc: Scenario, index: int, rng: random.Random, cfg: Config) -> Tria
         t_sig = t0 + tr.signal_at_s if tr.signal_at_s is not None else None
         t_exit = wait_exit(p, pidfd, hard_deadline)
         if t_exit is None:
-            tr.problems.append(f"hang: the launcher was still running {cfg.trial_timeout:.0f} s after its start; "
-                               "session killed")
+            tr.problems.append(
+                f"hang: the launcher was still running {cfg.trial_timeout:.0f} s after its start; session killed"
+            )
         else:
             tr.exit_code = p.returncode
             if t_sig is not None:
@@ -569,8 +641,7 @@ def _wait_run_start(tr: Trial, p: subprocess.Popen, t0: float, deadline: float) 
     return t
 
 
-def _wait_child(tr: Trial, scanner: ChildScanner, index: int, deadline: float
-                ) -> tuple[ProcInfo | None, float | None]:
+def _wait_child(tr: Trial, scanner: ChildScanner, index: int, deadline: float) -> tuple[ProcInfo | None, float | None]:
     """Poll every POLL seconds until the launcher's child number `index` (creation order)
     exists. Returns its /proc entry (None if the run ended first or the deadline passed: the
     trial is marked) and when the last scan that did not see it began (None: seen at once)."""
@@ -601,8 +672,9 @@ def _age_ms(info: ProcInfo, t_absent: float | None, t_sig: float) -> float:
     return max(0.0, (time.clock_gettime(time.CLOCK_BOOTTIME) - info.start / ticks) * 1000)
 
 
-def _inject(sc: Scenario, tr: Trial, p: subprocess.Popen, scanner: ChildScanner, t0: float, t_fire: float,
-            deadline: float) -> None:
+def _inject(
+    sc: Scenario, tr: Trial, p: subprocess.Popen, scanner: ChildScanner, t0: float, t_fire: float, deadline: float
+) -> None:
     """Wait for the moment, find the target, signal it (or mark the trial finished early)."""
     pid = tr.launcher_pid
     sleep_until(t_fire)
@@ -707,9 +779,11 @@ def _recover_dead_run(tr: Trial, cfg: Config) -> None:
         return
     said = [line for line in cp.stdout.splitlines() if f".{tr.launcher_pid}." in line]
     tr.recovered_by = "harness"
-    tr.problems.append(f"neither the next run nor `gorun clean --dry-run` handles the dead run's segments "
-                       f"({len(unlisted)} of {len(still)} not listed; `gorun clean --dry-run` exit "
-                       f"{code_name(cp.returncode)}: {said or cp.stderr.strip()[-200:]})")
+    tr.problems.append(
+        f"neither the next run nor `gorun clean --dry-run` handles the dead run's segments "
+        f"({len(unlisted)} of {len(still)} not listed; `gorun clean --dry-run` exit "
+        f"{code_name(cp.returncode)}: {said or cp.stderr.strip()[-200:]})"
+    )
     tr.segs_left = len(unlisted)
 
 
@@ -718,8 +792,10 @@ def _judge(sc: Scenario, tr: Trial, cfg: Config) -> None:
     if tr.problems and tr.problems[0].startswith("hang"):
         return  # a hang says it all; leftovers were cleaned
     if tr.procs_left:
-        tr.problems.append(f"{tr.procs_left} process(es) of the run left {GRACE:.0f} s after the launcher exited: "
-                           + ", ".join(tr.procs_left_desc))
+        tr.problems.append(
+            f"{tr.procs_left} process(es) of the run left {GRACE:.0f} s after the launcher exited: "
+            + ", ".join(tr.procs_left_desc)
+        )
     if tr.segs_left:
         tr.problems.append(f"{tr.segs_left} segment(s) left in {SHM_DIR}")
     rc = tr.exit_code
@@ -760,9 +836,14 @@ def summarize(sc: Scenario, trials: list[Trial], unsupported: bool) -> dict:
     codes = collections.Counter(code_name(t.exit_code) for t in trials)
     recovered = collections.Counter(t.recovered_by for t in trials if t.recovered_by)
     return {
-        "scenario": sc.name, "doc": sc.doc, "signal": sc.sig.name, "target": sc.target,
-        "supported": not unsupported, "trials": len(trials),
-        "passed": sum(t.ok for t in trials), "failed": sum(not t.ok for t in trials),
+        "scenario": sc.name,
+        "doc": sc.doc,
+        "signal": sc.sig.name,
+        "target": sc.target,
+        "supported": not unsupported,
+        "trials": len(trials),
+        "passed": sum(t.ok for t in trials),
+        "failed": sum(not t.ok for t in trials),
         "finished_early": sum(t.finished_early for t in trials),
         "pre_start": sum(t.pre_start for t in trials),
         "no_handler": sum(t.no_handler for t in trials),
@@ -770,7 +851,8 @@ def summarize(sc: Scenario, trials: list[Trial], unsupported: bool) -> dict:
         "exit_codes": dict(sorted(codes.items())),
         "exit_s_median": statistics.median(exits) if exits else None,
         "exit_s_max": max(exits) if exits else None,
-        "procs_left": sum(t.procs_left for t in trials), "segs_left": sum(t.segs_left for t in trials),
+        "procs_left": sum(t.procs_left for t in trials),
+        "segs_left": sum(t.segs_left for t in trials),
         "cleaned_procs": sum(t.cleaned_procs for t in trials),
         "cleaned_segs": sum(t.cleaned_segs for t in trials),
         "dead_run_segs": sum(t.dead_run_segs for t in trials),
@@ -798,50 +880,118 @@ def row(s: dict) -> list[str]:
         return "-" if x is None else f"{x:.3f}"
 
     if not s["supported"]:
-        return [s["scenario"], "0", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                "not supported by this build (no --stall-timeout)"]
+        return [
+            s["scenario"],
+            "0",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "not supported by this build (no --stall-timeout)",
+        ]
     note = []
     if s["signal"] == "SIGKILL" and s["target"] == "launcher":
-        note.append(f"dead-run segs {s['dead_run_segs']}, removed by: "
-                    + (", ".join(f"{k} x{v}" for k, v in s["recovered_by"].items()) or "-"))
+        note.append(
+            f"dead-run segs {s['dead_run_segs']}, removed by: "
+            + (", ".join(f"{k} x{v}" for k, v in s["recovered_by"].items()) or "-")
+        )
     if s["cleaned_procs"] or s["cleaned_segs"]:
         note.append(f"harness cleaned {s['cleaned_procs']} proc(s), {s['cleaned_segs']} seg(s)")
     codes = " ".join(f"{k}:{v}" for k, v in s["exit_codes"].items())
     no_handler = str(s["no_handler"]) if s["target"] == "launcher" else "-"
-    return [s["scenario"], str(s["trials"]), str(s["passed"]), str(s["failed"]), str(s["finished_early"]),
-            str(s["young_target"]), no_handler, codes, sec(s["exit_s_median"]), sec(s["exit_s_max"]),
-            str(s["procs_left"]), str(s["segs_left"]), "; ".join(note)]
+    return [
+        s["scenario"],
+        str(s["trials"]),
+        str(s["passed"]),
+        str(s["failed"]),
+        str(s["finished_early"]),
+        str(s["young_target"]),
+        no_handler,
+        codes,
+        sec(s["exit_s_median"]),
+        sec(s["exit_s_max"]),
+        str(s["procs_left"]),
+        str(s["segs_left"]),
+        "; ".join(note),
+    ]
 
 
-HEADER = ["scenario", "trials", "pass", "fail", "early", f"<={YOUNG_MS:g}ms", "no-handler", "exit codes (code:count)",
-          "exit s p50", "exit s max", "procs left", "segs left", "note"]
+HEADER = [
+    "scenario",
+    "trials",
+    "pass",
+    "fail",
+    "early",
+    f"<={YOUNG_MS:g}ms",
+    "no-handler",
+    "exit codes (code:count)",
+    "exit s p50",
+    "exit s max",
+    "procs left",
+    "segs left",
+    "note",
+]
 
 
 # ---------------------------------------------------------------- main
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="scenarios:\n" + "\n".join(f"  {s.name:19} {s.doc}" for s in SCENARIOS.values()))
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="scenarios:\n" + "\n".join(f"  {s.name:19} {s.doc}" for s in SCENARIOS.values()),
+    )
     p.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
-    p.add_argument("--scenario", nargs="+", action="extend", choices=list(SCENARIOS), metavar="NAME",
-                   help="scenarios to run (default: all): " + ", ".join(SCENARIOS))
+    p.add_argument(
+        "--scenario",
+        nargs="+",
+        action="extend",
+        choices=list(SCENARIOS),
+        metavar="NAME",
+        help="scenarios to run (default: all): " + ", ".join(SCENARIOS),
+    )
     p.add_argument("--json", metavar="PATH", help="write every trial and the summary as JSON to PATH")
-    p.add_argument("--stall-timeout", type=float, default=3.0, metavar="S",
-                   help="passed to `gorun run --stall-timeout` when the build has it (default 3)")
+    p.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="passed to `gorun run --stall-timeout` when the build has it (default 3)",
+    )
     p.add_argument("--seed", type=int, default=1, help="RNG seed of the delays and targets (default 1)")
-    p.add_argument("--trial-timeout", type=float, default=60.0, metavar="S",
-                   help="a launcher still running S seconds after its start is a hang (default 60)")
-    p.add_argument("--budget", default=DEFAULT_BUDGET,
-                   help=f"alloc's budget per P: sets the run's length (default {DEFAULT_BUDGET}, ~3-5 s here)")
-    p.add_argument("--delay-origin", choices=("run", "launch"), default="run",
-                   help="what the 0-2 s delays of three trials in four count from: the run's start "
-                        "(its segments appear; default) or the launch (Python's start, ~1 s here, "
-                        "takes most of it); the 0-5 ms ones always count from the launch")
-    p.add_argument("--force-stop", action="store_true",
-                   help="run the SIGSTOP scenarios even without --stall-timeout (each trial then hangs "
-                        "until --trial-timeout: a check of the hang guard)")
+    p.add_argument(
+        "--trial-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="a launcher still running S seconds after its start is a hang (default 60)",
+    )
+    p.add_argument(
+        "--budget",
+        default=DEFAULT_BUDGET,
+        help=f"alloc's budget per P: sets the run's length (default {DEFAULT_BUDGET}, ~3-5 s here)",
+    )
+    p.add_argument(
+        "--delay-origin",
+        choices=("run", "launch"),
+        default="run",
+        help="what the 0-2 s delays of three trials in four count from: the run's start "
+        "(its segments appear; default) or the launch (Python's start, ~1 s here, "
+        "takes most of it); the 0-5 ms ones always count from the launch",
+    )
+    p.add_argument(
+        "--force-stop",
+        action="store_true",
+        help="run the SIGSTOP scenarios even without --stall-timeout (each trial then hangs "
+        "until --trial-timeout: a check of the hang guard)",
+    )
     a = p.parse_args(argv)
     if a.trials < 1:
         p.error("--trials must be >= 1")
@@ -869,8 +1019,10 @@ def report(summaries: list[dict], trials: list[Trial], interrupted: bool) -> tup
                     target = f", P{t.worker}{target}"
                 age = "" if t.target_age_ms is None else f", target age {t.target_age_ms:.1f} ms"
                 flags = (", no handler" if t.no_handler else "") + (", pre-start" if t.pre_start else "")
-                print(f"  {name} #{t.index} ({t.delay_s * 1000:.1f} ms after the {t.origin}, {when}{target}{age}"
-                      f"{flags}): {'; '.join(t.problems)}")
+                print(
+                    f"  {name} #{t.index} ({t.delay_s * 1000:.1f} ms after the {t.origin}, {when}{target}{age}"
+                    f"{flags}): {'; '.join(t.problems)}"
+                )
             if len(ts) > 5:
                 print(f"  {name}: {len(ts) - 5} more (see --json)")
     unsupported = [s["scenario"] for s in summaries if not s["supported"]]
@@ -880,8 +1032,13 @@ def report(summaries: list[dict], trials: list[Trial], interrupted: bool) -> tup
         if unsupported:
             verdict += f"; not supported by this build: {', '.join(unsupported)}"
     elif unsupported:
-        verdict, rc = (f"INCOMPLETE: all {n} trials passed, but {', '.join(unsupported)} "
-                       "cannot run on this build (no --stall-timeout)"), 1
+        verdict, rc = (
+            (
+                f"INCOMPLETE: all {n} trials passed, but {', '.join(unsupported)} "
+                "cannot run on this build (no --stall-timeout)"
+            ),
+            1,
+        )
     else:
         verdict, rc = f"PASS: all {n} trials met their expectation", 0
     if interrupted:
@@ -897,18 +1054,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gorun-faults.") as workdir:  # the runs' cwd and logs
         stall = probe_stall_timeout(workdir)
         codes, codes_desc = documented_exit_codes()
-        cfg = Config(a.budget, a.stall_timeout, stall, a.trial_timeout, a.delay_origin, workdir,
-                     strace_base(), codes)
-        cmd = " ".join(["gorun", "run", *WORKLOAD, "-p", f"budget={a.budget}"]
-                       + (["--stall-timeout", f"{a.stall_timeout:g}"] if stall else []))
+        cfg = Config(a.budget, a.stall_timeout, stall, a.trial_timeout, a.delay_origin, workdir, strace_base(), codes)
+        cmd = " ".join(
+            ["gorun", "run", *WORKLOAD, "-p", f"budget={a.budget}"]
+            + (["--stall-timeout", f"{a.stall_timeout:g}"] if stall else [])
+        )
         rev = git_revision()
         print(f"gorun fault injection: {a.trials} trial(s) per scenario, seed {a.seed}; run under test: {cmd}")
-        print(f"signals: trials 0, 4, 8, ... 0-{EARLY_WINDOW * 1000:g} ms after the launch, the others "
-              f"0-{SPREAD:g} s after the {'run start' if a.delay_origin == 'run' else 'launch'}")
-        print(f"build: {rev}; --stall-timeout {'supported' if stall else 'NOT supported'}; stop-signal exit "
-              f"codes: {codes_desc}; next-run attribution: {'strace' if cfg.strace else 'none (no strace)'}")
-        print(f"machine: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; python {sys.executable}",
-              flush=True)
+        print(
+            f"signals: trials 0, 4, 8, ... 0-{EARLY_WINDOW * 1000:g} ms after the launch, the others "
+            f"0-{SPREAD:g} s after the {'run start' if a.delay_origin == 'run' else 'launch'}"
+        )
+        print(
+            f"build: {rev}; --stall-timeout {'supported' if stall else 'NOT supported'}; stop-signal exit "
+            f"codes: {codes_desc}; next-run attribution: {'strace' if cfg.strace else 'none (no strace)'}"
+        )
+        print(
+            f"machine: load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; python {sys.executable}",
+            flush=True,
+        )
         summaries: list[dict] = []
         all_trials: list[Trial] = []
         interrupted = False
@@ -930,11 +1094,21 @@ def main(argv: list[str] | None = None) -> int:
                 break
         verdict, rc = report(summaries, all_trials, interrupted)
     if a.json:
-        doc = {"command": cmd, "build": rev, "exit_codes": codes_desc, "seed": a.seed,
-               "trials_per_scenario": a.trials, "stall_timeout": a.stall_timeout,
-               "stall_timeout_supported": stall, "trial_timeout": a.trial_timeout,
-               "delay_origin": a.delay_origin, "verdict": verdict, "loadavg": os.getloadavg(),
-               "scenarios": summaries, "trials": [asdict(t) for t in all_trials]}
+        doc = {
+            "command": cmd,
+            "build": rev,
+            "exit_codes": codes_desc,
+            "seed": a.seed,
+            "trials_per_scenario": a.trials,
+            "stall_timeout": a.stall_timeout,
+            "stall_timeout_supported": stall,
+            "trial_timeout": a.trial_timeout,
+            "delay_origin": a.delay_origin,
+            "verdict": verdict,
+            "loadavg": os.getloadavg(),
+            "scenarios": summaries,
+            "trials": [asdict(t) for t in all_trials],
+        }
         with open(a.json, "w") as f:
             json.dump(doc, f, indent=1, default=str)
         print(f"results written to {a.json}")

@@ -51,16 +51,30 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
         a, f = d["alloc"], d["fields"]
         g = lambda c: a[c]["ns_per_op"]  # noqa: E731
         h = lambda c: f[c]["ns_per_op"]  # noqa: E731
-        rows.append(["`g.new(T)` (PTR, PTR, INT) vs `__slots__` class instance, 1 P",
-                     f"{g('new_T'):.0f} vs {g('slots_T'):.0f} ns/object: **{d['ratio_new_vs_slots']:.2f}x** "
-                     f"(net of loop {d['ratio_new_vs_slots_net']:.2f}x)", "<= 1.5x"])
-        rows.append(["`g.new_bytes(8)` / `g.new_bytes(100)` (vs `bytearray`)",
-                     f"{g('new_bytes8'):.0f} / {g('new_bytes100'):.0f} ns "
-                     f"({g('bytearray8'):.0f} / {g('bytearray100'):.0f} ns)", ""])
-        rows.append(["handle field: int set / int get / ptr set / ptr get (vs slots)",
-                     f"{h('h_int_set'):.0f} / {h('h_int_get'):.0f} / {h('h_ptr_set'):.0f} / {h('h_ptr_get'):.0f} ns "
-                     f"({h('s_int_set'):.0f} / {h('s_int_get'):.0f} / {h('s_ptr_set'):.0f} / {h('s_ptr_get'):.0f} ns)",
-                     ""])
+        rows.append(
+            [
+                "`g.new(T)` (PTR, PTR, INT) vs `__slots__` class instance, 1 P",
+                f"{g('new_T'):.0f} vs {g('slots_T'):.0f} ns/object: **{d['ratio_new_vs_slots']:.2f}x** "
+                f"(net of loop {d['ratio_new_vs_slots_net']:.2f}x)",
+                "<= 1.5x",
+            ]
+        )
+        rows.append(
+            [
+                "`g.new_bytes(8)` / `g.new_bytes(100)` (vs `bytearray`)",
+                f"{g('new_bytes8'):.0f} / {g('new_bytes100'):.0f} ns "
+                f"({g('bytearray8'):.0f} / {g('bytearray100'):.0f} ns)",
+                "",
+            ]
+        )
+        rows.append(
+            [
+                "handle field: int set / int get / ptr set / ptr get (vs slots)",
+                f"{h('h_int_set'):.0f} / {h('h_int_get'):.0f} / {h('h_ptr_set'):.0f} / {h('h_ptr_get'):.0f} ns "
+                f"({h('s_int_set'):.0f} / {h('s_int_get'):.0f} / {h('s_ptr_set'):.0f} / {h('s_ptr_get'):.0f} ns)",
+                "",
+            ]
+        )
     d = results.get("bench_alloc")
     if d:
         c = d["cases"]
@@ -69,94 +83,168 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
             x = c[key]
             rng = x.get("scaling_by_repeat") or []
             spread = f", pairs {min(rng):.2f}-{max(rng):.2f}" if len(rng) > 1 else ""
-            return (f"{rate(x['runs']['1']['aggregate_rate'])} -> {rate(x['runs']['2']['aggregate_rate'])}: "
-                    f"**{x['scaling_2p_over_1p']:.2f}x** (by CPU time {x['cpu_scaling']:.2f}x{spread})")
+            return (
+                f"{rate(x['runs']['1']['aggregate_rate'])} -> {rate(x['runs']['2']['aggregate_rate'])}: "
+                f"**{x['scaling_2p_over_1p']:.2f}x** (by CPU time {x['cpu_scaling']:.2f}x{spread})"
+            )
 
         if "py_slots" in c:
-            rows.append(["reference: the same harness creating Python `__slots__` objects, 2 P / 1 P",
-                         sc("py_slots"), "(this VM's 2-vCPU ceiling)"])
+            rows.append(
+                [
+                    "reference: the same harness creating Python `__slots__` objects, 2 P / 1 P",
+                    sc("py_slots"),
+                    "(this VM's 2-vCPU ceiling)",
+                ]
+            )
         rows.append(["small alloc `g.new(T)`, 2 P / 1 P aggregate (cold heap)", sc("small_struct_cold"), ">= 1.7x"])
         rows.append(["  same, arena pages pre-populated (warm)", sc("small_struct_warm"), ">= 1.7x"])
-        rows.append(["small alloc `new_bytes(100)`, 2 P / 1 P, cold; warm", f"{sc('small_bytes_cold')}; "
-                     f"{sc('small_bytes_warm')}", ""])
+        rows.append(
+            [
+                "small alloc `new_bytes(100)`, 2 P / 1 P, cold; warm",
+                f"{sc('small_bytes_cold')}; {sc('small_bytes_warm')}",
+                "",
+            ]
+        )
         rows.append(["tiny `new_bytes(8)`, 2 P / 1 P, cold; warm", f"{sc('tiny_cold')}; {sc('tiny_warm')}", ""])
-        rows.append(["large `new_bytes(64 KiB)`, 2 P / 1 P",
-                     f"{sc('large_cold')}", ""])
+        rows.append(["large `new_bytes(64 KiB)`, 2 P / 1 P", f"{sc('large_cold')}", ""])
         x = c["small_struct_cold"]["runs"]["2"]
         y = c["small_bytes_cold"]["runs"]["2"]
-        rows.append(["mcentral acquisitions / (objects / objects-per-span), 2 P",
-                     f"g.new(T): {x['mcentral_acq']:,} / {x['expected_spans']:,} = "
-                     f"{x['mcentral_acq'] / x['expected_spans']:.3f}; new_bytes(100): "
-                     f"{y['mcentral_acq'] / y['expected_spans']:.3f}", "~1"])
+        rows.append(
+            [
+                "mcentral acquisitions / (objects / objects-per-span), 2 P",
+                f"g.new(T): {x['mcentral_acq']:,} / {x['expected_spans']:,} = "
+                f"{x['mcentral_acq'] / x['expected_spans']:.3f}; new_bytes(100): "
+                f"{y['mcentral_acq'] / y['expected_spans']:.3f}",
+                "~1",
+            ]
+        )
         if d.get("interfered_pairs"):
             rows.append(["(alloc pairs disturbed by other processes)", f"{d['interfered_pairs']}", "0"])
         t = d["first_touch"]
-        rows.append(["machine: first touch of a shared 4 KiB page, 1 P / 2 P aggregate",
-                     f"{t['1']['us_per_page']:.1f} us; 2 P/1 P {d['first_touch_scaling']:.2f}x", "2.4 us"])
+        rows.append(
+            [
+                "machine: first touch of a shared 4 KiB page, 1 P / 2 P aggregate",
+                f"{t['1']['us_per_page']:.1f} us; 2 P/1 P {d['first_touch_scaling']:.2f}x",
+                "2.4 us",
+            ]
+        )
     d = results.get("bench_contention")
     if d:
         w = d["wait_per_acq"]
         for kind in ("futex", "pthread", "sem"):
             mc, mh = w.get(f"{kind}/mcentral"), w.get(f"{kind}/mheap")
             if mc and mh:
-                rows.append([f"contention, {kind}: wait per acquisition at 1 / 2 / 4 P: mcentral (bypass); mheap",
-                             " / ".join(ns(mc[p]) for p in ("1", "2", "4")) + "; "
-                             + " / ".join(ns(mh[p]) for p in ("1", "2", "4")), "grows with P"])
+                rows.append(
+                    [
+                        f"contention, {kind}: wait per acquisition at 1 / 2 / 4 P: mcentral (bypass); mheap",
+                        " / ".join(ns(mc[p]) for p in ("1", "2", "4"))
+                        + "; "
+                        + " / ".join(ns(mh[p]) for p in ("1", "2", "4")),
+                        "grows with P",
+                    ]
+                )
     d = results.get("bench_locks")
     if d:
         k = d["kinds"]
         p = d.get("probe") or {}
-        bare = " (bare primitive here: " + " / ".join(f"{p[x]:.0f}" for x in ("futex", "pthread", "sem")) + " ns)" \
-            if all(x in p for x in ("futex", "pthread", "sem")) else ""
-        rows.append(["uncontended lock+unlock, C loop: futex / robust pthread / sem",
-                     " / ".join(f"{k[x]['c_loop_ns']:.0f}" for x in ("futex", "pthread", "sem")) + " ns" + bare,
-                     "19 / 30 / - ns"])
-        rows.append(["uncontended lock+unlock from Python (2 calls): futex / pthread / sem; posix_ipc",
-                     " / ".join(f"{k[x]['py_ns']:.0f}" for x in ("futex", "pthread", "sem"))
-                     + f" ns; {d['posix_ipc']['py_ns']:.0f} ns", "24 / 48 / 158 ns (1 call)"])
-        bare2 = ("; bare primitive here " + " / ".join(f"{p['two_' + x]:.0f}" for x in ("futex", "pthread", "sem"))) \
-            if all("two_" + x in p for x in ("futex", "pthread", "sem")) else ""
-        rows.append(["2 processes on one lock, M ops/s, C loop; Python: futex / pthread / sem",
-                     " / ".join(f"{k[x]['two_proc_c']['mops']:.1f}" for x in ("futex", "pthread", "sem")) + "; "
-                     + " / ".join(f"{k[x]['two_proc_py']['mops']:.1f}" for x in ("futex", "pthread", "sem"))
-                     + f"; posix_ipc {d['posix_ipc']['two_proc_mops']:.1f}" + bare2,
-                     "10.6 / 6.6 / 1.8 M ops/s (Python)"])
+        bare = (
+            " (bare primitive here: " + " / ".join(f"{p[x]:.0f}" for x in ("futex", "pthread", "sem")) + " ns)"
+            if all(x in p for x in ("futex", "pthread", "sem"))
+            else ""
+        )
+        rows.append(
+            [
+                "uncontended lock+unlock, C loop: futex / robust pthread / sem",
+                " / ".join(f"{k[x]['c_loop_ns']:.0f}" for x in ("futex", "pthread", "sem")) + " ns" + bare,
+                "19 / 30 / - ns",
+            ]
+        )
+        rows.append(
+            [
+                "uncontended lock+unlock from Python (2 calls): futex / pthread / sem; posix_ipc",
+                " / ".join(f"{k[x]['py_ns']:.0f}" for x in ("futex", "pthread", "sem"))
+                + f" ns; {d['posix_ipc']['py_ns']:.0f} ns",
+                "24 / 48 / 158 ns (1 call)",
+            ]
+        )
+        bare2 = (
+            ("; bare primitive here " + " / ".join(f"{p['two_' + x]:.0f}" for x in ("futex", "pthread", "sem")))
+            if all("two_" + x in p for x in ("futex", "pthread", "sem"))
+            else ""
+        )
+        rows.append(
+            [
+                "2 processes on one lock, M ops/s, C loop; Python: futex / pthread / sem",
+                " / ".join(f"{k[x]['two_proc_c']['mops']:.1f}" for x in ("futex", "pthread", "sem"))
+                + "; "
+                + " / ".join(f"{k[x]['two_proc_py']['mops']:.1f}" for x in ("futex", "pthread", "sem"))
+                + f"; posix_ipc {d['posix_ipc']['two_proc_mops']:.1f}"
+                + bare2,
+                "10.6 / 6.6 / 1.8 M ops/s (Python)",
+            ]
+        )
     d = results.get("bench_gc")
     if d:
         pv = d.get("pause_vs_heap")
         if pv:
             sizes = sorted(int(k) for k in pv if k.isdigit())
             a, b = pv[str(sizes[0])], pv[str(sizes[-1])]
-            rows.append([f"GC pause total p99 at {a['marked_mib']:.0f} MiB vs {b['marked_mib']:.0f} MiB live (procs 1, {a['n']} pauses each); p50; STW work p99",
-                         f"{a['p99'] / 1e3:.0f} us vs {b['p99'] / 1e3:.0f} us: **{pv['ratio_p99']:.2f}x**; "
-                         f"{a['p50'] / 1e3:.0f} vs {b['p50'] / 1e3:.0f} us; "
-                         f"{a['work_p99'] / 1e3:.0f} vs {b['work_p99'] / 1e3:.0f} us", "<= 1.5x"])
+            rows.append(
+                [
+                    f"GC pause total p99 at {a['marked_mib']:.0f} MiB vs {b['marked_mib']:.0f} MiB live (procs 1, {a['n']} pauses each); p50; STW work p99",
+                    f"{a['p99'] / 1e3:.0f} us vs {b['p99'] / 1e3:.0f} us: **{pv['ratio_p99']:.2f}x**; "
+                    f"{a['p50'] / 1e3:.0f} vs {b['p50'] / 1e3:.0f} us; "
+                    f"{a['work_p99'] / 1e3:.0f} vs {b['work_p99'] / 1e3:.0f} us",
+                    "<= 1.5x",
+                ]
+            )
         wl = d.get("workloads") or {}
-        go = {"binary-trees/1": "12 / 41 / 49; stop 1 / 1", "binary-trees/2": "131 / 3146 / 6291; stop 98 / 918",
-              "gcbench/1": "12 / 57 / 57; stop 0 / 1", "gcbench/2": "82 / 2097 / 2097; stop 33 / 262"}
+        go = {
+            "binary-trees/1": "12 / 41 / 49; stop 1 / 1",
+            "binary-trees/2": "131 / 3146 / 6291; stop 98 / 918",
+            "gcbench/1": "12 / 57 / 57; stop 0 / 1",
+            "gcbench/2": "82 / 2097 / 2097; stop 33 / 262",
+        }
         for key, r in wl.items():
             name, procs = key.split("/")
-            rows.append([f"GC pauses {name}, {procs} P ({r['cycles']} cycles): total p50 / p99 / max; time to stop p50 / p99 (us)",
-                         f"{r['p50'] / 1e3:.0f} / {r['p99'] / 1e3:.0f} / {r['max'] / 1e3:.0f}; stop "
-                         f"{r['stop_p50'] / 1e3:.0f} / {r['stop_p99'] / 1e3:.0f}; GC CPU {100 * r['cpu_fraction']:.1f}%",
-                         f"Go: {go[key]}" + ("; target p50 <= 100, p99 <= 1000" if procs == "2" else "")])
+            rows.append(
+                [
+                    f"GC pauses {name}, {procs} P ({r['cycles']} cycles): total p50 / p99 / max; time to stop p50 / p99 (us)",
+                    f"{r['p50'] / 1e3:.0f} / {r['p99'] / 1e3:.0f} / {r['max'] / 1e3:.0f}; stop "
+                    f"{r['stop_p50'] / 1e3:.0f} / {r['stop_p99'] / 1e3:.0f}; GC CPU {100 * r['cpu_fraction']:.1f}%",
+                    f"Go: {go[key]}" + ("; target p50 <= 100, p99 <= 1000" if procs == "2" else ""),
+                ]
+            )
         mk = d.get("mark")
         if mk:
-            rows.append(["mark throughput per thread: allocation order; random order",
-                         f"{mk['alloc']['objs_per_s'] / 1e6:.1f} M obj/s ({mk['alloc']['mb_per_s']:.0f} MB/s); "
-                         f"{mk['random']['objs_per_s'] / 1e6:.1f} M obj/s ({mk['random']['mb_per_s']:.0f} MB/s)",
-                         ">= 20 M obj/s (alloc order); floors 32-34 / 24 M"])
+            rows.append(
+                [
+                    "mark throughput per thread: allocation order; random order",
+                    f"{mk['alloc']['objs_per_s'] / 1e6:.1f} M obj/s ({mk['alloc']['mb_per_s']:.0f} MB/s); "
+                    f"{mk['random']['objs_per_s'] / 1e6:.1f} M obj/s ({mk['random']['mb_per_s']:.0f} MB/s)",
+                    ">= 20 M obj/s (alloc order); floors 32-34 / 24 M",
+                ]
+            )
         st = d.get("store")
         if st:
-            rows.append(["pointer store from Python: barrier off / on (Python slots attribute)",
-                         f"{st['off_ns']:.0f} / {st['on_ns']:.0f} ns ({st['slots_ns']:.0f} ns)", ""])
+            rows.append(
+                [
+                    "pointer store from Python: barrier off / on (Python slots attribute)",
+                    f"{st['off_ns']:.0f} / {st['on_ns']:.0f} ns ({st['slots_ns']:.0f} ns)",
+                    "",
+                ]
+            )
     env = next((r["env"] for r in results.values() if r), {})
     quick = any(r.get("quick") for r in results.values() if r)
-    lines = [f"Benchmarks{' (QUICK smoke run: rough figures)' if quick else ''}: `{cmd}` on "
-             f"{env.get('cpus', '?')} CPUs, CPython {env.get('python', '?')}, Linux {env.get('kernel', '?')}, "
-             f"gorun {env.get('gorun', '?')} ({env.get('git', '?')}), {env.get('time', '')}. "
-             "Figures from one run each; floors from shared/reference/floors.md.", "",
-             "| benchmark | measured | target / floor |", "|---|---|---|"]
+    lines = [
+        f"Benchmarks{' (QUICK smoke run: rough figures)' if quick else ''}: `{cmd}` on "
+        f"{env.get('cpus', '?')} CPUs, CPython {env.get('python', '?')}, Linux {env.get('kernel', '?')}, "
+        f"gorun {env.get('gorun', '?')} ({env.get('git', '?')}), {env.get('time', '')}. "
+        "Figures from one run each; floors from shared/reference/floors.md.",
+        "",
+        "| benchmark | measured | target / floor |",
+        "|---|---|---|",
+    ]
     lines += ["| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |" for r in rows]
     lines += ["", "Run time: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())]
     return "\n".join(lines) + "\n"
@@ -165,8 +253,13 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short smoke run of every benchmark")
-    p.add_argument("--wait", type=float, default=None, metavar="S",
-                   help="passed on: wait up to S s for an idle machine before each benchmark (0: don't)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="S",
+        help="passed on: wait up to S s for an idle machine before each benchmark (0: don't)",
+    )
     args = p.parse_args(argv)
     passthrough = (["--quick"] if args.quick else []) + ([f"--wait={args.wait}"] if args.wait is not None else [])
     os.makedirs(OUT_DIR, exist_ok=True)

@@ -20,16 +20,27 @@ from . import _gorun
 
 _EXPECTED_ABI = 9
 if _gorun.ABI_VERSION != _EXPECTED_ABI:  # the version handshake between Python and C
-    raise ImportError(f"gorun's C core has ABI {_gorun.ABI_VERSION}, the Python package expects "
-                      f"{_EXPECTED_ABI}: rebuild with `make install`")
+    raise ImportError(
+        f"gorun's C core has ABI {_gorun.ABI_VERSION}, the Python package expects "
+        f"{_EXPECTED_ABI}: rebuild with `make install`"
+    )
 
 from ._gorun import ArrayHandle, BytesHandle, GorunError, Handle, OutOfMemory  # noqa: E402
 
 # The rest is imported on first use (PEP 562), so that `gorun` on the command line can take over
 # Ctrl-C before the slow imports (numpy): an interruption during start-up is one line, not a
 # traceback.
-_LAZY = {"Interrupted": "runtime", "RunError": "runtime", "RunResult": "runtime", "Runtime": "runtime",
-         "BYTES": "types", "FLOAT": "types", "INT": "types", "PTR": "types", "struct": "types"}
+_LAZY = {
+    "Interrupted": "runtime",
+    "RunError": "runtime",
+    "RunResult": "runtime",
+    "Runtime": "runtime",
+    "BYTES": "types",
+    "FLOAT": "types",
+    "INT": "types",
+    "PTR": "types",
+    "struct": "types",
+}
 
 
 def __getattr__(name: str):
@@ -37,10 +48,26 @@ def __getattr__(name: str):
     if mod is None:
         raise AttributeError(f"module 'gorun' has no attribute {name!r}")
     import importlib
+
     value = getattr(importlib.import_module(f".{mod}", __name__), name)
     globals()[name] = value
     return value
 
-__all__ = ["Runtime", "RunResult", "RunError", "Interrupted", "OutOfMemory", "GorunError", "Handle",
-           "ArrayHandle", "BytesHandle", "struct", "PTR", "INT", "FLOAT", "BYTES"]
+
+__all__ = [
+    "Runtime",
+    "RunResult",
+    "RunError",
+    "Interrupted",
+    "OutOfMemory",
+    "GorunError",
+    "Handle",
+    "ArrayHandle",
+    "BytesHandle",
+    "struct",
+    "PTR",
+    "INT",
+    "FLOAT",
+    "BYTES",
+]
 __version__ = "0.1.0"

@@ -35,14 +35,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="gorun", description="Go's memory management as a real multiprocess runtime.",
-                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="gorun",
+        description="Go's memory management as a real multiprocess runtime.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
-    r = sub.add_parser("run", help="run a workload across worker processes", epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r = sub.add_parser(
+        "run",
+        help="run a workload across worker processes",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     r.error = p.error
     r.add_argument("workload", help="workload name (see `gorun workloads`)")
-    r.add_argument("--procs", type=str, default=None, help="worker processes (P's); default GOMAXPROCS or the CPU count")
+    r.add_argument(
+        "--procs", type=str, default=None, help="worker processes (P's); default GOMAXPROCS or the CPU count"
+    )
     r.add_argument("--lock", default="futex", help="lock kind: futex (default), pthread, sem")
     r.add_argument("--duration", type=str, default=None, help="stop the workload after S seconds")
     r.add_argument("--seed", type=str, default="0", help="RNG seed (each P gets its own stream)")
@@ -53,9 +63,13 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gogc", default=None, help="GC target percentage or 'off' (default: $GOGC or 100)")
     r.add_argument("--mark-threads", default=None, help="GC mark threads (default: 25%% of the CPUs, at least 1)")
     r.add_argument("--gc-period", default=None, help="also start a cycle every S seconds (Go: 120)")
-    r.add_argument("--stall-timeout", default=None, metavar="S",
-                   help="end the run if a stop-the-world, a GC cycle or a wait makes no progress for S "
-                        "seconds, naming the stuck process; 'off' disables (default: $GORUN_STALL_TIMEOUT or 10)")
+    r.add_argument(
+        "--stall-timeout",
+        default=None,
+        metavar="S",
+        help="end the run if a stop-the-world, a GC cycle or a wait makes no progress for S "
+        "seconds, naming the stuck process; 'off' disables (default: $GORUN_STALL_TIMEOUT or 10)",
+    )
     sub.add_parser("workloads", help="list the built-in workloads")
     c = sub.add_parser("clean", help="remove shared-memory segments left by dead runs")
     c.add_argument("--dry-run", action="store_true")
@@ -160,6 +174,7 @@ def _main(argv: list[str] | None) -> int:
         return 2
     if args.cmd == "clean":
         from .shm import clean_stale
+
         res = clean_stale(args.dry_run)
         for n in res.removed:
             _print(("would remove " if args.dry_run else "removed ") + n)
@@ -172,6 +187,7 @@ def _main(argv: list[str] | None) -> int:
         return 1 if res.failed else 0
     if args.cmd == "workloads":
         from .workloads import all_workloads
+
         for w in all_workloads().values():
             _print(f"{w.name}\n  " + " ".join(w.doc.split("\n\n")[0].split()))
             for k, v in w.params.items():
@@ -198,6 +214,7 @@ def _check_json_path(path: str | None) -> None:
     if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise ValueError(f"bad --json {path!r}: not writable")
     import tempfile
+
     try:  # os.access does not see a read-only mount or a full disk: try
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".gorun-json-probe-")
         os.close(fd)
@@ -210,6 +227,7 @@ def _run(args) -> int:
     from . import runtime as rtmod
     from .watchdog import parse_stall_timeout
     from .workloads import get
+
     try:
         w = get(args.workload)
         params = w.parse_params(args.param)
@@ -223,14 +241,24 @@ def _run(args) -> int:
         if args.stall_timeout is not None:
             stall = parse_stall_timeout(args.stall_timeout, "--stall-timeout")
             stall = "off" if stall is None else stall
-        rt = rtmod.Runtime(procs=procs, lock=args.lock, max_heap=args.max_heap, seed=seed, duration=duration,
-                           gogc=args.gogc, mark_threads=mark_threads, gc_period=gc_period, pin=args.pin,
-                           stall_timeout=stall)
+        rt = rtmod.Runtime(
+            procs=procs,
+            lock=args.lock,
+            max_heap=args.max_heap,
+            seed=seed,
+            duration=duration,
+            gogc=args.gogc,
+            mark_threads=mark_threads,
+            gc_period=gc_period,
+            pin=args.pin,
+            stall_timeout=stall,
+        )
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)
         _print(f"gorun: error: {msg}", file=sys.stderr)
         return 2
     from .shm import clean_stale
+
     stale = clean_stale()  # segments of launchers killed with SIGKILL (Runtime.run would do it silently)
     if stale.removed:
         _print(f"gorun: {stale.summary()}", file=sys.stderr)

@@ -61,8 +61,7 @@ class Context:
     g.deadline           time.monotonic() at which --duration ends, or None
     """
 
-    def __init__(self, pid: int, nprocs: int, params: dict, seed: int, duration: float | None,
-                 nglobals: int):
+    def __init__(self, pid: int, nprocs: int, params: dict, seed: int, duration: float | None, nglobals: int):
         self.id = pid
         self.nprocs = nprocs
         self.params = dict(params)

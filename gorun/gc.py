@@ -25,7 +25,7 @@ from . import _gorun
 
 HEAP_MINIMUM = 4 << 20
 TRIGGER_NUM, TRIGGER_DEN = 45, 64
-MARK_STEP_BUDGET = 256 << 10   # scan bytes per main-thread step (~100 us at 2-3 GB/s)
+MARK_STEP_BUDGET = 256 << 10  # scan bytes per main-thread step (~100 us at 2-3 GB/s)
 SWEEP_BATCH = 64
 
 # the cycle record (cyclerec_t in native/runtime.h): its fields, by name, from the C core
@@ -90,8 +90,17 @@ def _ms(ns: int) -> str:
 
 
 class GCProcess:
-    def __init__(self, nprocs: int, gogc: int, mark_threads: int, gctrace: bool, checkmark: bool,
-                 period: float | None, nglobals: int, init_ns: int):
+    def __init__(
+        self,
+        nprocs: int,
+        gogc: int,
+        mark_threads: int,
+        gctrace: bool,
+        checkmark: bool,
+        period: float | None,
+        nglobals: int,
+        init_ns: int,
+    ):
         self.nprocs = nprocs
         self.pacer = Pacer(gogc, nglobals * 8)
         self.mark_threads = mark_threads
@@ -123,7 +132,7 @@ class GCProcess:
             while True:
                 st = _gorun.gc_state()
                 if st["shutdown"]:  # every worker finished: no cycle can serve anyone now (with
-                    break           # GOGC=0 or a tiny --gc-period one is always due)
+                    break  # GOGC=0 or a tiny --gc-period one is always due)
                 forced = st["forced_req"] > self.forced_served
                 heap_due = self.trig != UINT64_MAX and st["heap_live"] >= self.trig
                 timer_due = self.period is not None and time.monotonic() - self.last_end >= self.period
@@ -145,8 +154,9 @@ class GCProcess:
         heap_start = st["heap_live"]
         p1 = _gorun.gc_sweep_termination(n)
         # no new trigger until this cycle's pacing is committed; goal and expected scan stay
-        _gorun.gc_set_pacing(UINT64_MAX, self.goal if self.goal != UINT64_MAX else UINT64_MAX,
-                             self.pacer.scan_expected())
+        _gorun.gc_set_pacing(
+            UINT64_MAX, self.goal if self.goal != UINT64_MAX else UINT64_MAX, self.pacer.scan_expected()
+        )
         mark_start = time.monotonic_ns()
         mark_cpu0 = self.cpu_ns()
         handshakes = 0
@@ -175,15 +185,31 @@ class GCProcess:
         gc_cpu = self.cpu_ns() - cpu0
         st3 = _gorun.gc_state()
         rec = {
-            "n": n, "start_ns": t_start, "stw1_pause": p1, "stw2_pause": p2, "mark_start_ns": mark_start,
-            "mark_end_ns": mark_end, "heap_start": heap_start, "heap_end": heap_end, "heap_marked": marked,
-            "goal": goal_used if goal_used != UINT64_MAX else 0, "mark_cpu_ns": st2["mark_cpu_ns"],
-            "assist_ns": st2["assist_ns"], "forced": int(forced), "objs_marked": st2["objs_marked"],
-            "scan_work": st2["scan_work"], "sweep_end_ns": sweep_end, "bytes_freed": st3["bytes_freed"],
-            "objs_freed": st3["objs_freed"], "gc_cpu_ns": gc_cpu,
+            "n": n,
+            "start_ns": t_start,
+            "stw1_pause": p1,
+            "stw2_pause": p2,
+            "mark_start_ns": mark_start,
+            "mark_end_ns": mark_end,
+            "heap_start": heap_start,
+            "heap_end": heap_end,
+            "heap_marked": marked,
+            "goal": goal_used if goal_used != UINT64_MAX else 0,
+            "mark_cpu_ns": st2["mark_cpu_ns"],
+            "assist_ns": st2["assist_ns"],
+            "forced": int(forced),
+            "objs_marked": st2["objs_marked"],
+            "scan_work": st2["scan_work"],
+            "sweep_end_ns": sweep_end,
+            "bytes_freed": st3["bytes_freed"],
+            "objs_freed": st3["objs_freed"],
+            "gc_cpu_ns": gc_cpu,
             "trigger": trigger_used if trigger_used != UINT64_MAX else 0,
-            "checked": checked, "handshakes": handshakes, "globals_bytes": self.pacer.globals_bytes,
-            "end_ns": time.monotonic_ns(), "mark_proc_cpu_ns": mark_proc_cpu,
+            "checked": checked,
+            "handshakes": handshakes,
+            "globals_bytes": self.pacer.globals_bytes,
+            "end_ns": time.monotonic_ns(),
+            "mark_proc_cpu_ns": mark_proc_cpu,
         }
         _gorun.gc_cycle_write(n - 1, rec)
         self.last_end = time.monotonic()
@@ -200,11 +226,13 @@ class GCProcess:
         wall = max(time.monotonic_ns() - self.init_ns, 1)
         gc_cpu = self.cpu_ns() + _gorun.gc_state()["assist_cpu_total_ns"] + self.pause_ns_total * p
         pct = int(100 * gc_cpu / (p * wall))
-        line = (f"gc {rec['n']} @{at:.3f}s {pct}%: {_ms(a)}+{_ms(b)}+{_ms(c)} ms clock, "
-                f"{_ms(a * p)}+{_ms(rec['assist_ns'])}/{_ms(rec['mark_cpu_ns'])}/0+{_ms(c * p)} ms cpu, "
-                f"{_mb(rec['heap_start'])}->{_mb(rec['heap_end'])}->{_mb(rec['heap_marked'])} MB, "
-                f"{_mb(rec['goal'])} MB goal, 0 MB stacks, {_mb(rec['globals_bytes'])} MB globals, {p} P"
-                + (" (forced)" if rec["forced"] else ""))
+        line = (
+            f"gc {rec['n']} @{at:.3f}s {pct}%: {_ms(a)}+{_ms(b)}+{_ms(c)} ms clock, "
+            f"{_ms(a * p)}+{_ms(rec['assist_ns'])}/{_ms(rec['mark_cpu_ns'])}/0+{_ms(c * p)} ms cpu, "
+            f"{_mb(rec['heap_start'])}->{_mb(rec['heap_end'])}->{_mb(rec['heap_marked'])} MB, "
+            f"{_mb(rec['goal'])} MB goal, 0 MB stacks, {_mb(rec['globals_bytes'])} MB globals, {p} P"
+            + (" (forced)" if rec["forced"] else "")
+        )
         print(line, file=sys.stderr, flush=True)
 
 

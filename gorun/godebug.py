@@ -15,8 +15,11 @@ _FLAGS = _gorun.constants()["debug_flags"]  # the C core's debug_flags bits, by 
 # name -> (C flag bit or 0, description)
 KNOBS = {
     "mcachebypass": (_FLAGS["mcachebypass"], "1: every small allocation refills through its mcentral (lock stress)"),
-    "gccheckmark": (_FLAGS["checkmark"], "1: at mark termination re-mark from the roots with the world stopped; "
-                            "a reachable unmarked object is a fatal error naming it"),
+    "gccheckmark": (
+        _FLAGS["checkmark"],
+        "1: at mark termination re-mark from the roots with the world stopped; "
+        "a reachable unmarked object is a fatal error naming it",
+    ),
     "gctrace": (0, "1: one line per GC cycle on stderr, in Go's format"),
 }
 

@@ -41,8 +41,17 @@ class SharedHeap:
     entering fails): the launcher ignores its stop signals from then on.
     """
 
-    def __init__(self, arena_size: int, *, nprocs: int = 1, lock: str = "futex", root_slots: int = 4096,
-                 nglobals: int = 64, debug_flags: int = 0, before_close: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        arena_size: int,
+        *,
+        nprocs: int = 1,
+        lock: str = "futex",
+        root_slots: int = 4096,
+        nglobals: int = 64,
+        debug_flags: int = 0,
+        before_close: Callable[[], None] | None = None,
+    ):
         if lock not in LOCK_KINDS:
             raise ValueError(f"unknown lock kind {lock!r}: choose one of {', '.join(LOCK_KINDS)}")
         self.lock = lock
@@ -66,9 +75,11 @@ class SharedHeap:
         return self.owner == os.getpid()
 
     def __repr__(self) -> str:
-        return (f"SharedHeap({self.meta_name or '(not created)'}, arena {self.arena_size}, meta {self.meta_size}, "
-                f"nprocs={self.nprocs}, lock={self.lock!r}, root_slots={self.root_slots}, nglobals={self.nglobals}, "
-                f"debug_flags={self.debug_flags})")
+        return (
+            f"SharedHeap({self.meta_name or '(not created)'}, arena {self.arena_size}, meta {self.meta_size}, "
+            f"nprocs={self.nprocs}, lock={self.lock!r}, root_slots={self.root_slots}, nglobals={self.nglobals}, "
+            f"debug_flags={self.debug_flags})"
+        )
 
     def __enter__(self) -> SharedHeap:
         if _gorun.attached():
@@ -83,8 +94,17 @@ class SharedHeap:
             self._segs.append(shm.Segment(self.meta_name, self.meta_size))
             self._segs.append(shm.Segment(self.arena_name, self.arena_size))
             # on failure init unmaps what it mapped; detach is then a no-op
-            _gorun.init(self._segs[0].fd, self.meta_size, self._segs[1].fd, self.arena_size, self.nprocs,
-                        LOCK_KINDS.index(self.lock), self.root_slots, self.nglobals, self.debug_flags)
+            _gorun.init(
+                self._segs[0].fd,
+                self.meta_size,
+                self._segs[1].fd,
+                self.arena_size,
+                self.nprocs,
+                LOCK_KINDS.index(self.lock),
+                self.root_slots,
+                self.nglobals,
+                self.debug_flags,
+            )
             for s in self._segs:
                 s.close_fd()  # the mapping stays; forked children inherit it
         except BaseException:

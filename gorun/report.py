@@ -52,30 +52,56 @@ def gc_dict(r) -> dict:
     total = [p["total_ns"] for p in pauses]
     stop = [p["stop_ns"] for p in pauses]
     pause_sum = sum(total)
-    gc_cpu = (g.get("process_cpu_ns") or sum(c["gc_cpu_ns"] for c in cycles)) + state.get("assist_cpu_total_ns", 0) \
+    gc_cpu = (
+        (g.get("process_cpu_ns") or sum(c["gc_cpu_ns"] for c in cycles))
+        + state.get("assist_cpu_total_ns", 0)
         + pause_sum * r.procs
+    )
     out = {
         # the counter, not the record ring (which keeps the last 8192 cycles; pauses: the last 16384)
-        "cycles": state.get("cycles_done", len(cycles)), "forced": sum(1 for c in cycles if c["forced"]),
+        "cycles": state.get("cycles_done", len(cycles)),
+        "forced": sum(1 for c in cycles if c["forced"]),
         "gogc": g.get("gogc"),
         "mark_threads": g.get("mark_threads"),
-        "pauses": [{"kind": p["kind"], "cycle": p["cycle"], "stop_ns": p["stop_ns"], "total_ns": p["total_ns"],
-                    "ack_ns": p["ack_ns"]} for p in pauses],
+        "pauses": [
+            {
+                "kind": p["kind"],
+                "cycle": p["cycle"],
+                "stop_ns": p["stop_ns"],
+                "total_ns": p["total_ns"],
+                "ack_ns": p["ack_ns"],
+            }
+            for p in pauses
+        ],
         "stw_total_ns": pause_sum,
-        "pause_total_ns": {"p50": _pct(total, .5), "p99": _pct(total, .99), "max": max(total, default=0)},
-        "pause_stop_ns": {"p50": _pct(stop, .5), "p99": _pct(stop, .99), "max": max(stop, default=0)},
+        "pause_total_ns": {"p50": _pct(total, 0.5), "p99": _pct(total, 0.99), "max": max(total, default=0)},
+        "pause_stop_ns": {"p50": _pct(stop, 0.5), "p99": _pct(stop, 0.99), "max": max(stop, default=0)},
         "cpu_fraction": gc_cpu / (r.procs * r.wall_ns) if r.wall_ns else 0.0,
-        "cpu_ns": gc_cpu, "assist_ns": state.get("assist_cpu_total_ns", 0),
-        "freed_bytes": state.get("bytes_freed", 0), "freed_objects": state.get("objs_freed", 0),
+        "cpu_ns": gc_cpu,
+        "assist_ns": state.get("assist_cpu_total_ns", 0),
+        "freed_bytes": state.get("bytes_freed", 0),
+        "freed_objects": state.get("objs_freed", 0),
         "freed_spans": state.get("spans_freed", 0),
-        "cycles_detail": [{
-            "n": c["n"], "heap_start": c["heap_start"], "heap_end": c["heap_end"], "heap_marked": c["heap_marked"],
-            "goal": c["goal"], "trigger": c["trigger"], "mark_ns": c["mark_end_ns"] - c["mark_start_ns"],
-            "mark_cpu_ns": c["mark_cpu_ns"], "mark_gc_process_cpu_ns": c["mark_proc_cpu_ns"],
-            "assist_ns": c["assist_ns"], "forced": bool(c["forced"]),
-            "objects_marked": c["objs_marked"], "scan_bytes": c["scan_work"], "handshakes": c["handshakes"],
-            "sweep_ns": c["sweep_end_ns"] - c["mark_end_ns"],
-        } for c in cycles],
+        "cycles_detail": [
+            {
+                "n": c["n"],
+                "heap_start": c["heap_start"],
+                "heap_end": c["heap_end"],
+                "heap_marked": c["heap_marked"],
+                "goal": c["goal"],
+                "trigger": c["trigger"],
+                "mark_ns": c["mark_end_ns"] - c["mark_start_ns"],
+                "mark_cpu_ns": c["mark_cpu_ns"],
+                "mark_gc_process_cpu_ns": c["mark_proc_cpu_ns"],
+                "assist_ns": c["assist_ns"],
+                "forced": bool(c["forced"]),
+                "objects_marked": c["objs_marked"],
+                "scan_bytes": c["scan_work"],
+                "handshakes": c["handshakes"],
+                "sweep_ns": c["sweep_end_ns"] - c["mark_end_ns"],
+            }
+            for c in cycles
+        ],
     }
     return out
 
@@ -86,32 +112,53 @@ def result_dict(r) -> dict:
     per_p = []
     for p, o in zip(st["ps"], r.outcomes):
         dur = max(p["end_ns"] - p["start_ns"], 1) if p["end_ns"] else 0
-        per_p.append({
-            "id": p["id"], "pid": o.ospid, "status": o.status, "objects": p["objects"], "bytes": p["bytes"],
-            "tiny_allocs": p["tiny_allocs"], "large_allocs": p["large_allocs"], "refills": p["refills"],
-            "seconds": dur / 1e9, "objects_per_s": p["objects"] / (dur / 1e9) if dur else 0.0,
-            "bytes_per_s": p["bytes"] / (dur / 1e9) if dur else 0.0,
-        })
+        per_p.append(
+            {
+                "id": p["id"],
+                "pid": o.ospid,
+                "status": o.status,
+                "objects": p["objects"],
+                "bytes": p["bytes"],
+                "tiny_allocs": p["tiny_allocs"],
+                "large_allocs": p["large_allocs"],
+                "refills": p["refills"],
+                "seconds": dur / 1e9,
+                "objects_per_s": p["objects"] / (dur / 1e9) if dur else 0.0,
+                "bytes_per_s": p["bytes"] / (dur / 1e9) if dur else 0.0,
+            }
+        )
     by_class = {}
     for spc, c in enumerate(st["central"]):
         if c["nspans"] or st["locks"]["mcentral"][spc]["acquisitions"]:
             by_class[str(spc)] = {
-                "sizeclass": spc >> 1, "noscan": bool(spc & 1), "elemsize": CLASS_TO_SIZE[spc >> 1],
-                "spans": c["nspans"], **{k: st["locks"]["mcentral"][spc][k] for k in LOCK_FIELDS},
+                "sizeclass": spc >> 1,
+                "noscan": bool(spc & 1),
+                "elemsize": CLASS_TO_SIZE[spc >> 1],
+                "spans": c["nspans"],
+                **{k: st["locks"]["mcentral"][spc][k] for k in LOCK_FIELDS},
             }
     mc = lock_summary(st["locks"]["mcentral"])
     mh = lock_summary([st["locks"]["mheap"]])
     return {
-        "workload": r.workload, "params": r.params, "procs": r.procs, "lock": r.lock,
-        "max_heap": r.max_heap, "wall_s": r.wall_ns / 1e9, "error": r.error,
+        "workload": r.workload,
+        "params": r.params,
+        "procs": r.procs,
+        "lock": r.lock,
+        "max_heap": r.max_heap,
+        "wall_s": r.wall_ns / 1e9,
+        "error": r.error,
         "alloc": {
-            "objects": sum(p["objects"] for p in per_p), "bytes": sum(p["bytes"] for p in per_p),
+            "objects": sum(p["objects"] for p in per_p),
+            "bytes": sum(p["bytes"] for p in per_p),
             "per_p": per_p,
         },
         "heap": {
-            "inuse_bytes": heap["pages_inuse"] * PAGE_SIZE, "peak_inuse_bytes": heap["peak_pages_inuse"] * PAGE_SIZE,
-            "grown_bytes": heap["grown_pages"] * PAGE_SIZE, "heap_live": heap["heap_live"],
-            "spans_inuse": heap["spans_inuse"], "large_spans": heap["large_spans"],
+            "inuse_bytes": heap["pages_inuse"] * PAGE_SIZE,
+            "peak_inuse_bytes": heap["peak_pages_inuse"] * PAGE_SIZE,
+            "grown_bytes": heap["grown_pages"] * PAGE_SIZE,
+            "heap_live": heap["heap_live"],
+            "spans_inuse": heap["spans_inuse"],
+            "large_spans": heap["large_spans"],
             "spans_by_class": {k: v["spans"] for k, v in by_class.items()},
         },
         "gc": gc_dict(r),
@@ -131,42 +178,80 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def summary_text(r) -> str:
     d = result_dict(r)
-    out = [f"gorun: workload {d['workload']}, {d['procs']} P, lock {d['lock']}, "
-           f"wall {d['wall_s']:.2f}s" + (f"  [ended: {d['error'].splitlines()[0]}]" if d["error"] else "")]
-    rows = [[f"P{p['id']}", p["status"], f"{p['objects']:,}", fmt_bytes(p["bytes"]), f"{p['tiny_allocs']:,}",
-             f"{p['large_allocs']:,}", f"{p['objects_per_s'] / 1e6:.2f} M/s", f"{fmt_bytes(p['bytes_per_s'])}/s"]
-            for p in d["alloc"]["per_p"]]
-    rows.append(["all", "", f"{d['alloc']['objects']:,}", fmt_bytes(d["alloc"]["bytes"]), "", "",
-                 f"{sum(p['objects_per_s'] for p in d['alloc']['per_p']) / 1e6:.2f} M/s", ""])
+    out = [
+        f"gorun: workload {d['workload']}, {d['procs']} P, lock {d['lock']}, "
+        f"wall {d['wall_s']:.2f}s" + (f"  [ended: {d['error'].splitlines()[0]}]" if d["error"] else "")
+    ]
+    rows = [
+        [
+            f"P{p['id']}",
+            p["status"],
+            f"{p['objects']:,}",
+            fmt_bytes(p["bytes"]),
+            f"{p['tiny_allocs']:,}",
+            f"{p['large_allocs']:,}",
+            f"{p['objects_per_s'] / 1e6:.2f} M/s",
+            f"{fmt_bytes(p['bytes_per_s'])}/s",
+        ]
+        for p in d["alloc"]["per_p"]
+    ]
+    rows.append(
+        [
+            "all",
+            "",
+            f"{d['alloc']['objects']:,}",
+            fmt_bytes(d["alloc"]["bytes"]),
+            "",
+            "",
+            f"{sum(p['objects_per_s'] for p in d['alloc']['per_p']) / 1e6:.2f} M/s",
+            "",
+        ]
+    )
     out += ["", "allocation", _table(rows, ["P", "status", "objects", "bytes", "tiny", "large", "rate", "bytes/s"])]
     h = d["heap"]
-    out += ["", f"heap: in use {fmt_bytes(h['inuse_bytes'])} (peak {fmt_bytes(h['peak_inuse_bytes'])}), "
-                f"grown {fmt_bytes(h['grown_bytes'])} of max {fmt_bytes(d['max_heap'])}, "
-                f"{h['spans_inuse']} spans ({h['large_spans']} large)"]
+    out += [
+        "",
+        f"heap: in use {fmt_bytes(h['inuse_bytes'])} (peak {fmt_bytes(h['peak_inuse_bytes'])}), "
+        f"grown {fmt_bytes(h['grown_bytes'])} of max {fmt_bytes(d['max_heap'])}, "
+        f"{h['spans_inuse']} spans ({h['large_spans']} large)",
+    ]
     g = d["gc"]
     if g["cycles"]:
         tt, ts = g["pause_total_ns"], g["pause_stop_ns"]
-        out += [f"gc: {g['cycles']} cycles ({g['forced']} forced), GOGC={'off' if g['gogc'] == -1 else g['gogc']}, "
-                f"STW total {fmt_ns(g['stw_total_ns'])} in {len(g['pauses'])} pauses, "
-                f"GC CPU {100 * g['cpu_fraction']:.1f}%, freed {fmt_bytes(g['freed_bytes'])}",
-                f"    pause total p50 {fmt_ns(tt['p50'])}  p99 {fmt_ns(tt['p99'])}  max {fmt_ns(tt['max'])};  "
-                f"time to stop p50 {fmt_ns(ts['p50'])}  p99 {fmt_ns(ts['p99'])}  max {fmt_ns(ts['max'])}"]
+        out += [
+            f"gc: {g['cycles']} cycles ({g['forced']} forced), GOGC={'off' if g['gogc'] == -1 else g['gogc']}, "
+            f"STW total {fmt_ns(g['stw_total_ns'])} in {len(g['pauses'])} pauses, "
+            f"GC CPU {100 * g['cpu_fraction']:.1f}%, freed {fmt_bytes(g['freed_bytes'])}",
+            f"    pause total p50 {fmt_ns(tt['p50'])}  p99 {fmt_ns(tt['p99'])}  max {fmt_ns(tt['max'])};  "
+            f"time to stop p50 {fmt_ns(ts['p50'])}  p99 {fmt_ns(ts['p99'])}  max {fmt_ns(ts['max'])}",
+        ]
     elif g["gogc"] is not None:
         out.append(f"gc: no cycle ran (GOGC={'off' if g['gogc'] == -1 else g['gogc']})")
     byc = d["locks"]["mcentral_by_class"]
     top = [kv for kv in sorted(byc.items(), key=lambda kv: -kv[1]["spans"])[:8] if kv[1]["spans"]]
     if top:
-        out.append("spans per class (top 8): " + ", ".join(
-            f"{v['elemsize'] or 'large'}{'n' if v['noscan'] else ''}:{v['spans']}" for _, v in top))
+        out.append(
+            "spans per class (top 8): "
+            + ", ".join(f"{v['elemsize'] or 'large'}{'n' if v['noscan'] else ''}:{v['spans']}" for _, v in top)
+        )
     lrows = []
     for name, lk in (("mheap", d["locks"]["mheap"]), ("mcentral (all)", d["locks"]["mcentral"])):
         lrows.append(_lock_row(name, lk))
     busiest = sorted(byc.items(), key=lambda kv: -kv[1]["acquisitions"])[:4]
     for spc, v in busiest:
-        lrows.append(_lock_row(f"  mcentral[{spc}] {v['elemsize'] or 'large'}{'n' if v['noscan'] else ''}",
-                               {**v, "wait_ns_p99": None}))
-    out += ["", "locks", _table(lrows, ["lock", "acquisitions", "contended", "wait total", "wait mean",
-                                        "wait p99", "wait max", "hold total"])]
+        lrows.append(
+            _lock_row(
+                f"  mcentral[{spc}] {v['elemsize'] or 'large'}{'n' if v['noscan'] else ''}", {**v, "wait_ns_p99": None}
+            )
+        )
+    out += [
+        "",
+        "locks",
+        _table(
+            lrows,
+            ["lock", "acquisitions", "contended", "wait total", "wait mean", "wait p99", "wait max", "hold total"],
+        ),
+    ]
     return "\n".join(out)
 
 
@@ -175,5 +260,13 @@ def _lock_row(name: str, lk: dict) -> list[str]:
     cont = lk["contended"]
     mean = lk["wait_ns_total"] / cont if cont else 0
     p99 = lk.get("wait_ns_p99")
-    return [name, f"{acq:,}", f"{cont:,} ({100 * cont / acq:.1f}%)" if acq else "0", fmt_ns(lk["wait_ns_total"]),
-            fmt_ns(mean), "<" + fmt_ns(p99) if p99 else "-", fmt_ns(lk["wait_ns_max"]), fmt_ns(lk["hold_ns_total"])]
+    return [
+        name,
+        f"{acq:,}",
+        f"{cont:,} ({100 * cont / acq:.1f}%)" if acq else "0",
+        fmt_ns(lk["wait_ns_total"]),
+        fmt_ns(mean),
+        "<" + fmt_ns(p99) if p99 else "-",
+        fmt_ns(lk["wait_ns_max"]),
+        fmt_ns(lk["hold_ns_total"]),
+    ]

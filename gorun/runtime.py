@@ -60,7 +60,7 @@ log = logging.getLogger("gorun")
 class WorkerOutcome:
     pid: int
     ospid: int
-    status: str = "running"   # ok | error | oom | died
+    status: str = "running"  # ok | error | oom | died
     value: object = None
     error: str = ""
     exit_desc: str = ""
@@ -85,10 +85,12 @@ class RunResult:
 
     def to_dict(self) -> dict:
         from .report import result_dict
+
         return result_dict(self)
 
     def summary(self) -> str:
         from .report import summary_text
+
         return summary_text(self)
 
 
@@ -118,15 +120,28 @@ def _write_all(fd: int, data: bytes) -> None:
 class Runtime:
     """A gorun runtime: N worker processes (Go's P's) over one shared-memory heap."""
 
-    def __init__(self, procs: int | None = None, lock: str = "futex", max_heap: int | str = DEFAULT_MAX_HEAP,
-                 seed: int = 0, duration: float | None = None, root_slots: int = 1 << 20,
-                 nglobals: int = 1024, godebug_env: str | None = None, pin: bool = False,
-                 gogc: int | str | None = None, mark_threads: int | None = None,
-                 gc_period: float | None = None, stall_timeout: float | str | None = None):
+    def __init__(
+        self,
+        procs: int | None = None,
+        lock: str = "futex",
+        max_heap: int | str = DEFAULT_MAX_HEAP,
+        seed: int = 0,
+        duration: float | None = None,
+        root_slots: int = 1 << 20,
+        nglobals: int = 1024,
+        godebug_env: str | None = None,
+        pin: bool = False,
+        gogc: int | str | None = None,
+        mark_threads: int | None = None,
+        gc_period: float | None = None,
+        stall_timeout: float | str | None = None,
+    ):
         maxp = _gorun.constants()["max_procs"]
         if "GOMEMLIMIT" in os.environ:
-            raise ValueError(f"GOMEMLIMIT is not implemented yet (GOMEMLIMIT={os.environ['GOMEMLIMIT']!r}): "
-                             "unset it (use --max-heap to cap the heap)")
+            raise ValueError(
+                f"GOMEMLIMIT is not implemented yet (GOMEMLIMIT={os.environ['GOMEMLIMIT']!r}): "
+                "unset it (use --max-heap to cap the heap)"
+            )
         if procs is None:
             env = os.environ.get("GOMAXPROCS", "").strip()
             if env:
@@ -184,18 +199,28 @@ class Runtime:
         First removes the segments of dead launchers (as ``gorun clean``); what it removed is in
         ``self.stale_cleaned`` and logged at INFO on the ``gorun`` logger (nothing is printed)."""
         from .workloads import check_params
+
         check_params(fn, params)
         if _gorun.attached():
-            raise GorunError("this process already has a gorun heap attached (a run inside a workload "
-                             "or inside another run is not supported)")
+            raise GorunError(
+                "this process already has a gorun heap attached (a run inside a workload "
+                "or inside another run is not supported)"
+            )
         self.stale_cleaned = shm.clean_stale()
         if self.stale_cleaned.removed:
             log.info("%s", self.stale_cleaned.summary())
         sig = _StopSignals()
         # Tearing the heap down (after the inner `finally` below has killed and reaped every
         # child, or when setting it up fails) starts with ignoring the stop signals.
-        hp = heap.SharedHeap(self.max_heap, nprocs=self.procs, lock=self.lock, root_slots=self.root_slots,
-                             nglobals=self.nglobals, debug_flags=self.debug.flags, before_close=sig.ignore)
+        hp = heap.SharedHeap(
+            self.max_heap,
+            nprocs=self.procs,
+            lock=self.lock,
+            root_slots=self.root_slots,
+            nglobals=self.nglobals,
+            debug_flags=self.debug.flags,
+            before_close=sig.ignore,
+        )
         children: dict[int, tuple[int, int]] = {}  # ospid -> (P id, read fd)
         outcomes = [WorkerOutcome(i, 0) for i in range(self.procs)]
         t0 = time.monotonic_ns()
@@ -264,8 +289,9 @@ class Runtime:
                     self._kill_all(children)
         except KeyboardInterrupt:  # during the run, or while the heap was being set up
             signum = sig.received or signal.SIGINT
-            raise Interrupted(f"run interrupted ({signal.Signals(signum).name}); workers stopped, segments removed",
-                              result, signum) from None
+            raise Interrupted(
+                f"run interrupted ({signal.Signals(signum).name}); workers stopped, segments removed", result, signum
+            ) from None
         finally:
             sig.ignore()
             sig.restore()
@@ -293,13 +319,21 @@ class Runtime:
 
     def _gc_main(self, wfd: int, sig) -> None:
         def body():
-            cfg = dict(nprocs=self.procs, gogc=self.gogc, mark_threads=self.mark_threads,
-                       gctrace=bool(self.debug.get("gctrace")), checkmark=bool(self.debug.get("gccheckmark")),
-                       period=self.gc_period, nglobals=self.nglobals, init_ns=_gorun.gc_state()["init_ns"])
+            cfg = dict(
+                nprocs=self.procs,
+                gogc=self.gogc,
+                mark_threads=self.mark_threads,
+                gctrace=bool(self.debug.get("gctrace")),
+                checkmark=bool(self.debug.get("gccheckmark")),
+                period=self.gc_period,
+                nglobals=self.nglobals,
+                init_ns=_gorun.gc_state()["init_ns"],
+            )
             try:
                 return ("ok", gc.gc_process_main(cfg), "")
             except BaseException as e:  # noqa: BLE001
                 return ("error", None, "".join(traceback.format_exception(e)).rstrip())
+
         self._child_main(wfd, body, sig)
 
     def _worker_main(self, pid: int, fn, params: dict, wfd: int, sig) -> None:
@@ -323,6 +357,7 @@ class Runtime:
                 except Exception:  # noqa: BLE001
                     pass
                 return msg
+
         self._child_main(wfd, body, sig, sigurg=True)
 
     def _watch(self, children: dict, outcomes: list) -> tuple[str, str] | None:
@@ -375,8 +410,10 @@ class Runtime:
                     hint = ""
                     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS:
                         free = shm.shm_free_bytes()
-                        hint = (f" (shared memory exhausted? {shm.SHM_DIR} has {free >> 20} MiB free; "
-                                "lower --max-heap or enlarge /dev/shm)")
+                        hint = (
+                            f" (shared memory exhausted? {shm.SHM_DIR} has {free >> 20} MiB free; "
+                            "lower --max-heap or enlarge /dev/shm)"
+                        )
                     return "died", f"worker P{pidx} (pid {ospid}) died: {o.exit_desc}{hint}"
         return None
 
@@ -421,12 +458,24 @@ class Runtime:
     def _result(self, t0: int, outcomes: list, params: dict, fn, failure) -> RunResult:
         stats = _gorun.stats()
         gc_out = getattr(self, "gc_outcome", None)
-        stats["gc"] = {"process_cpu_ns": gc_out[1]["cpu_ns"] if gc_out and gc_out[0] == "ok" else None,"pauses": _gorun.gc_pauses(0), "cycles": gc.cycle_dicts(_gorun.gc_cycles()),
-                       "state": _gorun.gc_state(), "gogc": self.gogc, "mark_threads": self.mark_threads}
+        stats["gc"] = {
+            "process_cpu_ns": gc_out[1]["cpu_ns"] if gc_out and gc_out[0] == "ok" else None,
+            "pauses": _gorun.gc_pauses(0),
+            "cycles": gc.cycle_dicts(_gorun.gc_cycles()),
+            "state": _gorun.gc_state(),
+            "gogc": self.gogc,
+            "mark_threads": self.mark_threads,
+        }
         return RunResult(
-            procs=self.procs, lock=self.lock, max_heap=self.max_heap, wall_ns=time.monotonic_ns() - t0,
-            stats=stats, outcomes=outcomes, params=dict(params),
-            workload=getattr(fn, "__name__", str(fn)), error=failure[1] if failure else "",
+            procs=self.procs,
+            lock=self.lock,
+            max_heap=self.max_heap,
+            wall_ns=time.monotonic_ns() - t0,
+            stats=stats,
+            outcomes=outcomes,
+            params=dict(params),
+            workload=getattr(fn, "__name__", str(fn)),
+            error=failure[1] if failure else "",
         )
 
 

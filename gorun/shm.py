@@ -24,6 +24,7 @@ _NAME_RE = re.compile(r"^gorun\.(\d+)\.([0-9a-f]+)\.(meta|arena)$")
 
 def _gorun_error(msg: str) -> Exception:
     from . import _gorun
+
     return _gorun.GorunError(msg)
 
 
@@ -37,8 +38,10 @@ class Segment:
         try:
             self._shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
         except posix_ipc.ExistentialError:
-            raise _gorun_error(f"cannot create shared-memory segment {name}: it already exists "
-                               f"(remove {SHM_DIR}{name} if no run uses it)") from None
+            raise _gorun_error(
+                f"cannot create shared-memory segment {name}: it already exists "
+                f"(remove {SHM_DIR}{name} if no run uses it)"
+            ) from None
         except posix_ipc.PermissionsError:
             raise _gorun_error(f"cannot create shared-memory segment {name} in {SHM_DIR}: Permission denied") from None
         except (posix_ipc.Error, OSError) as e:
@@ -106,16 +109,18 @@ def list_segments() -> list[tuple[str, int]]:
 
 
 class CleanResult(NamedTuple):
-    removed: list      # names removed (or that would be, with dry_run)
-    kept: list         # names whose launcher is alive
-    failed: list       # (name, reason) of dead runs' segments that could not be removed
-    pids: list         # launcher pids of the removed segments
-    nbytes: int        # shared memory the removed segments held
+    removed: list  # names removed (or that would be, with dry_run)
+    kept: list  # names whose launcher is alive
+    failed: list  # (name, reason) of dead runs' segments that could not be removed
+    pids: list  # launcher pids of the removed segments
+    nbytes: int  # shared memory the removed segments held
 
     def summary(self) -> str:
         """One line, e.g. 'removed 2 segments of dead run(s) (pids 1234): 3.1 MiB'."""
-        return (f"removed {len(self.removed)} segment{'s' if len(self.removed) != 1 else ''} of dead run(s) "
-                f"(pids {', '.join(map(str, self.pids))}): {self.nbytes / (1 << 20):.1f} MiB")
+        return (
+            f"removed {len(self.removed)} segment{'s' if len(self.removed) != 1 else ''} of dead run(s) "
+            f"(pids {', '.join(map(str, self.pids))}): {self.nbytes / (1 << 20):.1f} MiB"
+        )
 
 
 def clean_stale(dry_run: bool = False) -> CleanResult:

@@ -16,7 +16,8 @@ _C = _gorun.constants()  # one source for every constant: the C core (native/run
 FK_PTR, FK_INT, FK_FLOAT, FK_BYTES = (_C["field_kinds"][k] for k in ("ptr", "int", "float", "bytes"))
 TK_STRUCT, TK_ARRAY, TK_BYTES = (_C["type_kinds"][k] for k in ("struct", "array", "bytes"))
 TID_BYTES, TID_INT_ARRAY, TID_FLOAT_ARRAY, TID_PTR_ARRAY = (
-    _C["type_ids"][k] for k in ("bytes", "int_array", "float_array", "ptr_array"))
+    _C["type_ids"][k] for k in ("bytes", "int_array", "float_array", "ptr_array")
+)
 
 
 class FieldKind:
@@ -97,8 +98,9 @@ def register(cls: type) -> int:
     """Put a struct type in the attached heap's type table and bind the class to its id."""
     size, mask = cls._gorun_size, cls._gorun_mask
     nwords = size // 8
-    tid = _gorun.register_type(cls.__name__, TK_STRUCT, size, 0, 0, 1 if mask else 0, nwords,
-                               mask.to_bytes(32, "little"))
+    tid = _gorun.register_type(
+        cls.__name__, TK_STRUCT, size, 0, 0, 1 if mask else 0, nwords, mask.to_bytes(32, "little")
+    )
     _gorun.bind_class(tid, cls)
     cls._gorun_tid = tid
     return tid

@@ -5,10 +5,20 @@ from __future__ import annotations
 import re
 
 _UNITS = {
-    "": 1, "b": 1,
-    "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
+    "": 1,
+    "b": 1,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "k": 1 << 10,
+    "m": 1 << 20,
+    "g": 1 << 30,
+    "t": 1 << 40,
 }
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
@@ -21,8 +31,9 @@ def parse_size(text: str | int, what: str = "size") -> int:
         return text
     m = _SIZE_RE.match(str(text))
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"bad {what} {text!r}: expected a number with an optional unit "
-                         "(B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")
+        raise ValueError(
+            f"bad {what} {text!r}: expected a number with an optional unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+        )
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 

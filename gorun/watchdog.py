@@ -45,14 +45,27 @@ TICK = 0.1  # seconds between two snapshots
 P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP, P_DONE, P_DEAD, P_GCSCAN = range(7)
 POLL_STOP, POLL_SCANROOTS, POLL_FLUSHWB = 1, 2, 4
 RC_NONE, RC_REFILL, RC_LARGE, RC_ASSIST, RC_CYCLE_WAIT, RC_GC_WAIT, RC_TEST_SPIN = range(7)
-(GCA_STARTING, GCA_IDLE, GCA_SWEEP_FINISH, GCA_STOPPING, GCA_STW, GCA_MARK, GCA_HANDSHAKE, GCA_SWEEP,
- GCA_EXITING) = range(9)
+(GCA_STARTING, GCA_IDLE, GCA_SWEEP_FINISH, GCA_STOPPING, GCA_STW, GCA_MARK, GCA_HANDSHAKE, GCA_SWEEP, GCA_EXITING) = (
+    range(9)
+)
 PAUSE_KINDS = {1: "sweep termination", 2: "mark termination"}
-P_STATUS = {P_IDLE: "not started", P_RUNNING: "running", P_SYSCALL: "in a blocking call (g.blocking())",
-            P_GCSTOP: "stopped for the GC", P_DONE: "done", P_DEAD: "not in this run",
-            P_GCSCAN: "blocked, served by the GC process"}
-RCALLS = {RC_REFILL: "mcache refill", RC_LARGE: "large allocation", RC_ASSIST: "mark assist",
-          RC_CYCLE_WAIT: "waiting for a GC cycle to start", RC_GC_WAIT: "g.gc()", RC_TEST_SPIN: "test_spin hook"}
+P_STATUS = {
+    P_IDLE: "not started",
+    P_RUNNING: "running",
+    P_SYSCALL: "in a blocking call (g.blocking())",
+    P_GCSTOP: "stopped for the GC",
+    P_DONE: "done",
+    P_DEAD: "not in this run",
+    P_GCSCAN: "blocked, served by the GC process",
+}
+RCALLS = {
+    RC_REFILL: "mcache refill",
+    RC_LARGE: "large allocation",
+    RC_ASSIST: "mark assist",
+    RC_CYCLE_WAIT: "waiting for a GC cycle to start",
+    RC_GC_WAIT: "g.gc()",
+    RC_TEST_SPIN: "test_spin hook",
+}
 # GC activities during which the GC process itself must keep advancing its progress counter
 SELF_PROGRESS = (GCA_SWEEP_FINISH, GCA_STW, GCA_MARK, GCA_SWEEP, GCA_EXITING)
 
@@ -137,7 +150,7 @@ class Watchdog:
         if -1 in live:
             node_pid[GC] = live[-1]
         for pidx, ospid in live.items():  # every worker the launcher forked, attached to its P
-            if pidx >= 0:                 # or not yet (one stopped in its first milliseconds)
+            if pidx >= 0:  # or not yet (one stopped in its first milliseconds)
                 node_pid[pidx] = ospid
         os_state = {n: self._os_state(pid) for n, pid in node_pid.items()}
         if any(s in ("zombie", "dead", "gone") for s in os_state.values()):
@@ -160,22 +173,46 @@ class Watchdog:
             act_dur = self._since(("gcact", act, arg, cycle, gcs["since_ns"]), now, seen)
             kind = PAUSE_KINDS.get(arg, "?")
             if act == GCA_STOPPING:
-                dsts = [p["id"] for p in ps if p["id"] in node_pid and p["status"] == P_RUNNING
-                        and p["poll"] & POLL_STOP]
-                edges.append(_Edge(GC, dsts, lambda t, c=cycle, k=kind: f"waiting for {t} to stop the world for cycle {c} ({k})",
-                                   act_dur, act_dur >= S))
+                dsts = [
+                    p["id"] for p in ps if p["id"] in node_pid and p["status"] == P_RUNNING and p["poll"] & POLL_STOP
+                ]
+                edges.append(
+                    _Edge(
+                        GC,
+                        dsts,
+                        lambda t, c=cycle, k=kind: f"waiting for {t} to stop the world for cycle {c} ({k})",
+                        act_dur,
+                        act_dur >= S,
+                    )
+                )
             elif act == GCA_HANDSHAKE:
-                dsts = [p["id"] for p in ps if p["id"] in node_pid and p["status"] == P_RUNNING
-                        and p["poll"] & POLL_FLUSHWB]
-                edges.append(_Edge(GC, dsts, lambda t, c=cycle: f"waiting for {t} to flush its write-barrier log "
-                                   f"(mark completion handshake, cycle {c})", act_dur, act_dur >= S))
+                dsts = [
+                    p["id"] for p in ps if p["id"] in node_pid and p["status"] == P_RUNNING and p["poll"] & POLL_FLUSHWB
+                ]
+                edges.append(
+                    _Edge(
+                        GC,
+                        dsts,
+                        lambda t, c=cycle: (
+                            f"waiting for {t} to flush its write-barrier log (mark completion handshake, cycle {c})"
+                        ),
+                        act_dur,
+                        act_dur >= S,
+                    )
+                )
             lk = gcs["lock"]
             if lk:
                 d = self._since(("lock", GC, lk["name"], lk["since_ns"]), now, seen)
                 h = holder_node(lk["holder_pid"])
-                edges.append(_Edge(GC, [h] if h is not None else [],
-                                   lambda t, n=lk["name"]: f"waiting for lock {n} (held by {t})",
-                                   d, d >= S))
+                edges.append(
+                    _Edge(
+                        GC,
+                        [h] if h is not None else [],
+                        lambda t, n=lk["name"]: f"waiting for lock {n} (held by {t})",
+                        d,
+                        d >= S,
+                    )
+                )
         for p in ps:
             i = p["id"]
             if i not in node_pid:
@@ -184,26 +221,46 @@ class Watchdog:
             if lk:
                 d = self._since(("lock", i, lk["name"], lk["since_ns"]), now, seen)
                 h = holder_node(lk["holder_pid"])
-                edges.append(_Edge(i, [h] if h is not None else [],
-                                   lambda t, n=lk["name"]: f"waiting for lock {n} (held by {t})",
-                                   d, d >= S))
+                edges.append(
+                    _Edge(
+                        i,
+                        [h] if h is not None else [],
+                        lambda t, n=lk["name"]: f"waiting for lock {n} (held by {t})",
+                        d,
+                        d >= S,
+                    )
+                )
                 continue
             phrase = None
             if p["status"] == P_GCSTOP and p["ack_ns"]:
-                key, phrase = ("park", i, p["ack_ns"]), lambda t: f"parked for a stop, waiting for {t} to restart the world"
+                key, phrase = (
+                    ("park", i, p["ack_ns"]),
+                    lambda t: f"parked for a stop, waiting for {t} to restart the world",
+                )
             elif p["rcall"] == RC_GC_WAIT:
-                key, phrase = ("rc", i, p["rcall"], p["rcall_since_ns"]), lambda t: f"waiting in g.gc() for {t} to finish a cycle"
+                key, phrase = (
+                    ("rc", i, p["rcall"], p["rcall_since_ns"]),
+                    lambda t: f"waiting in g.gc() for {t} to finish a cycle",
+                )
             elif p["rcall"] == RC_CYCLE_WAIT:
-                key, phrase = (("rc", i, p["rcall"], p["rcall_since_ns"]),
-                               lambda t: f"waiting for {t} to start a cycle (the heap is past its goal)")
+                key, phrase = (
+                    ("rc", i, p["rcall"], p["rcall_since_ns"]),
+                    lambda t: f"waiting for {t} to start a cycle (the heap is past its goal)",
+                )
             elif p["rcall"] == RC_ASSIST:
-                key, phrase = ("rc", i, p["rcall"], p["rcall_since_ns"]), lambda t: f"waiting in a mark assist for {t} to earn mark credit"
+                key, phrase = (
+                    ("rc", i, p["rcall"], p["rcall_since_ns"]),
+                    lambda t: f"waiting in a mark assist for {t} to earn mark credit",
+                )
             if phrase and GC in node_pid:
                 d = self._since(key, now, seen)
                 edges.append(_Edge(i, [GC], phrase, d, d >= S and gc_quiet >= S))
 
-        stopped = {n: self._since(("T", n, node_pid[n]), now, seen)
-                   for n, s in os_state.items() if s in ("stopped", "tracing-stop")}
+        stopped = {
+            n: self._since(("T", n, node_pid[n]), now, seen)
+            for n, s in os_state.items()
+            if s in ("stopped", "tracing-stop")
+        }
         self.first_seen = seen
 
         # what triggers: a stalled wait, a GC process that advances nothing, a stopped child
@@ -317,8 +374,17 @@ class Watchdog:
             parts.append(f"holding lock {name}")
         return ", ".join(parts)
 
-    def _message(self, roots: list, trigger_dur: float, edges: list, stopped: dict, node_pid: dict,
-                 os_state: dict, snap: dict, gc_quiet: float) -> str:
+    def _message(
+        self,
+        roots: list,
+        trigger_dur: float,
+        edges: list,
+        stopped: dict,
+        node_pid: dict,
+        os_state: dict,
+        snap: dict,
+        gc_quiet: float,
+    ) -> str:
         now_ns = snap["now_ns"]
         # locks somebody waits for, by holder
         held: dict = {}
@@ -332,9 +398,11 @@ class Watchdog:
             into = [e.dur for e in edges if r in e.dsts]
             dur = max([trigger_dur, stopped.get(r, 0.0)] + into + ([gc_quiet] if r == GC else []))
             pid = node_pid.get(r) if not isinstance(r, tuple) else r[1]
-            descs.append(f"{self._name(r, node_pid)} made no progress for {dur:.1f} s (OS state: "
-                         f"{self._os_text(r, node_pid, os_state) if not isinstance(r, tuple) else '?'}; runtime: "
-                         f"{self._runtime_text(r, snap, now_ns, held.get(pid, []), pid)})")
+            descs.append(
+                f"{self._name(r, node_pid)} made no progress for {dur:.1f} s (OS state: "
+                f"{self._os_text(r, node_pid, os_state) if not isinstance(r, tuple) else '?'}; runtime: "
+                f"{self._runtime_text(r, snap, now_ns, held.get(pid, []), pid)})"
+            )
         # who waited: every wait into the roots, then into those waiters (breadth first)
         waits, frontier, done = [], list(roots), set()
         while frontier:
@@ -349,6 +417,11 @@ class Watchdog:
             frontier = nxt
         if len(waits) > 6:
             waits = waits[:6] + [f"and {len(waits) - 6} more waits"]
-        tail = "; ".join(waits) if waits else "nothing was waiting for it yet" if len(roots) == 1 else \
-            "nothing was waiting for them yet"
+        tail = (
+            "; ".join(waits)
+            if waits
+            else "nothing was waiting for it yet"
+            if len(roots) == 1
+            else "nothing was waiting for them yet"
+        )
         return "stalled: " + "; ".join(descs) + "; " + tail

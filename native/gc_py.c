@@ -10,7 +10,8 @@
 static PyObject *worker_died(int dead)
 {
     gp_t *p = &G->allp[dead];
-    return PyErr_Format(GorunError, "worker P%d (pid %d) died while the GC waited for it", dead, (int)atomic_load(&p->ospid));
+    return PyErr_Format(GorunError, "worker P%d (pid %d) died while the GC waited for it", dead,
+                        (int)atomic_load(&p->ospid));
 }
 
 static PyObject *py_gc_setup(PyObject *m, PyObject *arg)
@@ -40,10 +41,8 @@ static PyObject *py_gc_teardown(PyObject *m, PyObject *unused)
 {
     if (need_attached()) return NULL;
     gc_activity(GCA_EXITING, 0, 0);
-    Py_BEGIN_ALLOW_THREADS
-    gc_stop_mark_threads();
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS gc_stop_mark_threads();
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyObject *py_gc_wait(PyObject *m, PyObject *args)
@@ -52,37 +51,31 @@ static PyObject *py_gc_wait(PyObject *m, PyObject *args)
     double timeout;
     if (!PyArg_ParseTuple(args, "Id", &seen, &timeout)) return NULL;
     if (need_attached()) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    if (atomic_load(&G->gc.gc_wake) == seen && !atomic_load(&G->gc.shutdown))
+    Py_BEGIN_ALLOW_THREADS if (atomic_load(&G->gc.gc_wake) == seen && !atomic_load(&G->gc.shutdown))
         futex_wait_until(&G->gc.gc_wake, seen, (long)(timeout * 1e9));
-    Py_END_ALLOW_THREADS
-    return PyLong_FromUnsignedLong(atomic_load(&G->gc.gc_wake));
+    Py_END_ALLOW_THREADS return PyLong_FromUnsignedLong(atomic_load(&G->gc.gc_wake));
 }
 
 static PyObject *py_gc_state(PyObject *m, PyObject *unused)
 {
     if (need_attached()) return NULL;
     gcctl_t *gc = &G->gc;
-    return Py_BuildValue("{s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}",
-        "init_ns", (unsigned long long)gc->init_ns, "cycles_done", (unsigned long long)atomic_load(&gc->cycles_done),
-        "gc_pid", (int)gc->gc_ospid,
-        "heap_live", (unsigned long long)atomic_load(&G->mheap.heap_live),
-        "trigger", (unsigned long long)atomic_load(&gc->trigger),
-        "goal", (unsigned long long)atomic_load(&gc->goal),
-        "forced_req", (unsigned long long)atomic_load(&gc->forced_req),
-        "forced_done", (unsigned long long)atomic_load(&gc->forced_done),
-        "shutdown", atomic_load(&gc->shutdown), "phase", atomic_load(&gc->phase),
-        "gc_wake", atomic_load(&gc->gc_wake),
-        "bytes_marked", (unsigned long long)atomic_load(&gc->bytes_marked),
-        "scan_work", (unsigned long long)atomic_load(&gc->scan_work),
-        "objs_marked", (unsigned long long)atomic_load(&gc->objs_marked),
-        "mark_cpu_ns", (unsigned long long)atomic_load(&gc->mark_cpu_ns),
-        "assist_ns", (unsigned long long)atomic_load(&gc->assist_ns),
-        "assist_cpu_total_ns", (unsigned long long)atomic_load(&gc->assist_cpu_total_ns),
-        "bytes_freed", (unsigned long long)atomic_load(&gc->bytes_freed),
-        "objs_freed", (unsigned long long)atomic_load(&gc->objs_freed),
-        "spans_freed", (unsigned long long)atomic_load(&gc->spans_freed),
-        "sweepgen", atomic_load(&G->mheap.sweepgen));
+    return Py_BuildValue(
+        "{s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "init_ns",
+        (unsigned long long)gc->init_ns, "cycles_done", (unsigned long long)atomic_load(&gc->cycles_done), "gc_pid",
+        (int)gc->gc_ospid, "heap_live", (unsigned long long)atomic_load(&G->mheap.heap_live), "trigger",
+        (unsigned long long)atomic_load(&gc->trigger), "goal", (unsigned long long)atomic_load(&gc->goal), "forced_req",
+        (unsigned long long)atomic_load(&gc->forced_req), "forced_done",
+        (unsigned long long)atomic_load(&gc->forced_done), "shutdown", atomic_load(&gc->shutdown), "phase",
+        atomic_load(&gc->phase), "gc_wake", atomic_load(&gc->gc_wake), "bytes_marked",
+        (unsigned long long)atomic_load(&gc->bytes_marked), "scan_work",
+        (unsigned long long)atomic_load(&gc->scan_work), "objs_marked",
+        (unsigned long long)atomic_load(&gc->objs_marked), "mark_cpu_ns",
+        (unsigned long long)atomic_load(&gc->mark_cpu_ns), "assist_ns", (unsigned long long)atomic_load(&gc->assist_ns),
+        "assist_cpu_total_ns", (unsigned long long)atomic_load(&gc->assist_cpu_total_ns), "bytes_freed",
+        (unsigned long long)atomic_load(&gc->bytes_freed), "objs_freed",
+        (unsigned long long)atomic_load(&gc->objs_freed), "spans_freed",
+        (unsigned long long)atomic_load(&gc->spans_freed), "sweepgen", atomic_load(&G->mheap.sweepgen));
 }
 
 static PyObject *py_gc_set_pacing(PyObject *m, PyObject *args)
@@ -103,10 +96,8 @@ static PyObject *py_gc_sweep_termination(PyObject *m, PyObject *arg)
     if (PyErr_Occurred()) return NULL;
     int rc, dead = -1;
     gc_activity(GCA_SWEEP_FINISH, 0, (uint32_t)cycle); /* stw_stop then says STOPPING, STW */
-    Py_BEGIN_ALLOW_THREADS
-    rc = gc_sweep_termination((uint32_t)cycle, &dead);
-    Py_END_ALLOW_THREADS
-    if (rc) return worker_died(dead); /* stw_start set GCA_MARK */
+    Py_BEGIN_ALLOW_THREADS rc = gc_sweep_termination((uint32_t)cycle, &dead);
+    Py_END_ALLOW_THREADS if (rc) return worker_died(dead); /* stw_start set GCA_MARK */
     return PyLong_FromUnsignedLongLong(atomic_load(&G->gc.npauses) - 1);
 }
 
@@ -117,10 +108,8 @@ static PyObject *py_gc_mark_step(PyObject *m, PyObject *arg)
     if (PyErr_Occurred()) return NULL;
     int q;
     gc_progress();
-    Py_BEGIN_ALLOW_THREADS
-    q = gc_mark_step(budget);
-    Py_END_ALLOW_THREADS
-    return PyBool_FromLong(q);
+    Py_BEGIN_ALLOW_THREADS q = gc_mark_step(budget);
+    Py_END_ALLOW_THREADS return PyBool_FromLong(q);
 }
 
 static PyObject *py_gc_flush_handshake(PyObject *m, PyObject *unused)
@@ -128,10 +117,8 @@ static PyObject *py_gc_flush_handshake(PyObject *m, PyObject *unused)
     if (need_attached()) return NULL;
     int rc, dead = -1;
     gc_activity(GCA_HANDSHAKE, 0, 0);
-    Py_BEGIN_ALLOW_THREADS
-    rc = gc_flush_handshake(&dead);
-    Py_END_ALLOW_THREADS
-    if (rc < 0) return worker_died(dead);
+    Py_BEGIN_ALLOW_THREADS rc = gc_flush_handshake(&dead);
+    Py_END_ALLOW_THREADS if (rc < 0) return worker_died(dead);
     gc_activity(GCA_MARK, 0, 0);
     return PyBool_FromLong(rc);
 }
@@ -144,10 +131,8 @@ static PyObject *py_gc_mark_termination(PyObject *m, PyObject *args)
     if (need_attached()) return NULL;
     int rc, dead = -1;
     uint64_t checked = 0;
-    Py_BEGIN_ALLOW_THREADS
-    rc = gc_mark_termination(cycle, checkmark, &dead, &checked);
-    Py_END_ALLOW_THREADS
-    if (rc) return worker_died(dead); /* stw_start set GCA_SWEEP */
+    Py_BEGIN_ALLOW_THREADS rc = gc_mark_termination(cycle, checkmark, &dead, &checked);
+    Py_END_ALLOW_THREADS if (rc) return worker_died(dead); /* stw_start set GCA_SWEEP */
     return Py_BuildValue("(KK)", (unsigned long long)(atomic_load(&G->gc.npauses) - 1), (unsigned long long)checked);
 }
 
@@ -157,10 +142,8 @@ static PyObject *py_gc_bgsweep(PyObject *m, PyObject *arg)
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
     int r;
-    Py_BEGIN_ALLOW_THREADS
-    r = bgsweep((int)n);
-    Py_END_ALLOW_THREADS
-    return PyLong_FromLong(r);
+    Py_BEGIN_ALLOW_THREADS r = bgsweep((int)n);
+    Py_END_ALLOW_THREADS return PyLong_FromLong(r);
 }
 
 static PyObject *py_gc_finish_cycle(PyObject *m, PyObject *arg)
@@ -205,7 +188,11 @@ static PyObject *py_gc_pauses(PyObject *m, PyObject *args)
     PyObject *l = PyList_New(0);
     for (uint64_t i = from; l && i < n; i++) {
         PyObject *d = pause_dict(i);
-        if (!d || PyList_Append(l, d) < 0) { Py_XDECREF(d); Py_DECREF(l); return NULL; }
+        if (!d || PyList_Append(l, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(l);
+            return NULL;
+        }
         Py_DECREF(d);
     }
     return l;
@@ -227,7 +214,10 @@ PyObject *cyclerec_field_names(void)
     PyObject *t = PyTuple_New((Py_ssize_t)NCYCLEREC_FIELDS);
     for (size_t k = 0; t && k < NCYCLEREC_FIELDS; k++) {
         PyObject *s = PyUnicode_FromString(cyclerec_fields[k].name);
-        if (!s) { Py_DECREF(t); return NULL; }
+        if (!s) {
+            Py_DECREF(t);
+            return NULL;
+        }
         PyTuple_SET_ITEM(t, (Py_ssize_t)k, s);
     }
     return t;
@@ -241,7 +231,8 @@ static PyObject *py_gc_cycle_write(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "KO!", &i, &PyDict_Type, &d)) return NULL;
     if (need_attached()) return NULL;
     if (PyDict_GET_SIZE(d) != (Py_ssize_t)NCYCLEREC_FIELDS)
-        return PyErr_Format(PyExc_ValueError, "a cycle record has %d fields, got %zd", (int)NCYCLEREC_FIELDS, PyDict_GET_SIZE(d));
+        return PyErr_Format(PyExc_ValueError, "a cycle record has %d fields, got %zd", (int)NCYCLEREC_FIELDS,
+                            PyDict_GET_SIZE(d));
     cyclerec_t rec;
     for (size_t k = 0; k < NCYCLEREC_FIELDS; k++) {
         PyObject *v = PyDict_GetItemString(d, cyclerec_fields[k].name);
@@ -280,7 +271,11 @@ static PyObject *py_gc_cycles(PyObject *m, PyObject *unused)
     PyObject *l = PyList_New(0);
     for (uint64_t i = from; l && i < n; i++) {
         PyObject *d = cycle_dict(cycle_at(i));
-        if (!d || PyList_Append(l, d) < 0) { Py_XDECREF(d); Py_DECREF(l); return NULL; }
+        if (!d || PyList_Append(l, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(l);
+            return NULL;
+        }
         Py_DECREF(d);
     }
     return l;
@@ -291,10 +286,8 @@ static PyObject *py_gc_cycles(PyObject *m, PyObject *unused)
 static PyObject *py_gc(PyObject *m, PyObject *unused)
 {
     if (ensure_p() || runtime_enter()) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    gc_request_and_wait();
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS gc_request_and_wait();
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyObject *py_blocking_enter(PyObject *m, PyObject *unused)
@@ -308,16 +301,15 @@ static PyObject *py_blocking_exit(PyObject *m, PyObject *unused)
 {
     if (ensure_p()) return NULL;
     if (atomic_load(&thisP->status) == P_RUNNING) Py_RETURN_NONE; /* the enter was refused */
-    Py_BEGIN_ALLOW_THREADS
-    exit_blocking();
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS exit_blocking();
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyObject *py_array_copy(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_ssize_t doff, soff, n;
-    if (nargs != 5 || !PyObject_TypeCheck(args[0], &ArrayHandle_Type) || !PyObject_TypeCheck(args[2], &ArrayHandle_Type)) {
+    if (nargs != 5 || !PyObject_TypeCheck(args[0], &ArrayHandle_Type) ||
+        !PyObject_TypeCheck(args[2], &ArrayHandle_Type)) {
         PyErr_SetString(PyExc_TypeError, "array_copy(dst, dst_off, src, src_off, n) with two gorun arrays");
         return NULL;
     }
@@ -333,8 +325,10 @@ static PyObject *py_array_copy(PyObject *m, PyObject *const *args, Py_ssize_t na
     if (runtime_enter()) return NULL;
     _Atomic uint64_t *dp = (_Atomic uint64_t *)(A + d->base + d->dataoff) + doff;
     _Atomic uint64_t *sp = (_Atomic uint64_t *)(A + s->base + s->dataoff) + soff;
-    if (dk == FK_PTR) writebarrier_copy(dp, sp, (uint64_t)n);
-    else memmove((void *)dp, (void *)sp, (size_t)n * 8);
+    if (dk == FK_PTR)
+        writebarrier_copy(dp, sp, (uint64_t)n);
+    else
+        memmove((void *)dp, (void *)sp, (size_t)n * 8);
     Py_RETURN_NONE;
 }
 
@@ -357,9 +351,9 @@ static PyObject *py_interior(PyObject *m, PyObject *const *args, Py_ssize_t narg
     return make_handle(h->base + h->dataoff + (goaddr)off);
 }
 
-
 PyMethodDef gc_methods[] = {
-    {"interior", (PyCFunction)(void (*)(void))py_interior, METH_FASTCALL, "interior(h, off): handle to byte off of h's data"},
+    {"interior", (PyCFunction)(void (*)(void))py_interior, METH_FASTCALL,
+     "interior(h, off): handle to byte off of h's data"},
     {"gc_setup", py_gc_setup, METH_O, "GC process: record its pid and start N mark threads"},
     {"gc_set_pid", py_gc_set_pid, METH_O, "launcher: the GC process's pid, before any worker is forked"},
     {"gc_teardown", py_gc_teardown, METH_NOARGS, "GC process: stop the mark threads"},

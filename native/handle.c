@@ -12,16 +12,19 @@
 
 #include <string.h>
 
-
 PyObject *OutOfMemoryError, *GorunError;
 
 /* ---- process-local class table: tid -> Python class, class -> tid ---- */
 static PyObject *tid_class[MAX_TYPES];
 static PyObject *resolver;
 #define CLSMAP_SIZE 8192
-static struct { PyObject *cls; uint32_t tid; } clsmap[CLSMAP_SIZE];
+static struct {
+    PyObject *cls;
+    uint32_t tid;
+} clsmap[CLSMAP_SIZE];
 
-static inline uint32_t clsmap_slot(PyObject *cls) { return (uint32_t)(((uintptr_t)cls >> 4) * 2654435761u) % CLSMAP_SIZE; }
+static inline uint32_t clsmap_slot(PyObject *cls)
+{ return (uint32_t)(((uintptr_t)cls >> 4) * 2654435761u) % CLSMAP_SIZE; }
 
 int bind_class(uint32_t tid, PyObject *cls)
 {
@@ -65,8 +68,7 @@ int set_resolver(PyObject *fn)
 
 static PyObject *class_for_tid(uint32_t tid)
 {
-    if (tid < MAX_TYPES && tid_class[tid])
-        return tid_class[tid];
+    if (tid < MAX_TYPES && tid_class[tid]) return tid_class[tid];
     if (tid == 0 || tid >= atomic_load_explicit(&G->typetab.ntypes, memory_order_acquire)) {
         PyErr_Format(GorunError, "object has an invalid type id %u (heap corruption?)", tid);
         return NULL;
@@ -133,7 +135,10 @@ static goaddr object_base(goaddr addr, mspan_t **sp)
         goaddr o = base, end = base + TINY_SIZE;
         while (o < end) {
             uint8_t n = A[o];
-            if (n == 0) { o++; continue; } /* alignment padding */
+            if (n == 0) {
+                o++;
+                continue;
+            } /* alignment padding */
             if (addr < o + 1 + n) return o;
             o += 1 + n;
         }
@@ -231,7 +236,8 @@ PyObject *handle_new_array(uint32_t tid, Py_ssize_t n)
     if (ensure_p() != 0) return NULL;
     if (runtime_enter()) return NULL;
     if (n < 0 || (uint64_t)n > MAX_OBJECT_PAYLOAD / 8) {
-        PyErr_Format(PyExc_ValueError, "new_array: bad length %zd (0..%llu)", n, (unsigned long long)MAX_OBJECT_PAYLOAD / 8);
+        PyErr_Format(PyExc_ValueError, "new_array: bad length %zd (0..%llu)", n,
+                     (unsigned long long)MAX_OBJECT_PAYLOAD / 8);
         return NULL;
     }
     gotype_t *t = type_of(tid);
@@ -284,11 +290,16 @@ static PyObject *Handle_richcompare(PyObject *a, PyObject *b, int op)
     return PyBool_FromLong(op == Py_EQ ? eq : !eq);
 }
 
-static PyObject *Handle_get_addr(PyObject *self, void *c) { return PyLong_FromUnsignedLongLong(((HandleObject *)self)->addr); }
-static PyObject *Handle_get_base(PyObject *self, void *c) { return PyLong_FromUnsignedLongLong(((HandleObject *)self)->base); }
-static PyObject *Handle_get_tid(PyObject *self, void *c) { return PyLong_FromUnsignedLong(((HandleObject *)self)->tid); }
-static PyObject *Handle_get_slot(PyObject *self, void *c) { return PyLong_FromUnsignedLong(((HandleObject *)self)->slot); }
-static PyObject *Handle_get_typename(PyObject *self, void *c) { return PyUnicode_FromString(type_of(((HandleObject *)self)->tid)->name); }
+static PyObject *Handle_get_addr(PyObject *self, void *c)
+{ return PyLong_FromUnsignedLongLong(((HandleObject *)self)->addr); }
+static PyObject *Handle_get_base(PyObject *self, void *c)
+{ return PyLong_FromUnsignedLongLong(((HandleObject *)self)->base); }
+static PyObject *Handle_get_tid(PyObject *self, void *c)
+{ return PyLong_FromUnsignedLong(((HandleObject *)self)->tid); }
+static PyObject *Handle_get_slot(PyObject *self, void *c)
+{ return PyLong_FromUnsignedLong(((HandleObject *)self)->slot); }
+static PyObject *Handle_get_typename(PyObject *self, void *c)
+{ return PyUnicode_FromString(type_of(((HandleObject *)self)->tid)->name); }
 
 static PyGetSetDef Handle_getset[] = {
     {"addr", Handle_get_addr, NULL, "heap address (arena offset) this handle holds", NULL},
@@ -300,8 +311,7 @@ static PyGetSetDef Handle_getset[] = {
 };
 
 PyTypeObject Handle_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gorun.Handle",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gorun.Handle",
     .tp_basicsize = sizeof(HandleObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "A reference to a gorun heap object; a GC root while it lives.",
@@ -319,8 +329,10 @@ PyTypeObject Handle_Type = {
 static PyObject *word_load(int kind, uint8_t *p)
 {
     switch (kind) {
-    case FK_INT: return PyLong_FromLongLong(*(int64_t *)p);
-    case FK_FLOAT: return PyFloat_FromDouble(*(double *)p);
+    case FK_INT:
+        return PyLong_FromLongLong(*(int64_t *)p);
+    case FK_FLOAT:
+        return PyFloat_FromDouble(*(double *)p);
     case FK_PTR:
         if (runtime_enter()) return NULL; /* a pointer read makes a root: a runtime call, so it polls first */
         return make_handle(atomic_load_explicit((_Atomic uint64_t *)p, memory_order_acquire));
@@ -359,16 +371,18 @@ static int word_store(int kind, uint8_t *p, PyObject *value)
 
 /* ---- field descriptors ---- */
 typedef struct {
-    PyObject_HEAD
-    uint32_t offset; /* from the object base (header included) */
-    uint32_t kind;   /* FK_* */
-    uint32_t nbytes; /* FK_BYTES: inline byte count */
+    PyObject_HEAD uint32_t offset; /* from the object base (header included) */
+    uint32_t kind;                 /* FK_* */
+    uint32_t nbytes;               /* FK_BYTES: inline byte count */
     PyObject *name;
 } FieldDescrObject;
 
 static PyObject *FieldDescr_get(PyObject *self, PyObject *obj, PyObject *type)
 {
-    if (obj == NULL || obj == Py_None) { Py_INCREF(self); return self; }
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(self);
+        return self;
+    }
     FieldDescrObject *f = (FieldDescrObject *)self;
     uint8_t *p = A + ((HandleObject *)obj)->base + f->offset;
     if (f->kind == FK_BYTES) return PyBytes_FromStringAndSize((const char *)p, f->nbytes);
@@ -439,8 +453,7 @@ static PyObject *FieldDescr_repr(PyObject *self)
 }
 
 PyTypeObject FieldDescr_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gorun.FieldDescr",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gorun.FieldDescr",
     .tp_basicsize = sizeof(FieldDescrObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "FieldDescr(name, offset, kind, nbytes=0): a field of a gorun struct type.",
@@ -515,8 +528,7 @@ static PySequenceMethods Array_as_sequence = {
 static PyBufferProcs Array_as_buffer = {.bf_getbuffer = Array_getbuffer};
 
 PyTypeObject ArrayHandle_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gorun.ArrayHandle",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gorun.ArrayHandle",
     .tp_basicsize = sizeof(HandleObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A gorun array ([]int, []float or []*T): indexable; int/float arrays expose a buffer.",
@@ -568,8 +580,7 @@ static PySequenceMethods Bytes_as_sequence = {.sq_length = Bytes_len};
 static PyBufferProcs Bytes_as_buffer = {.bf_getbuffer = Bytes_getbuffer};
 
 PyTypeObject BytesHandle_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gorun.BytesHandle",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gorun.BytesHandle",
     .tp_basicsize = sizeof(HandleObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A gorun noscan byte buffer: len(), buffer protocol (memoryview), read(), write().",
@@ -583,8 +594,8 @@ int handle_types_ready(PyObject *m)
 {
     ArrayHandle_Type.tp_base = &Handle_Type;
     BytesHandle_Type.tp_base = &Handle_Type;
-    if (PyType_Ready(&Handle_Type) < 0 || PyType_Ready(&ArrayHandle_Type) < 0 ||
-        PyType_Ready(&BytesHandle_Type) < 0 || PyType_Ready(&FieldDescr_Type) < 0)
+    if (PyType_Ready(&Handle_Type) < 0 || PyType_Ready(&ArrayHandle_Type) < 0 || PyType_Ready(&BytesHandle_Type) < 0 ||
+        PyType_Ready(&FieldDescr_Type) < 0)
         return -1;
     if (PyModule_AddObjectRef(m, "Handle", (PyObject *)&Handle_Type) < 0 ||
         PyModule_AddObjectRef(m, "ArrayHandle", (PyObject *)&ArrayHandle_Type) < 0 ||

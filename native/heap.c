@@ -13,7 +13,6 @@
 
 #include "runtime.h"
 
-
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
 
 typedef struct layout {
@@ -27,30 +26,41 @@ static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t ro
     uint64_t npages = arena_size / PAGE_SIZE;
     L.nchunks = (npages + PALLOC_CHUNK_PAGES - 1) / PALLOC_CHUNK_PAGES;
     uint64_t off = align_up(sizeof(gorun_shared_t), 4096);
-    L.spans = off;      off = align_up(off + npages * sizeof(mspan_t), 4096);
-    L.allocbits = off;  off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
-    L.markbits = off;   off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
-    L.pagemap = off;    off = align_up(off + npages * sizeof(uint32_t), 4096);
-    L.pallocbits = off; off = align_up(off + L.nchunks * (PALLOC_CHUNK_PAGES / 8), 4096);
-    L.pallocsum = off;  off = align_up(off + L.nchunks * sizeof(uint64_t), 4096);
-    L.roots = off;      off = align_up(off + (uint64_t)nprocs * root_slots * 8, 4096);
-    L.globals = off;    off = align_up(off + nglobals * 8, 4096);
-    L.checkbits = off;  off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
+    L.spans = off;
+    off = align_up(off + npages * sizeof(mspan_t), 4096);
+    L.allocbits = off;
+    off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
+    L.markbits = off;
+    off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
+    L.pagemap = off;
+    off = align_up(off + npages * sizeof(uint32_t), 4096);
+    L.pallocbits = off;
+    off = align_up(off + L.nchunks * (PALLOC_CHUNK_PAGES / 8), 4096);
+    L.pallocsum = off;
+    off = align_up(off + L.nchunks * sizeof(uint64_t), 4096);
+    L.roots = off;
+    off = align_up(off + (uint64_t)nprocs * root_slots * 8, 4096);
+    L.globals = off;
+    off = align_up(off + nglobals * 8, 4096);
+    L.checkbits = off;
+    off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
     /* Shared work buffers for one grey entry per 256 arena bytes; a marker that finds the pool
      * empty keeps its grey objects in process memory and drains them itself (nothing dropped). */
     L.nbufs = npages * PAGE_SIZE / 256 / WBUF_ENTRIES + 64;
-    L.wbufs = off;      off = align_up(off + L.nbufs * sizeof(wbuf_t), 4096);
-    L.wblog = off;      off = align_up(off + (uint64_t)nprocs * WBLOG_ENTRIES * 16, 4096);
-    L.pauses = off;     off = align_up(off + MAX_PAUSES * sizeof(pauserec_t), 4096);
-    L.cycles = off;     off = align_up(off + MAX_CYCLES * sizeof(cyclerec_t), 4096);
+    L.wbufs = off;
+    off = align_up(off + L.nbufs * sizeof(wbuf_t), 4096);
+    L.wblog = off;
+    off = align_up(off + (uint64_t)nprocs * WBLOG_ENTRIES * 16, 4096);
+    L.pauses = off;
+    off = align_up(off + MAX_PAUSES * sizeof(pauserec_t), 4096);
+    L.cycles = off;
+    off = align_up(off + MAX_CYCLES * sizeof(cyclerec_t), 4096);
     L.end = off;
     return L;
 }
 
 uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
-{
-    return compute_layout(arena_size, nprocs, root_slots, nglobals).end;
-}
+{ return compute_layout(arena_size, nprocs, root_slots, nglobals).end; }
 
 /* The regions of the metadata a run writes whatever the heap does, reserved (fallocate) at init:
  * the control block, the page bitmap and summaries, the root tables and globals, the first
@@ -76,8 +86,7 @@ uint64_t gorun_meta_reserved(uint64_t arena_size, uint32_t nprocs, uint64_t root
     layout_t L = compute_layout(arena_size, nprocs, root_slots, nglobals);
     uint64_t r[NFIXED][2], n = 0;
     fixed_regions(&L, r);
-    for (unsigned i = 0; i < NFIXED; i++)
-        n += r[i][1] - r[i][0];
+    for (unsigned i = 0; i < NFIXED; i++) n += r[i][1] - r[i][0];
     return n;
 }
 
@@ -106,8 +115,12 @@ int heap_map(int meta_fd, uint64_t msize, int arena_fd, uint64_t asize)
         munmap(a, asize);
         return e;
     }
-    meta_map = m; arena_map = a; meta_len = msize; arena_len = asize;
-    gorun_meta_fd = mfd; gorun_arena_fd = afd;
+    meta_map = m;
+    arena_map = a;
+    meta_len = msize;
+    arena_len = asize;
+    gorun_meta_fd = mfd;
+    gorun_arena_fd = afd;
     return 0;
 }
 
@@ -125,9 +138,7 @@ void *heap_meta_map(void) { return meta_map; }
 void *heap_arena_map(void) { return arena_map; }
 
 int heap_layout_matches(const gorun_shared_t *g)
-{
-    return g->magic == GORUN_MAGIC && g->abi_version == GORUN_ABI_VERSION && g->layout_sig == GORUN_LAYOUT_SIG;
-}
+{ return g->magic == GORUN_MAGIC && g->abi_version == GORUN_ABI_VERSION && g->layout_sig == GORUN_LAYOUT_SIG; }
 
 void gorun_attach_local(void *meta, void *arena)
 {
@@ -147,8 +158,8 @@ static void add_builtin_type(uint32_t tid, const char *name, uint32_t kind, uint
     t->has_ptrs = has_ptrs;
 }
 
-int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t arena_size, uint32_t nprocs,
-                      int lock_kind, uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags)
+int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t arena_size, uint32_t nprocs, int lock_kind,
+                      uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags)
 {
     layout_t L = compute_layout(arena_size, nprocs, root_slots, nglobals);
     if (meta_size < L.end || nprocs == 0 || nprocs > MAX_PROCS || arena_size < 2 * PAGE_SIZE ||
@@ -195,8 +206,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     G->nchunks = L.nchunks;
 
     mheap_t *h = &G->mheap;
-    if (glock_init(&h->lock, lock_kind, RANK_MHEAP, "mheap") != GLOCK_OK)
-        return -2;
+    if (glock_init(&h->lock, lock_kind, RANK_MHEAP, "mheap") != GLOCK_OK) return -2;
     h->npages = arena_size / PAGE_SIZE;
     /* Page 0 is never handed out, so goaddr 0 is nil. Every page starts "in use" in the page
      * bitmap; pagealloc_grow frees pages [grown_pages, ...) into the allocator. */
@@ -206,22 +216,20 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         char name[32];
         snprintf(name, sizeof name, "mcentral[%d]", i);
-        if (glock_init(&G->central[i].lock, lock_kind, RANK_MCENTRAL, name) != GLOCK_OK)
-            return -2;
+        if (glock_init(&G->central[i].lock, lock_kind, RANK_MCENTRAL, name) != GLOCK_OK) return -2;
     }
     for (uint32_t i = 0; i < MAX_PROCS; i++) {
         G->allp[i].id = i;
         G->allp[i].status = i < nprocs ? P_IDLE : P_DEAD;
     }
     gcctl_t *gc = &G->gc;
-    if (glock_init(&gc->work.lock, lock_kind, RANK_WORKBUF, "workbuf") != GLOCK_OK)
-        return -2;
-    gc->work.nbufs = (uint32_t)(L.nbufs < INITIAL_WBUFS ? L.nbufs : INITIAL_WBUFS); /* raised (and reserved) at growth */
-    gc->trigger = UINT64_MAX; /* set by the pacer when the GC process starts */
+    if (glock_init(&gc->work.lock, lock_kind, RANK_WORKBUF, "workbuf") != GLOCK_OK) return -2;
+    gc->work.nbufs =
+        (uint32_t)(L.nbufs < INITIAL_WBUFS ? L.nbufs : INITIAL_WBUFS); /* raised (and reserved) at growth */
+    gc->trigger = UINT64_MAX;                                          /* set by the pacer when the GC process starts */
     gc->goal = UINT64_MAX;
     gc->init_ns = nanotime();
-    if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK)
-        return -2;
+    if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK) return -2;
     add_builtin_type(TID_BYTES, "[]byte", TK_BYTES, 0, 0);
     add_builtin_type(TID_INT_ARRAY, "[]int", TK_ARRAY, FK_INT, 0);
     add_builtin_type(TID_FLOAT_ARRAY, "[]float", TK_ARRAY, FK_FLOAT, 0);

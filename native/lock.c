@@ -34,10 +34,7 @@
 
 static const char *kind_names[LOCK_NKINDS] = {"futex", "pthread", "sem"};
 
-const char *glock_kind_name(int kind)
-{
-    return (kind >= 0 && kind < LOCK_NKINDS) ? kind_names[kind] : "?";
-}
+const char *glock_kind_name(int kind) { return (kind >= 0 && kind < LOCK_NKINDS) ? kind_names[kind] : "?"; }
 
 /* ---- lock ranking (per thread) ---- */
 
@@ -98,29 +95,25 @@ int glock_init(glock_t *l, int kind, int rank, const char *name)
     snprintf(l->name, sizeof l->name, "%s", name);
     if (kind == LOCK_PTHREAD) {
         pthread_mutexattr_t a;
-        if (pthread_mutexattr_init(&a) != 0)
-            return GLOCK_ERROR;
+        if (pthread_mutexattr_init(&a) != 0) return GLOCK_ERROR;
         pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
         pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
         int rc = pthread_mutex_init(&l->u.mu, &a);
         pthread_mutexattr_destroy(&a);
         return rc == 0 ? GLOCK_OK : GLOCK_ERROR;
     }
-    if (kind == LOCK_SEM)
-        return sem_init(&l->u.sem, 1, 1) == 0 ? GLOCK_OK : GLOCK_ERROR;
+    if (kind == LOCK_SEM) return sem_init(&l->u.sem, 1, 1) == 0 ? GLOCK_OK : GLOCK_ERROR;
     return kind == LOCK_FUTEX ? GLOCK_OK : GLOCK_ERROR;
 }
 
 /* ---- helpers ---- */
 
 static int holder_dead(glock_t *l)
-{
-    return gorun_pid_dead(atomic_load_explicit(&l->owner_pid, memory_order_relaxed)); /* a zombie is dead */
-}
+{ return gorun_pid_dead(atomic_load_explicit(&l->owner_pid, memory_order_relaxed)); /* a zombie is dead */ }
 
-#define WAIT_CHECK_NS (100 * 1000 * 1000L) /* sleep at most this long before checking the holder */
-#define ACTIVE_SPIN_ROUNDS 4                /* Go's active_spin */
-#define ACTIVE_SPIN_PAUSES 30               /* Go's active_spin_cnt: pause instructions per round */
+#define WAIT_CHECK_NS      (100 * 1000 * 1000L) /* sleep at most this long before checking the holder */
+#define ACTIVE_SPIN_ROUNDS 4                    /* Go's active_spin */
+#define ACTIVE_SPIN_PAUSES 30                   /* Go's active_spin_cnt: pause instructions per round */
 
 static int futex_lock_slow(glock_t *l, uint32_t v)
 {
@@ -130,26 +123,22 @@ static int futex_lock_slow(glock_t *l, uint32_t v)
         for (int i = 0; i < ACTIVE_SPIN_ROUNDS; i++) {
             while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
                 uint32_t z = 0;
-                if (atomic_compare_exchange_weak(&l->key, &z, wait))
-                    return GLOCK_OK;
+                if (atomic_compare_exchange_weak(&l->key, &z, wait)) return GLOCK_OK;
             }
             procyield(ACTIVE_SPIN_PAUSES);
         }
         /* passive spin */
         while (atomic_load_explicit(&l->key, memory_order_relaxed) == 0) {
             uint32_t z = 0;
-            if (atomic_compare_exchange_weak(&l->key, &z, wait))
-                return GLOCK_OK;
+            if (atomic_compare_exchange_weak(&l->key, &z, wait)) return GLOCK_OK;
         }
         sched_yield();
         /* sleep */
         v = atomic_exchange(&l->key, 2);
-        if (v == 0)
-            return GLOCK_OK;
+        if (v == 0) return GLOCK_OK;
         wait = 2;
         futex_wait_until(&l->key, 2, WAIT_CHECK_NS);
-        if (holder_dead(l))
-            return GLOCK_HOLDER_DIED;
+        if (holder_dead(l)) return GLOCK_HOLDER_DIED;
     }
 }
 
@@ -163,14 +152,10 @@ static int sem_lock_slow(glock_t *l)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        if (sem_clockwait(&l->u.sem, CLOCK_MONOTONIC, &ts) == 0)
-            return GLOCK_OK;
-        if (errno == EINTR)
-            continue;
-        if (errno != ETIMEDOUT)
-            return GLOCK_ERROR;
-        if (holder_dead(l))
-            return GLOCK_HOLDER_DIED;
+        if (sem_clockwait(&l->u.sem, CLOCK_MONOTONIC, &ts) == 0) return GLOCK_OK;
+        if (errno == EINTR) continue;
+        if (errno != ETIMEDOUT) return GLOCK_ERROR;
+        if (holder_dead(l)) return GLOCK_HOLDER_DIED;
     }
 }
 
@@ -181,11 +166,9 @@ static inline void note_acquired(glock_t *l, uint64_t t0, int contended)
         uint64_t w = nanotime() - t0;
         l->contended++;
         l->wait_ns_total += w;
-        if (w > l->wait_ns_max)
-            l->wait_ns_max = w;
+        if (w > l->wait_ns_max) l->wait_ns_max = w;
         int b = w ? 63 - __builtin_clzll(w) : 0;
-        if (b >= LOCK_HIST_BUCKETS)
-            b = LOCK_HIST_BUCKETS - 1;
+        if (b >= LOCK_HIST_BUCKETS) b = LOCK_HIST_BUCKETS - 1;
         l->wait_hist[b]++;
     }
     l->acquired_ticks = cputicks();
@@ -220,12 +203,10 @@ int glock_acquire(glock_t *l)
         if (r == EOWNERDEAD) {
             pthread_mutex_consistent(&l->u.mu);
             l->recovered++;
-            fprintf(stderr, "gorun: lock %s: holder died; robust mutex recovered (EOWNERDEAD)\n",
-                    l->name);
+            fprintf(stderr, "gorun: lock %s: holder died; robust mutex recovered (EOWNERDEAD)\n", l->name);
             r = 0;
         }
-        if (r != 0)
-            rc = GLOCK_ERROR;
+        if (r != 0) rc = GLOCK_ERROR;
         break;
     }
     case LOCK_SEM:
@@ -240,8 +221,7 @@ int glock_acquire(glock_t *l)
         rc = GLOCK_ERROR;
     }
     lockwait_end(lw, l);
-    if (rc != GLOCK_OK)
-        return rc;
+    if (rc != GLOCK_OK) return rc;
     rank_acquire(l);
     note_acquired(l, t0, contended);
     return GLOCK_OK;
@@ -254,8 +234,7 @@ void glock_release(glock_t *l)
     rank_release(l);
     switch (l->kind) {
     case LOCK_FUTEX:
-        if (atomic_exchange_explicit(&l->key, 0, memory_order_release) == 2)
-            futex_wake(&l->key, 1);
+        if (atomic_exchange_explicit(&l->key, 0, memory_order_release) == 2) futex_wake(&l->key, 1);
         break;
     case LOCK_PTHREAD:
         pthread_mutex_unlock(&l->u.mu);
@@ -270,10 +249,8 @@ void lock(glock_t *l)
 {
     int rc = glock_acquire(l);
     if (rc == GLOCK_HOLDER_DIED)
-        gorun_throw("lock %s: its holder (pid %d) died while holding it", l->name,
-                    (int)atomic_load(&l->owner_pid));
-    if (rc != GLOCK_OK)
-        gorun_throw("lock %s: acquire failed", l->name);
+        gorun_throw("lock %s: its holder (pid %d) died while holding it", l->name, (int)atomic_load(&l->owner_pid));
+    if (rc != GLOCK_OK) gorun_throw("lock %s: acquire failed", l->name);
 }
 
 void unlock(glock_t *l) { glock_release(l); }

@@ -32,24 +32,24 @@ enum {
  * for monotonic counters. `owner_pid` is written by the holder, read by waiters that time
  * out to detect a dead holder. */
 typedef struct glock {
-    _Atomic uint32_t key;        /* futex kind: 0 unlocked, 1 locked, 2 locked + sleepers */
-    uint32_t kind;               /* LOCK_*; set at init, read-only after */
-    uint32_t rank;               /* RANK_*; set at init, read-only after */
-    _Atomic int32_t owner_pid;   /* holder's OS pid (relaxed), stored right after the acquiring CAS and
+    _Atomic uint32_t key;                  /* futex kind: 0 unlocked, 1 locked, 2 locked + sleepers */
+    uint32_t kind;                         /* LOCK_*; set at init, read-only after */
+    uint32_t rank;                         /* RANK_*; set at init, read-only after */
+    _Atomic int32_t owner_pid;             /* holder's OS pid (relaxed), stored right after the acquiring CAS and
                                     cleared before the release: 0 when free and during those few
                                     instructions, which waiters treat as a live holder */
-    uint64_t acquired_ticks;     /* holder: cputicks() at acquisition, for hold time */
-    uint64_t acquisitions;       /* holder */
-    uint64_t contended;          /* holder: acquisitions that had to wait */
-    uint64_t wait_ns_total;      /* holder */
-    uint64_t wait_ns_max;        /* holder */
-    uint64_t hold_ticks_total;   /* holder, at release: cputicks (TSC); cputicks_to_ns converts */
-    uint64_t recovered;          /* holder: robust-mutex EOWNERDEAD recoveries */
+    uint64_t acquired_ticks;               /* holder: cputicks() at acquisition, for hold time */
+    uint64_t acquisitions;                 /* holder */
+    uint64_t contended;                    /* holder: acquisitions that had to wait */
+    uint64_t wait_ns_total;                /* holder */
+    uint64_t wait_ns_max;                  /* holder */
+    uint64_t hold_ticks_total;             /* holder, at release: cputicks (TSC); cputicks_to_ns converts */
+    uint64_t recovered;                    /* holder: robust-mutex EOWNERDEAD recoveries */
     uint64_t wait_hist[LOCK_HIST_BUCKETS]; /* holder: bucket i counts waits in [2^i, 2^(i+1)) ns */
-    char name[32];               /* set at init */
-    union {                      /* the kind's own primitive; set at init */
-        pthread_mutex_t mu;      /* LOCK_PTHREAD: process-shared, robust */
-        sem_t sem;               /* LOCK_SEM: process-shared POSIX semaphore, value 1 = free */
+    char name[32];                         /* set at init */
+    union {                                /* the kind's own primitive; set at init */
+        pthread_mutex_t mu;                /* LOCK_PTHREAD: process-shared, robust */
+        sem_t sem;                         /* LOCK_SEM: process-shared POSIX semaphore, value 1 = free */
     } u;
 } __attribute__((aligned(64))) glock_t;
 
@@ -57,7 +57,7 @@ typedef struct glock {
 enum { GLOCK_OK = 0, GLOCK_HOLDER_DIED = -1, GLOCK_ERROR = -2 };
 
 int glock_init(glock_t *l, int kind, int rank, const char *name);
-int glock_acquire(glock_t *l);   /* GLOCK_OK, or GLOCK_HOLDER_DIED (futex/sem) / GLOCK_ERROR */
+int glock_acquire(glock_t *l); /* GLOCK_OK, or GLOCK_HOLDER_DIED (futex/sem) / GLOCK_ERROR */
 void glock_release(glock_t *l);
 const char *glock_kind_name(int kind);
 
@@ -65,6 +65,5 @@ const char *glock_kind_name(int kind);
  * message naming the lock and exits the process; the launcher reports the death. */
 void lock(glock_t *l);
 void unlock(glock_t *l);
-
 
 #endif

@@ -22,8 +22,7 @@ static goaddr malloc_small(uint8_t spc, uint32_t size)
     mcache_t *mc = &thisP->mcache;
     if (G->debug_flags & DBG_MCACHEBYPASS) {
         /* GODEBUG=mcachebypass=1: every small allocation goes through its mcentral. */
-        if (mcache_refill(spc) != 0)
-            return 0;
+        if (mcache_refill(spc) != 0) return 0;
     }
     for (;;) {
         spanid_t id = mc->alloc[spc];
@@ -32,15 +31,13 @@ static goaddr malloc_small(uint8_t spc, uint32_t size)
             int idx = span_next_free(s);
             if (idx >= 0) {
                 goaddr a = (goaddr)s->startpage * PAGE_SIZE + (goaddr)idx * s->elemsize;
-                if (s->needzero)
-                    memset(A + a, 0, size);
+                if (s->needzero) memset(A + a, 0, size);
                 if (atomic_load_explicit(&G->gc.phase, memory_order_relaxed) != GC_OFF)
                     gc_mark_alloc(a, s, size); /* allocate black */
                 return a;
             }
         }
-        if (mcache_refill(spc) != 0)
-            return 0;
+        if (mcache_refill(spc) != 0) return 0;
     }
 }
 
@@ -49,9 +46,12 @@ static goaddr malloc_tiny(uint32_t n)
     mcache_t *mc = &thisP->mcache;
     uint32_t size = n + 1;
     uint32_t off = mc->tinyoffset;
-    if ((size & 7) == 0) off = (off + 7) & ~7u;
-    else if ((size & 3) == 0) off = (off + 3) & ~3u;
-    else if ((size & 1) == 0) off = (off + 1) & ~1u;
+    if ((size & 7) == 0)
+        off = (off + 7) & ~7u;
+    else if ((size & 3) == 0)
+        off = (off + 3) & ~3u;
+    else if ((size & 1) == 0)
+        off = (off + 1) & ~1u;
     if (mc->tiny && off + size <= TINY_SIZE) {
         goaddr a = mc->tiny + off;
         mc->tinyoffset = off + size;
@@ -60,8 +60,7 @@ static goaddr malloc_tiny(uint32_t n)
         return a;
     }
     goaddr block = malloc_small(TINY_SPAN_CLASS, TINY_SIZE);
-    if (!block)
-        return 0;
+    if (!block) return 0;
     A[block] = (uint8_t)n;
     /* Keep the block with more room left (Go's rule). */
     if (!mc->tiny || size < mc->tinyoffset) {
@@ -88,28 +87,23 @@ static goaddr mallocgc_try(uint64_t payload, uint32_t tid, uint32_t len, int nos
     uint64_t size = payload + OBJ_HEADER_SIZE;
     if (size <= MAX_SMALL_SIZE) {
         int sc = size_to_class((uint32_t)size);
-        if (noscan && sc == TINY_SIZE_CLASS)
-            sc = TINY_SIZE_CLASS + 1; /* span class 5 is reserved for tiny blocks */
+        if (noscan && sc == TINY_SIZE_CLASS) sc = TINY_SIZE_CLASS + 1; /* span class 5 is reserved for tiny blocks */
         a = malloc_small(spanclass_make(sc, noscan), (uint32_t)size);
-        if (!a)
-            return 0;
+        if (!a) return 0;
         *obj_word(a) = (uint64_t)tid | (uint64_t)len << 32;
         st->nmalloc_by_class[sc]++;
     } else {
         uint64_t npages = (size + PAGE_SIZE - 1) / PAGE_SIZE;
         uint8_t spc = spanclass_make(0, noscan);
         spanid_t id = mheap_alloc_span(npages, spc);
-        if (!id)
-            return 0;
+        if (!id) return 0;
         mspan_t *s = spanof_id(id);
         a = (goaddr)id * PAGE_SIZE;
-        if (s->needzero)
-            memset(A + a, 0, size);
+        if (s->needzero) memset(A + a, 0, size);
         *obj_word(a) = (uint64_t)tid | (uint64_t)len << 32; /* typed before it can be marked */
         s->allocCount = 1;
         s->freeindex = 1;
-        if (atomic_load_explicit(&G->gc.phase, memory_order_relaxed) != GC_OFF)
-            gc_mark_alloc(a, s, (uint32_t)size);
+        if (atomic_load_explicit(&G->gc.phase, memory_order_relaxed) != GC_OFF) gc_mark_alloc(a, s, (uint32_t)size);
         mcentral_add_large(&G->central[spc], id); /* onto the swept full list, for the sweeper */
         atomic_fetch_add_explicit(&G->mheap.heap_live, npages * PAGE_SIZE, memory_order_relaxed);
         st->large_allocs++;

@@ -41,36 +41,27 @@ int span_next_free(mspan_t *s)
             s->allocCount++;
             return (int)idx;
         }
-        if (s->freeindex >= s->nelems)
-            return -1;
+        if (s->freeindex >= s->nelems) return -1;
         span_reload_cache(s);
-        if (!s->allocCache)
-            return -1;
+        if (!s->allocCache) return -1;
     }
 }
 
 static inline void heap_live_add(int64_t d)
-{
-    atomic_fetch_add_explicit(&G->mheap.heap_live, (uint64_t)d, memory_order_relaxed);
-}
+{ atomic_fetch_add_explicit(&G->mheap.heap_live, (uint64_t)d, memory_order_relaxed); }
 
-static inline int64_t span_free_bytes(const mspan_t *s)
-{
-    return (int64_t)(s->nelems - s->allocCount) * s->elemsize;
-}
+static inline int64_t span_free_bytes(const mspan_t *s) { return (int64_t)(s->nelems - s->allocCount) * s->elemsize; }
 
 int mcache_refill(uint8_t spc)
 {
     mcache_t *mc = &thisP->mcache;
     spanid_t old = mc->alloc[spc];
-    if (old)
-        heap_live_add(-span_free_bytes(spanof_id(old)));
+    if (old) heap_live_add(-span_free_bytes(spanof_id(old)));
     mc->alloc[spc] = 0;
     int rc = rcall_enter(RC_REFILL, 0);
     spanid_t id = mcentral_exchange(&G->central[spc], spc, old);
     rcall_exit(rc);
-    if (!id)
-        return -1;
+    if (!id) return -1;
     mspan_t *s = spanof_id(id);
     span_reload_cache(s);
     heap_live_add(span_free_bytes(s));
@@ -84,8 +75,7 @@ int mcache_refill(uint8_t spc)
  * it finishes, and by the GC process for every P with the world stopped at mark termination. */
 void mcache_release_all(void)
 {
-    if (thisP)
-        mcache_release_all_p(thisP);
+    if (thisP) mcache_release_all_p(thisP);
 }
 
 void mcache_release_all_p(gp_t *p)
@@ -93,8 +83,7 @@ void mcache_release_all_p(gp_t *p)
     mcache_t *mc = &p->mcache;
     for (int spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
         spanid_t id = mc->alloc[spc];
-        if (!id)
-            continue;
+        if (!id) continue;
         heap_live_add(-span_free_bytes(spanof_id(id)));
         mc->alloc[spc] = 0;
         mcentral_uncache_span(&G->central[spc], id);

@@ -9,21 +9,17 @@
 #include "runtime.h"
 
 static inline _Atomic spanid_t *list_head(mcentral_t *c, int which)
-{
-    return which < 2 ? &c->partial[which] : &c->full[which - 2];
-}
+{ return which < 2 ? &c->partial[which] : &c->full[which - 2]; }
 
 /* which: 0,1 = partial[which]; 2,3 = full[which-2]. Caller holds c->lock. */
 void mcentral_list_push(mcentral_t *c, int which, spanid_t id)
 {
     mspan_t *s = spanof_id(id);
     _Atomic spanid_t *head = list_head(c, which);
-    if (s->list != MCL_NONE)
-        gorun_throw("mcentral: span %u pushed while on list %d", id, s->list);
+    if (s->list != MCL_NONE) gorun_throw("mcentral: span %u pushed while on list %d", id, s->list);
     s->prev = 0;
     s->next = RELAXED_LOAD(*head);
-    if (s->next)
-        spanof_id(s->next)->prev = id;
+    if (s->next) spanof_id(s->next)->prev = id;
     LOCKED_STORE(*head, id);
     s->list = (uint8_t)(which + 1);
     MCHECK_CENTRAL(c, "mcentral push");
@@ -32,15 +28,13 @@ void mcentral_list_push(mcentral_t *c, int which, spanid_t id)
 void mcentral_list_remove(mcentral_t *c, spanid_t id)
 {
     mspan_t *s = spanof_id(id);
-    if (s->list == MCL_NONE)
-        gorun_throw("mcentral: span %u removed but on no list", id);
+    if (s->list == MCL_NONE) gorun_throw("mcentral: span %u removed but on no list", id);
     _Atomic spanid_t *head = list_head(c, s->list - 1);
     if (s->prev)
         spanof_id(s->prev)->next = s->next;
     else
         LOCKED_STORE(*head, s->next);
-    if (s->next)
-        spanof_id(s->next)->prev = s->prev;
+    if (s->next) spanof_id(s->next)->prev = s->prev;
     s->next = s->prev = 0;
     s->list = MCL_NONE;
     MCHECK_CENTRAL(c, "mcentral remove");
@@ -90,15 +84,12 @@ void mcentral_add_large(mcentral_t *c, spanid_t id)
 spanid_t mcentral_take_unswept(mcentral_t *c, uint32_t sg)
 {
     int u = 1 - swept_index(sg);
-    if (!RELAXED_LOAD(c->partial[u]) && !RELAXED_LOAD(c->full[u]))
-        return 0; /* a peek; the locked pop decides */
+    if (!RELAXED_LOAD(c->partial[u]) && !RELAXED_LOAD(c->full[u])) return 0; /* a peek; the locked pop decides */
     lock(&c->lock);
     spanid_t id = RELAXED_LOAD(c->partial[u]) ? RELAXED_LOAD(c->partial[u]) : RELAXED_LOAD(c->full[u]);
-    if (id)
-        mcentral_list_remove(c, id);
+    if (id) mcentral_list_remove(c, id);
     unlock(&c->lock);
-    if (!id)
-        return 0;
+    if (!id) return 0;
     uint32_t want = sg - 2;
     if (!atomic_compare_exchange_strong(&spanof_id(id)->sweepgen, &want, sg - 1))
         gorun_throw("sweep: span %u on an unswept list has sweepgen %u (heap sweepgen %u)", id, want, sg);
@@ -116,20 +107,16 @@ spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
     uint32_t sg = atomic_load(&G->mheap.sweepgen);
     int k = swept_index(sg);
     lock(&c->lock);
-    if (old)
-        uncache_locked(c, old, sg);
+    if (old) uncache_locked(c, old, sg);
     spanid_t id = RELAXED_LOAD(c->partial[k]);
-    if (id)
-        mcentral_list_remove(c, id);
+    if (id) mcentral_list_remove(c, id);
     unlock(&c->lock);
     for (int budget = SWEEP_BUDGET; !id && budget > 0; budget--) {
         spanid_t cand = mcentral_take_unswept(c, sg);
-        if (!cand)
-            break;
+        if (!cand) break;
         mspan_t *s = spanof_id(cand);
         int live = mspan_sweep(s, sg);
-        if (!live)
-            continue; /* freed to mheap */
+        if (!live) continue; /* freed to mheap */
         if (live < s->nelems) {
             id = cand;
             break;
@@ -141,8 +128,7 @@ spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
     if (!id) {
         int sc = spanclass_sizeclass(spc);
         id = mheap_alloc_span(class_to_npages[sc], spc);
-        if (!id)
-            return 0;
+        if (!id) return 0;
         atomic_fetch_add_explicit(&c->nspans, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&c->ngrow, 1, memory_order_relaxed);
     }

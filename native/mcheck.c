@@ -60,14 +60,12 @@ void mspan_check(spanid_t id, const char *where)
     uint32_t sg = atomic_load(&h->sweepgen), ssg = atomic_load(&s->sweepgen);
     if (atomic_load(&s->state) != MSPAN_INUSE)
         gorun_throw("mcheck (%s): span %u is not in use (state %u)", where, id, (unsigned)atomic_load(&s->state));
-    if (s->startpage != id)
-        gorun_throw("mcheck (%s): span %u records start page %u", where, id, s->startpage);
+    if (s->startpage != id) gorun_throw("mcheck (%s): span %u records start page %u", where, id, s->startpage);
     if (s->npages == 0 || (uint64_t)id + s->npages > h->grown_pages)
         gorun_throw("mcheck (%s): span %u has %u pages, beyond the grown heap (%llu pages)", where, id, s->npages,
                     (unsigned long long)h->grown_pages);
     int sc = spanclass_sizeclass(s->spanclass);
-    if (sc >= NUM_SIZE_CLASSES)
-        gorun_throw("mcheck (%s): span %u has span class %u", where, id, s->spanclass);
+    if (sc >= NUM_SIZE_CLASSES) gorun_throw("mcheck (%s): span %u has span class %u", where, id, s->spanclass);
     if (sc == 0) {
         if (s->nelems != 1 || s->elemsize != s->npages * PAGE_SIZE)
             gorun_throw("mcheck (%s): large span %u: nelems %u, elemsize %u for %u pages", where, id, s->nelems,
@@ -89,8 +87,8 @@ void mspan_check(spanid_t id, const char *where)
     for (uint64_t p = id; p < (uint64_t)id + s->npages; p++) {
         uint32_t e = atomic_load_explicit(&pm[p], memory_order_acquire);
         if (e != id)
-            gorun_throw("mcheck (%s): page %llu of span %u maps to span %u in the pagemap", where, (unsigned long long)p,
-                        id, e);
+            gorun_throw("mcheck (%s): page %llu of span %u maps to span %u in the pagemap", where,
+                        (unsigned long long)p, id, e);
     }
 }
 
@@ -115,14 +113,14 @@ uint64_t mcentral_check(mcentral_t *c, const char *where)
                 gorun_throw("mcheck (%s): mcentral %d %s: a cycle (more spans than heap pages)", where, spc,
                             list_name(which + 1));
             if (s->list != which + 1)
-                gorun_throw("mcheck (%s): mcentral %d: span %u is on list %s but its list field says %s", where, spc, id,
-                            list_name(which + 1), list_name(s->list));
+                gorun_throw("mcheck (%s): mcentral %d: span %u is on list %s but its list field says %s", where, spc,
+                            id, list_name(which + 1), list_name(s->list));
             if (s->prev != prev)
                 gorun_throw("mcheck (%s): mcentral %d %s: span %u has prev %u, expected %u", where, spc,
                             list_name(which + 1), id, s->prev, prev);
             if (s->spanclass != spc)
-                gorun_throw("mcheck (%s): mcentral %d %s: span %u has span class %u", where, spc, list_name(which + 1), id,
-                            s->spanclass);
+                gorun_throw("mcheck (%s): mcentral %d %s: span %u has span class %u", where, spc, list_name(which + 1),
+                            id, s->spanclass);
             mspan_check(id, where);
             if (full ? s->allocCount != s->nelems : s->allocCount >= s->nelems)
                 gorun_throw("mcheck (%s): mcentral %d %s: span %u has allocCount %u of nelems %u", where, spc,
@@ -155,16 +153,15 @@ void mheap_check(int full, const char *where)
         unlock(&c->lock);
         uint64_t ns = RELAXED_LOAD(c->nspans);
         if (onlist[spc] != ns)
-            gorun_throw("mcheck (%s): mcentral %d has %llu spans on its lists but nspans %llu (every mcache is flushed)",
-                        where, spc, (unsigned long long)onlist[spc], (unsigned long long)ns);
+            gorun_throw(
+                "mcheck (%s): mcentral %d has %llu spans on its lists but nspans %llu (every mcache is flushed)", where,
+                spc, (unsigned long long)onlist[spc], (unsigned long long)ns);
     }
-    if (!full)
-        return;
+    if (!full) return;
     lock(&h->lock);
     char err[256] = "";
     uint64_t nfree = pagealloc_check(err, sizeof err);
-    if (nfree == (uint64_t)-1)
-        gorun_throw("mcheck (%s): page allocator: %s", where, err);
+    if (nfree == (uint64_t)-1) gorun_throw("mcheck (%s): page allocator: %s", where, err);
     uint64_t pages = 0, spans = 0, large = 0, byclass[NUM_SPAN_CLASSES] = {0};
     _Atomic uint32_t *pm = pagemap();
     for (uint64_t p = 1; p < h->grown_pages;) {
@@ -194,17 +191,19 @@ void mheap_check(int full, const char *where)
         p += s->npages;
     }
     if (pages != h->pages_inuse || spans != h->spans_inuse || large != h->large_spans)
-        gorun_throw("mcheck (%s): the span walk found %llu pages in %llu spans (%llu large); mheap counts %llu pages in "
-                    "%llu spans (%llu large)", where, (unsigned long long)pages, (unsigned long long)spans,
-                    (unsigned long long)large, (unsigned long long)h->pages_inuse,
-                    (unsigned long long)h->spans_inuse, (unsigned long long)h->large_spans);
+        gorun_throw(
+            "mcheck (%s): the span walk found %llu pages in %llu spans (%llu large); mheap counts %llu pages in "
+            "%llu spans (%llu large)",
+            where, (unsigned long long)pages, (unsigned long long)spans, (unsigned long long)large,
+            (unsigned long long)h->pages_inuse, (unsigned long long)h->spans_inuse, (unsigned long long)h->large_spans);
     if (nfree + pages + 1 != h->grown_pages)
         gorun_throw("mcheck (%s): %llu free pages + %llu in spans + page 0 != %llu grown pages", where,
                     (unsigned long long)nfree, (unsigned long long)pages, (unsigned long long)h->grown_pages);
     for (int spc = 0; spc < NUM_SPAN_CLASSES; spc++)
         if (byclass[spc] != onlist[spc])
-            gorun_throw("mcheck (%s): span class %d has %llu in-use spans in the span table, %llu on its mcentral lists",
-                        where, spc, (unsigned long long)byclass[spc], (unsigned long long)onlist[spc]);
+            gorun_throw(
+                "mcheck (%s): span class %d has %llu in-use spans in the span table, %llu on its mcentral lists", where,
+                spc, (unsigned long long)byclass[spc], (unsigned long long)onlist[spc]);
     unlock(&h->lock);
 }
 

@@ -69,7 +69,10 @@ uint64_t gc_checkmark(void)
         for (uint64_t k = 0; k < n; k++) {
             goaddr a = atomic_load(&r[k]);
             snprintf(checkmark_path, sizeof checkmark_path, "a handle: P%u root table slot", i);
-            if (a) { checkmark_grey(a, k); checkmark_drain(); }
+            if (a) {
+                checkmark_grey(a, k);
+                checkmark_drain();
+            }
         }
         roots_lock_release(p);
     }
@@ -77,11 +80,15 @@ uint64_t gc_checkmark(void)
     for (uint64_t k = 0; k < G->nglobals; k++) {
         goaddr a = atomic_load(&g[k]);
         snprintf(checkmark_path, sizeof checkmark_path, "global");
-        if (a) { checkmark_grey(a, k); checkmark_drain(); }
+        if (a) {
+            checkmark_grey(a, k);
+            checkmark_drain();
+        }
     }
     uint64_t checked = 0;
     for (uint64_t p = 1; p < G->mheap.grown_pages; p++)
         if (atomic_load(&pm[p]) == p)
-            for (int k = 0; k < SPAN_BITS_BYTES; k++) checked += (uint64_t)__builtin_popcount(atomic_load(checkbits_of((spanid_t)p) + k));
+            for (int k = 0; k < SPAN_BITS_BYTES; k++)
+                checked += (uint64_t)__builtin_popcount(atomic_load(checkbits_of((spanid_t)p) + k));
     return checked;
 }

@@ -17,9 +17,9 @@
 
 #include "runtime.h"
 
-#define CYCLE_START_WAIT_NS (1000 * 1000L)      /* a worker past the goal re-wakes the GC process this often */
+#define CYCLE_START_WAIT_NS  (1000 * 1000L)         /* a worker past the goal re-wakes the GC process this often */
 #define CYCLE_START_CHECK_NS (100ull * 1000 * 1000) /* ... and after this long checks that it is alive */
-#define MAIN_MARK_IDLE_NS (200 * 1000L)         /* the main thread's nap when a mark step found nothing */
+#define MAIN_MARK_IDLE_NS    (200 * 1000L)          /* the main thread's nap when a mark step found nothing */
 
 /* ---- allocation side (workers) ---- */
 
@@ -81,10 +81,8 @@ int gc_sweep_termination(uint32_t cycle, int *dead)
     /* A mark thread that read `blacken` just before the last cycle ended may still count itself
      * busy for an instant (it re-checks and leaves empty-handed): wait that out. Grey objects
      * in the shared queue would be a real leftover. */
-    while (atomic_load(&gc->work.busy))
-        sched_yield();
-    if (RELAXED_LOAD(gc->work.nfull))
-        gorun_throw("gc: grey objects left over from the previous cycle");
+    while (atomic_load(&gc->work.busy)) sched_yield();
+    if (RELAXED_LOAD(gc->work.nfull)) gorun_throw("gc: grey objects left over from the previous cycle");
     atomic_store(&gc->phase, GC_MARK);
     atomic_store(&gc->wb_enabled, 1);
     gc_mark_tiny_blocks();
@@ -147,7 +145,8 @@ int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *chec
     if (stw_stop(PAUSE_MARKTERM, cycle, dead) != 0) return -1;
     atomic_store(&gc->phase, GC_MARKTERM);
     if (atomic_load(&gc->roots_pending)) gc_serve_blocked(); /* cannot happen with a running P stopped */
-    if (atomic_load(&gc->roots_pending)) gorun_throw("gc: mark termination with %u root tables unscanned", atomic_load(&gc->roots_pending));
+    if (atomic_load(&gc->roots_pending))
+        gorun_throw("gc: mark termination with %u root tables unscanned", atomic_load(&gc->roots_pending));
     drain_all_logs(1);
     for (;;) { /* finish what is grey; mark threads may still be draining their last buffer */
         atomic_fetch_add(&gc->work.busy, 1);

@@ -8,47 +8,47 @@
 #include "runtime.h"
 
 /* ---- the cycle (mgc.c) ---- */
-void gc_trigger_check(void);     /* [W] heap_live reached the trigger: wake the GC process (once) */
-void gc_wait_cycle_start(void);  /* [W] past the goal with no cycle marking: wait for STW 1 */
+void gc_trigger_check(void);    /* [W] heap_live reached the trigger: wake the GC process (once) */
+void gc_wait_cycle_start(void); /* [W] past the goal with no cycle marking: wait for STW 1 */
 /* [GC] STW 1: finish sweeping, phase -> mark, barrier on, allocate black, root-scan requests.
  * 0, or -1 with the dead P's index in *dead. */
 int gc_sweep_termination(uint32_t cycle, int *dead);
-int gc_mark_step(int64_t budget); /* [GC] globals, blocked P's, logs, some marking; 1 if quiescent */
+int gc_mark_step(int64_t budget);  /* [GC] globals, blocked P's, logs, some marking; 1 if quiescent */
 int gc_flush_handshake(int *dead); /* [GC] ragged log flush; 1 new work, 0 none, -1 a worker died */
 /* [GC] STW 2: drain everything, optional checkmark, barrier off, flush mcaches, sweepgen += 2. */
 int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *checked);
 void gc_finish_cycle(uint64_t forced_target); /* [GC] after the sweep: release g.gc() waiters */
 
 /* ---- marking (mgcmark.c) ---- */
-int greyobject(goaddr a);                 /* [any marker] mark; queue if scannable; 1 if newly marked */
+int greyobject(goaddr a);                                /* [any marker] mark; queue if scannable; 1 if newly marked */
 void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size); /* [W] allocate-black */
-void gc_worker_scan_roots(gp_t *p);       /* [W own P | GC under p's roots lock] grey p's root table */
-void gc_scan_globals(void);               /* [GC] grey every global slot */
-void gc_mark_tiny_blocks(void);           /* [GC, STW 1] grey every P's current tiny block */
-void gc_assist(void);                     /* [W] pay allocation debt in scan work (gcAssistAlloc) */
-int gc_start_mark_threads(int n);         /* [GC] start n native mark threads (n <= MAX_MARK_THREADS) */
-void gc_stop_mark_threads(void);          /* [GC] */
-uint64_t gc_help_mark(int64_t budget);    /* [GC] the main thread marks too; returns scan work */
-int gc_mark_quiescent(void);              /* [GC] no roots pending, no grey objects anywhere */
-void gc_mark_finish_stw(void);            /* [GC, STW 2] drain to empty */
+void gc_worker_scan_roots(gp_t *p);                      /* [W own P | GC under p's roots lock] grey p's root table */
+void gc_scan_globals(void);                              /* [GC] grey every global slot */
+void gc_mark_tiny_blocks(void);                          /* [GC, STW 1] grey every P's current tiny block */
+void gc_assist(void);                                    /* [W] pay allocation debt in scan work (gcAssistAlloc) */
+int gc_start_mark_threads(int n);                        /* [GC] start n native mark threads (n <= MAX_MARK_THREADS) */
+void gc_stop_mark_threads(void);                         /* [GC] */
+uint64_t gc_help_mark(int64_t budget);                   /* [GC] the main thread marks too; returns scan work */
+int gc_mark_quiescent(void);                             /* [GC] no roots pending, no grey objects anywhere */
+void gc_mark_finish_stw(void);                           /* [GC, STW 2] drain to empty */
 
 /* ---- work buffers (mgcwork.c): the process-local gcWork and the shared grey queue ---- */
-void gcw_publish(void);                   /* [any marker] hand local grey objects over, or drain them */
-uint64_t gcw_publish_all(void);           /* [any marker] returns the objects kept local (pool empty) */
+void gcw_publish(void);         /* [any marker] hand local grey objects over, or drain them */
+uint64_t gcw_publish_all(void); /* [any marker] returns the objects kept local (pool empty) */
 
 /* ---- checkmark (mcheckmark.c) ---- */
-uint64_t gc_checkmark(void);              /* [GC, STW 2] re-mark from the roots; throws on a white one */
+uint64_t gc_checkmark(void); /* [GC, STW 2] re-mark from the roots; throws on a white one */
 
 /* ---- sweeping (mgcsweep.c) ---- */
 int mspan_sweep(mspan_t *s, uint32_t sg); /* [any] caller owns s (sweepgen sg-1); returns objects left */
 spanid_t mcentral_sweep_one(int spc, uint32_t sg, int *found); /* [any] one unswept span of class spc */
-int bgsweep(int n);                       /* [GC] sweep up to n spans; 0 when nothing is left */
+int bgsweep(int n);                                            /* [GC] sweep up to n spans; 0 when nothing is left */
 
 /* ---- the write barrier and the barrier logs (mwbbuf.c) ---- */
-void writebarrier_store(_Atomic uint64_t *slot, goaddr val);                  /* [W] */
+void writebarrier_store(_Atomic uint64_t *slot, goaddr val);                      /* [W] */
 void writebarrier_copy(_Atomic uint64_t *dst, _Atomic uint64_t *src, uint64_t n); /* [W] bulk, element by element */
-void wblog_flush_self(void);              /* [W] shade its own full log */
-int wblog_drain(gp_t *p, int blocking);   /* [any] shade entries of p's log; returns objects newly marked */
-int wblog_shade(gp_t *p, int blocking);   /* [any] the same as a marker: drain, publish the grey objects */
+void wblog_flush_self(void);                                                      /* [W] shade its own full log */
+int wblog_drain(gp_t *p, int blocking); /* [any] shade entries of p's log; returns objects newly marked */
+int wblog_shade(gp_t *p, int blocking); /* [any] the same as a marker: drain, publish the grey objects */
 
 #endif

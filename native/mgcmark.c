@@ -178,9 +178,9 @@ void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size)
 
 /* ---- assists ---- */
 
-#define ASSIST_MIN_DEBT (64 << 10) /* allocate this much before paying (Go's gcOverAssistWork) */
-#define ASSIST_CHUNK (64 << 10)    /* scan work between two safepoint polls of an assist (~30-60 us) */
-#define ASSIST_WAIT_NS (100 * 1000L) /* an assist in debt past the goal waits this long for credit per round */
+#define ASSIST_MIN_DEBT (64 << 10)    /* allocate this much before paying (Go's gcOverAssistWork) */
+#define ASSIST_CHUNK    (64 << 10)    /* scan work between two safepoint polls of an assist (~30-60 us) */
+#define ASSIST_WAIT_NS  (100 * 1000L) /* an assist in debt past the goal waits this long for credit per round */
 
 /* Go's revise: scan work still expected over heap runway still left. Past the goal the runway
  * is nearly nil, so the ratio, and the debt, grow steeply. << 16 fixed point. */
@@ -256,8 +256,8 @@ void gc_assist(void)
 
 /* ---- mark threads (GC process) ---- */
 
-#define MARK_IDLE_WAIT_NS (2 * 1000 * 1000L) /* a mark thread's sleep while no cycle is marking */
-#define MARK_NOWORK_WAIT_NS (1000 * 1000L)   /* ... and while marking but the queue is empty */
+#define MARK_IDLE_WAIT_NS   (2 * 1000 * 1000L) /* a mark thread's sleep while no cycle is marking */
+#define MARK_NOWORK_WAIT_NS (1000 * 1000L)     /* ... and while marking but the queue is empty */
 
 static pthread_t mark_threads[MAX_MARK_THREADS];
 static int nmark_threads;
@@ -344,7 +344,4 @@ int gc_mark_quiescent(void)
 }
 
 /* With the world stopped: finish every grey object (mark termination). */
-void gc_mark_finish_stw(void)
-{
-    gc_drain_all();
-}
+void gc_mark_finish_stw(void) { gc_drain_all(); }

@@ -44,7 +44,7 @@ static uint32_t wq_get_empty_locked(workq_t *q)
         return i;
     }
     if (q->fresh < atomic_load_explicit(&q->nbufs, memory_order_acquire)) /* raised at growth, after the reservation */
-        return ++q->fresh; /* index fresh-1, returned as index + 1 */
+        return ++q->fresh;                                                /* index fresh-1, returned as index + 1 */
     return 0;
 }
 
@@ -76,8 +76,7 @@ int gcw_publish_one(void)
  * caller then drains them itself). Returns the objects left local. */
 uint64_t gcw_publish_all(void)
 {
-    while (gcw.n && gcw_publish_one())
-        ;
+    while (gcw.n && gcw_publish_one());
     gcw_flush_stats();
     return gcw.n;
 }

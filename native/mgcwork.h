@@ -16,10 +16,10 @@ typedef struct gcw {
 
 extern _Thread_local gcw_t gcw;
 
-void gcw_grow(gcw_t *w);      /* double the stack (throws when out of process memory) */
-void gcw_flush_stats(void);   /* add the local counters to gcctl's */
-int gcw_publish_one(void);    /* up to one buffer of local grey objects to the queue; 0 if the pool is empty */
-int gcw_refill(void);         /* one full buffer from the queue into the local stack; 0 if none */
+void gcw_grow(gcw_t *w);    /* double the stack (throws when out of process memory) */
+void gcw_flush_stats(void); /* add the local counters to gcctl's */
+int gcw_publish_one(void);  /* up to one buffer of local grey objects to the queue; 0 if the pool is empty */
+int gcw_refill(void);       /* one full buffer from the queue into the local stack; 0 if none */
 
 static inline void wpush(gcw_t *w, goaddr a)
 {

@@ -16,8 +16,7 @@
 static uint64_t alloc_pages_locked(uint64_t npages)
 {
     uint64_t page = pagealloc_alloc(npages);
-    if (page == 0 && pagealloc_grow(npages) == 0)
-        page = pagealloc_alloc(npages);
+    if (page == 0 && pagealloc_grow(npages) == 0) page = pagealloc_alloc(npages);
     return page;
 }
 
@@ -78,23 +77,20 @@ spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
     s->next = s->prev = 0;
     s->list = MCL_NONE;
     s->needzero = page < h->zeroed_base;
-    if (page + npages > h->zeroed_base)
-        h->zeroed_base = page + npages;
+    if (page + npages > h->zeroed_base) h->zeroed_base = page + npages;
     atomic_store_explicit(&s->sweepgen, atomic_load(&h->sweepgen), memory_order_relaxed);
     if (s->needzero) { /* pages never handed out have never-written (zero) bits */
         memset(allocbits_of(id), 0, SPAN_BITS_BYTES);
         memset((void *)markbits_of(id), 0, SPAN_BITS_BYTES);
     }
     _Atomic uint32_t *pm = pagemap();
-    for (uint64_t p = page; p < page + npages; p++)
-        atomic_store_explicit(&pm[p], id, memory_order_release);
+    for (uint64_t p = page; p < page + npages; p++) atomic_store_explicit(&pm[p], id, memory_order_release);
     atomic_store_explicit(&s->state, MSPAN_INUSE, memory_order_release);
     LOCKED_ADD(h->pages_inuse, npages);
     if (RELAXED_LOAD(h->pages_inuse) > RELAXED_LOAD(h->peak_pages_inuse))
         LOCKED_STORE(h->peak_pages_inuse, RELAXED_LOAD(h->pages_inuse));
     LOCKED_ADD(h->spans_inuse, 1);
-    if (sc == 0)
-        LOCKED_ADD(h->large_spans, 1);
+    if (sc == 0) LOCKED_ADD(h->large_spans, 1);
     LOCKED_ADD(h->nalloc_spans, 1);
     unlock(&h->lock);
     rcall_exit(rc);
@@ -106,8 +102,7 @@ void mheap_free_span(spanid_t id)
     mheap_t *h = &G->mheap;
     mspan_t *s = spanof_id(id);
     lock(&h->lock);
-    if (atomic_load(&s->state) != MSPAN_INUSE)
-        gorun_throw("mheap: freeing span %u that is not in use", id);
+    if (atomic_load(&s->state) != MSPAN_INUSE) gorun_throw("mheap: freeing span %u that is not in use", id);
     atomic_store_explicit(&s->state, MSPAN_DEAD, memory_order_release);
     _Atomic uint32_t *pm = pagemap();
     for (uint64_t p = s->startpage; p < (uint64_t)s->startpage + s->npages; p++)
@@ -115,24 +110,26 @@ void mheap_free_span(spanid_t id)
     pagealloc_free(s->startpage, s->npages);
     LOCKED_SUB(h->pages_inuse, s->npages);
     LOCKED_SUB(h->spans_inuse, 1);
-    if (spanclass_sizeclass(s->spanclass) == 0)
-        LOCKED_SUB(h->large_spans, 1);
+    if (spanclass_sizeclass(s->spanclass) == 0) LOCKED_SUB(h->large_spans, 1);
     LOCKED_ADD(h->nfree_spans, 1);
     unlock(&h->lock);
 }
 
 static void fmt_bytes(char *buf, size_t len, uint64_t b)
 {
-    if (b >= (1ull << 30)) snprintf(buf, len, "%.2f GiB", (double)b / (1ull << 30));
-    else if (b >= (1ull << 20)) snprintf(buf, len, "%.1f MiB", (double)b / (1ull << 20));
-    else if (b >= 1024) snprintf(buf, len, "%.1f KiB", (double)b / 1024);
-    else snprintf(buf, len, "%llu B", (unsigned long long)b);
+    if (b >= (1ull << 30))
+        snprintf(buf, len, "%.2f GiB", (double)b / (1ull << 30));
+    else if (b >= (1ull << 20))
+        snprintf(buf, len, "%.1f MiB", (double)b / (1ull << 20));
+    else if (b >= 1024)
+        snprintf(buf, len, "%.1f KiB", (double)b / 1024);
+    else
+        snprintf(buf, len, "%llu B", (unsigned long long)b);
 }
 
 void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes)
 {
-    if (pagealloc_shm_oom_message(buf, len, request_bytes))
-        return; /* /dev/shm is full, not the heap */
+    if (pagealloc_shm_oom_message(buf, len, request_bytes)) return; /* /dev/shm is full, not the heap */
     mheap_t *h = &G->mheap;
     char req[32], lim[32], inuse[32], grown[32];
     fmt_bytes(req, sizeof req, request_bytes);

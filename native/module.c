@@ -13,7 +13,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-
 int need_attached(void)
 {
     if (!G) {
@@ -22,7 +21,6 @@ int need_attached(void)
     }
     return 0;
 }
-
 
 static PyObject *py_meta_size(PyObject *mod, PyObject *args)
 {
@@ -39,22 +37,29 @@ static PyObject *py_init(PyObject *mod, PyObject *args)
     unsigned int nprocs, dbg;
     if (!PyArg_ParseTuple(args, "iKiKIiKKI", &mfd, &msize, &afd, &asize, &nprocs, &lock_kind, &roots, &nglobals, &dbg))
         return NULL;
-    if (G) { PyErr_SetString(GorunError, "a heap is already attached in this process"); return NULL; }
-    if (lock_kind < 0 || lock_kind >= LOCK_NKINDS) { PyErr_Format(PyExc_ValueError, "bad lock kind %d", lock_kind); return NULL; }
+    if (G) {
+        PyErr_SetString(GorunError, "a heap is already attached in this process");
+        return NULL;
+    }
+    if (lock_kind < 0 || lock_kind >= LOCK_NKINDS) {
+        PyErr_Format(PyExc_ValueError, "bad lock kind %d", lock_kind);
+        return NULL;
+    }
     if ((errno = heap_map(mfd, msize, afd, asize)) != 0) return PyErr_SetFromErrno(PyExc_OSError);
-    int rc = gorun_init_shared(heap_meta_map(), msize, heap_arena_map(), asize, nprocs, lock_kind, roots, nglobals, dbg);
+    int rc =
+        gorun_init_shared(heap_meta_map(), msize, heap_arena_map(), asize, nprocs, lock_kind, roots, nglobals, dbg);
     if (rc != 0) {
         int e = errno;
         uint64_t free = gorun_shm_free();
         heap_unmap();
-        G = NULL; A = NULL;
+        G = NULL;
+        A = NULL;
         if (rc == -3 && e == ENOSPC) {
             char msg[256]; /* PyErr_Format has no %f */
             snprintf(msg, sizeof msg,
                      "out of memory: cannot reserve %.1f MiB of shared memory for the run's metadata: "
                      "/dev/shm has %.1f MiB free (enlarge /dev/shm, or lower --procs or --max-heap)",
-                     (double)gorun_meta_reserved(asize, nprocs, roots, nglobals) / (1 << 20),
-                     (double)free / (1 << 20));
+                     (double)gorun_meta_reserved(asize, nprocs, roots, nglobals) / (1 << 20), (double)free / (1 << 20));
             PyErr_SetString(OutOfMemoryError, msg);
         } else if (rc == -3)
             PyErr_Format(GorunError, "reserving shared memory for the run's metadata failed: %s", strerror(e));
@@ -70,7 +75,10 @@ static PyObject *py_attach(PyObject *mod, PyObject *args)
     int mfd, afd;
     unsigned long long msize, asize;
     if (!PyArg_ParseTuple(args, "iKiK", &mfd, &msize, &afd, &asize)) return NULL;
-    if (G) { PyErr_SetString(GorunError, "a heap is already attached in this process"); return NULL; }
+    if (G) {
+        PyErr_SetString(GorunError, "a heap is already attached in this process");
+        return NULL;
+    }
     if ((errno = heap_map(mfd, msize, afd, asize)) != 0) return PyErr_SetFromErrno(PyExc_OSError);
     const gorun_shared_t *g = heap_meta_map();
     if (!heap_layout_matches(g)) {
@@ -89,7 +97,8 @@ static PyObject *py_detach(PyObject *mod, PyObject *unused)
 {
     if (G) {
         thisP = NULL;
-        G = NULL; A = NULL;
+        G = NULL;
+        A = NULL;
         heap_unmap();
     }
     Py_RETURN_NONE;
@@ -119,7 +128,10 @@ static PyObject *py_set_p(PyObject *mod, PyObject *arg)
     if (need_attached()) return NULL;
     long id = PyLong_AsLong(arg);
     if (id == -1 && PyErr_Occurred()) return NULL;
-    if (id < 0 || id >= (long)G->nprocs) { PyErr_Format(PyExc_ValueError, "P id %ld out of range", id); return NULL; }
+    if (id < 0 || id >= (long)G->nprocs) {
+        PyErr_Format(PyExc_ValueError, "P id %ld out of range", id);
+        return NULL;
+    }
     p_attach((uint32_t)id);
     Py_RETURN_NONE;
 }
@@ -137,23 +149,32 @@ static PyObject *py_register_type(PyObject *mod, PyObject *args)
     Py_buffer mask;
     if (!PyArg_ParseTuple(args, "sIIIIIIy*", &name, &kind, &size, &elem_kind, &elem_tid, &has_ptrs, &nwords, &mask))
         return NULL;
-    if (need_attached()) { PyBuffer_Release(&mask); return NULL; }
+    if (need_attached()) {
+        PyBuffer_Release(&mask);
+        return NULL;
+    }
     if (strlen(name) >= sizeof(((gotype_t *)0)->name) || nwords > MAX_STRUCT_WORDS ||
         (size_t)mask.len > sizeof(((gotype_t *)0)->ptrmask)) {
-        PyErr_Format(PyExc_ValueError, "type %s: name longer than 47 bytes or more than %d words", name, MAX_STRUCT_WORDS);
+        PyErr_Format(PyExc_ValueError, "type %s: name longer than 47 bytes or more than %d words", name,
+                     MAX_STRUCT_WORDS);
         PyBuffer_Release(&mask);
         return NULL;
     }
     gotype_t t;
     memset(&t, 0, sizeof t);
     strcpy(t.name, name);
-    t.kind = kind; t.size = size; t.elem_kind = elem_kind; t.elem_tid = elem_tid;
-    t.has_ptrs = has_ptrs; t.nwords = nwords;
+    t.kind = kind;
+    t.size = size;
+    t.elem_kind = elem_kind;
+    t.elem_tid = elem_tid;
+    t.has_ptrs = has_ptrs;
+    t.nwords = nwords;
     memcpy(t.ptrmask, mask.buf, (size_t)mask.len);
     PyBuffer_Release(&mask);
     uint32_t tid;
     int rc = typetab_register(&t, &tid);
-    if (rc == TYPETAB_CONFLICT) return PyErr_Format(GorunError, "type %s is already registered with a different layout", name);
+    if (rc == TYPETAB_CONFLICT)
+        return PyErr_Format(GorunError, "type %s is already registered with a different layout", name);
     if (rc == TYPETAB_FULL) return PyErr_Format(GorunError, "type table full (%d types)", MAX_TYPES);
     return PyLong_FromUnsignedLong(tid);
 }
@@ -163,7 +184,10 @@ static PyObject *py_type_info(PyObject *mod, PyObject *arg)
     if (need_attached()) return NULL;
     unsigned long tid = PyLong_AsUnsignedLong(arg);
     if (PyErr_Occurred()) return NULL;
-    if (tid == 0 || tid >= atomic_load(&G->typetab.ntypes)) { PyErr_Format(PyExc_ValueError, "no type %lu", tid); return NULL; }
+    if (tid == 0 || tid >= atomic_load(&G->typetab.ntypes)) {
+        PyErr_Format(PyExc_ValueError, "no type %lu", tid);
+        return NULL;
+    }
     gotype_t *t = type_of((uint32_t)tid);
     return Py_BuildValue("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:y#}", "name", t->name, "kind", t->kind, "size", t->size,
                          "elem_kind", t->elem_kind, "elem_tid", t->elem_tid, "has_ptrs", t->has_ptrs, "nwords",
@@ -175,7 +199,10 @@ static PyObject *py_bind_class(PyObject *mod, PyObject *args)
     unsigned int tid;
     PyObject *cls;
     if (!PyArg_ParseTuple(args, "IO!", &tid, &PyType_Type, &cls)) return NULL;
-    if (!PyType_IsSubtype((PyTypeObject *)cls, &Handle_Type)) { PyErr_SetString(PyExc_TypeError, "class must derive from gorun.Handle"); return NULL; }
+    if (!PyType_IsSubtype((PyTypeObject *)cls, &Handle_Type)) {
+        PyErr_SetString(PyExc_TypeError, "class must derive from gorun.Handle");
+        return NULL;
+    }
     if (bind_class(tid, cls) != 0) return NULL;
     Py_RETURN_NONE;
 }
@@ -191,7 +218,10 @@ static PyObject *py_new_bytes(PyObject *mod, PyObject *arg) { return handle_new_
 
 static PyObject *py_new_array(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "new_array(tid, n)"); return NULL; }
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "new_array(tid, n)");
+        return NULL;
+    }
     unsigned long tid = PyLong_AsUnsignedLong(args[0]);
     Py_ssize_t n = PyLong_AsSsize_t(args[1]);
     if (PyErr_Occurred()) return NULL;
@@ -217,7 +247,6 @@ static int global_index(PyObject *arg, uint64_t *i)
     return 0;
 }
 
-
 static PyObject *py_global_get(PyObject *mod, PyObject *arg)
 {
     uint64_t i;
@@ -230,7 +259,10 @@ static PyObject *py_global_set(PyObject *mod, PyObject *const *args, Py_ssize_t 
 {
     uint64_t i;
     int ok;
-    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "global_set(i, handle_or_None)"); return NULL; }
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "global_set(i, handle_or_None)");
+        return NULL;
+    }
     if (global_index(args[0], &i)) return NULL;
     if (ensure_p()) return NULL;
     goaddr v = handle_addr_arg(args[1], &ok);
@@ -259,11 +291,11 @@ PyObject *lock_dict(glock_t *l)
     PyObject *hist = PyList_New(LOCK_HIST_BUCKETS);
     if (!hist) return NULL;
     for (int i = 0; i < LOCK_HIST_BUCKETS; i++) PyList_SET_ITEM(hist, i, PyLong_FromUnsignedLongLong(l->wait_hist[i]));
-    return Py_BuildValue("{s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "name", l->name, "kind", glock_kind_name((int)l->kind),
-                         "acquisitions", l->acquisitions, "contended", l->contended, "wait_ns_total", l->wait_ns_total,
-                         "wait_ns_max", l->wait_ns_max, "hold_ns_total",
-                         (unsigned long long)((double)l->hold_ticks_total / cputicks_per_ns()), "recovered", l->recovered,
-                         "wait_hist", hist);
+    return Py_BuildValue("{s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "name", l->name, "kind",
+                         glock_kind_name((int)l->kind), "acquisitions", l->acquisitions, "contended", l->contended,
+                         "wait_ns_total", l->wait_ns_total, "wait_ns_max", l->wait_ns_max, "hold_ns_total",
+                         (unsigned long long)((double)l->hold_ticks_total / cputicks_per_ns()), "recovered",
+                         l->recovered, "wait_hist", hist);
 }
 
 static PyObject *p_dict(gp_t *p)
@@ -271,9 +303,10 @@ static PyObject *p_dict(gp_t *p)
     pstats_t *s = &p->stats;
     PyObject *bc = PyList_New(NUM_SIZE_CLASSES);
     if (!bc) return NULL;
-    for (int i = 0; i < NUM_SIZE_CLASSES; i++) PyList_SET_ITEM(bc, i, PyLong_FromUnsignedLongLong(s->nmalloc_by_class[i]));
-    return Py_BuildValue("{s:I,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:N,s:K,s:K,s:K,s:K,s:K}", "id", p->id, "ospid",
-                         (int)atomic_load(&p->ospid), "status", atomic_load(&p->status), "root_hwm",
+    for (int i = 0; i < NUM_SIZE_CLASSES; i++)
+        PyList_SET_ITEM(bc, i, PyLong_FromUnsignedLongLong(s->nmalloc_by_class[i]));
+    return Py_BuildValue("{s:I,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:N,s:K,s:K,s:K,s:K,s:K}", "id", p->id,
+                         "ospid", (int)atomic_load(&p->ospid), "status", atomic_load(&p->status), "root_hwm",
                          (unsigned long long)atomic_load(&p->root_hwm), "root_live",
                          (unsigned long long)atomic_load(&p->root_live), "objects", s->nmalloc, "bytes", s->alloc_bytes,
                          "tiny_allocs", s->tiny_allocs, "large_allocs", s->large_allocs, "large_bytes", s->large_bytes,
@@ -286,21 +319,23 @@ static PyObject *py_stats(PyObject *mod, PyObject *unused)
 {
     if (need_attached()) return NULL;
     mheap_t *h = &G->mheap;
-    PyObject *mc_locks = PyList_New(NUM_SPAN_CLASSES), *central = PyList_New(NUM_SPAN_CLASSES), *ps = PyList_New(G->nprocs);
+    PyObject *mc_locks = PyList_New(NUM_SPAN_CLASSES), *central = PyList_New(NUM_SPAN_CLASSES),
+             *ps = PyList_New(G->nprocs);
     if (!mc_locks || !central || !ps) return NULL;
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         PyList_SET_ITEM(mc_locks, i, lock_dict(&G->central[i].lock));
-        PyList_SET_ITEM(central, i, Py_BuildValue("{s:K,s:K}", "nspans", (unsigned long long)RELAXED_LOAD(G->central[i].nspans),
-                                                  "ngrow", (unsigned long long)RELAXED_LOAD(G->central[i].ngrow)));
+        PyList_SET_ITEM(central, i,
+                        Py_BuildValue("{s:K,s:K}", "nspans", (unsigned long long)RELAXED_LOAD(G->central[i].nspans),
+                                      "ngrow", (unsigned long long)RELAXED_LOAD(G->central[i].ngrow)));
     }
     for (uint32_t i = 0; i < G->nprocs; i++) PyList_SET_ITEM(ps, i, p_dict(&G->allp[i]));
     PyObject *heap = Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "npages", h->npages, "grown_pages", RELAXED_LOAD(h->grown_pages),
-        "pages_inuse", RELAXED_LOAD(h->pages_inuse), "peak_pages_inuse", RELAXED_LOAD(h->peak_pages_inuse),
-        "spans_inuse", RELAXED_LOAD(h->spans_inuse), "large_spans", RELAXED_LOAD(h->large_spans), "nalloc_spans",
-        RELAXED_LOAD(h->nalloc_spans), "nfree_spans", RELAXED_LOAD(h->nfree_spans), "grow_events",
-        RELAXED_LOAD(h->grow_events), "ooms", RELAXED_LOAD(h->ooms), "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen",
-        atomic_load(&h->sweepgen));
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "npages", h->npages, "grown_pages",
+        RELAXED_LOAD(h->grown_pages), "pages_inuse", RELAXED_LOAD(h->pages_inuse), "peak_pages_inuse",
+        RELAXED_LOAD(h->peak_pages_inuse), "spans_inuse", RELAXED_LOAD(h->spans_inuse), "large_spans",
+        RELAXED_LOAD(h->large_spans), "nalloc_spans", RELAXED_LOAD(h->nalloc_spans), "nfree_spans",
+        RELAXED_LOAD(h->nfree_spans), "grow_events", RELAXED_LOAD(h->grow_events), "ooms", RELAXED_LOAD(h->ooms),
+        "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen", atomic_load(&h->sweepgen));
     return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N},s:N,s:N}", "nprocs", G->nprocs, "lock",
                          glock_kind_name((int)G->lock_kind), "arena_size", G->arena_size, "meta_size", G->meta_size,
                          "mheap", heap, "locks", "mheap", lock_dict(&h->lock), "typetab", lock_dict(&G->typetab.lock),
@@ -309,28 +344,18 @@ static PyObject *py_stats(PyObject *mod, PyObject *unused)
 
 /* ---- test and inspection hooks (bounded, one step each) ---- */
 
-
-
-
-
-
-
-
-
-
-
-
 /* name -> value tables for constants(): Python takes every number it shares with C from here. */
 typedef struct {
     const char *name;
     long long value;
 } named_t;
 
-static const named_t field_kinds[] = {{"ptr", FK_PTR}, {"int", FK_INT}, {"float", FK_FLOAT}, {"bytes", FK_BYTES}, {NULL, 0}};
+static const named_t field_kinds[] = {
+    {"ptr", FK_PTR}, {"int", FK_INT}, {"float", FK_FLOAT}, {"bytes", FK_BYTES}, {NULL, 0}};
 static const named_t type_kinds[] = {{"struct", TK_STRUCT}, {"array", TK_ARRAY}, {"bytes", TK_BYTES}, {NULL, 0}};
-static const named_t type_ids[] = {{"bytes", TID_BYTES},         {"int_array", TID_INT_ARRAY},
-                                   {"float_array", TID_FLOAT_ARRAY}, {"ptr_array", TID_PTR_ARRAY},
-                                   {"first_user", TID_FIRST_USER}, {NULL, 0}};
+static const named_t type_ids[] = {
+    {"bytes", TID_BYTES},         {"int_array", TID_INT_ARRAY},   {"float_array", TID_FLOAT_ARRAY},
+    {"ptr_array", TID_PTR_ARRAY}, {"first_user", TID_FIRST_USER}, {NULL, 0}};
 static const named_t debug_flags[] = {{"mcachebypass", DBG_MCACHEBYPASS}, {"checkmark", DBG_CHECKMARK}, {NULL, 0}};
 static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},       {"mcentral", RANK_MCENTRAL}, {"mheap", RANK_MHEAP},
                                      {"typetab", RANK_TYPETAB}, {"workbuf", RANK_WORKBUF},   {NULL, 0}};
@@ -355,7 +380,10 @@ static PyObject *lock_kind_names(void)
     PyObject *t = PyTuple_New(LOCK_NKINDS);
     for (int i = 0; t && i < LOCK_NKINDS; i++) {
         PyObject *s = PyUnicode_FromString(glock_kind_name(i));
-        if (!s) { Py_DECREF(t); return NULL; }
+        if (!s) {
+            Py_DECREF(t);
+            return NULL;
+        }
         PyTuple_SET_ITEM(t, i, s);
     }
     return t;
@@ -363,29 +391,31 @@ static PyObject *lock_kind_names(void)
 
 static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
-    return Py_BuildValue(
-        "{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
-        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N}",
-        "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size", (unsigned long long)PAGE_SIZE, "num_size_classes",
-        NUM_SIZE_CLASSES, "max_small_size", MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE,
-        "max_procs", MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG,
-        "sanitize", GORUN_SANITIZE,
-        "cycle_fields", cyclerec_field_names(), "min_heap", MIN_HEAP_BYTES, "max_heap", MAX_HEAP_BYTES,
-        "max_object_payload", MAX_OBJECT_PAYLOAD, "max_root_slots", MAX_ROOT_SLOTS, "max_globals", MAX_GLOBALS,
-        "max_mark_threads", MAX_MARK_THREADS, "field_kinds", named_dict(field_kinds), "type_kinds",
-        named_dict(type_kinds), "type_ids", named_dict(type_ids), "debug_flags", named_dict(debug_flags),
-        "lock_kinds", lock_kind_names(), "lock_ranks", named_dict(lock_ranks));
+    return Py_BuildValue("{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
+                         "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N}",
+                         "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size",
+                         (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size",
+                         MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "max_procs",
+                         MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG,
+                         "sanitize", GORUN_SANITIZE, "cycle_fields", cyclerec_field_names(), "min_heap", MIN_HEAP_BYTES,
+                         "max_heap", MAX_HEAP_BYTES, "max_object_payload", MAX_OBJECT_PAYLOAD, "max_root_slots",
+                         MAX_ROOT_SLOTS, "max_globals", MAX_GLOBALS, "max_mark_threads", MAX_MARK_THREADS,
+                         "field_kinds", named_dict(field_kinds), "type_kinds", named_dict(type_kinds), "type_ids",
+                         named_dict(type_ids), "debug_flags", named_dict(debug_flags), "lock_kinds", lock_kind_names(),
+                         "lock_ranks", named_dict(lock_ranks));
 }
-
 
 static PyMethodDef methods[] = {
     {"meta_size", py_meta_size, METH_VARARGS, "meta_size(arena_bytes, nprocs, root_slots, nglobals)"},
-    {"init", py_init, METH_VARARGS, "init(meta_fd, meta_size, arena_fd, arena_size, nprocs, lock_kind, root_slots, nglobals, debug_flags)"},
+    {"init", py_init, METH_VARARGS,
+     "init(meta_fd, meta_size, arena_fd, arena_size, nprocs, lock_kind, root_slots, nglobals, debug_flags)"},
     {"attach", py_attach, METH_VARARGS, "attach(meta_fd, meta_size, arena_fd, arena_size)"},
     {"detach", py_detach, METH_NOARGS, "unmap the heap from this process"},
     {"attached", py_attached, METH_NOARGS, "whether a heap is mapped"},
-    {"child_of", py_child_of, METH_O, "child_of(launcher_pid): set PR_SET_PDEATHSIG; exit if the parent is not launcher_pid"},
-    {"meta_reserved", py_meta_reserved, METH_VARARGS, "meta_reserved(arena_size, nprocs, root_slots, nglobals): metadata bytes reserved at init"},
+    {"child_of", py_child_of, METH_O,
+     "child_of(launcher_pid): set PR_SET_PDEATHSIG; exit if the parent is not launcher_pid"},
+    {"meta_reserved", py_meta_reserved, METH_VARARGS,
+     "meta_reserved(arena_size, nprocs, root_slots, nglobals): metadata bytes reserved at init"},
     {"set_p", py_set_p, METH_O, "become P id (in a worker)"},
     {"p_done", py_p_done, METH_NOARGS, "flush the mcache and mark this P done"},
     {"register_type", py_register_type, METH_VARARGS, "register a type; returns its id"},
@@ -403,7 +433,6 @@ static PyMethodDef methods[] = {
     {"constants", py_constants, METH_NOARGS, "the C core's constants (the version handshake)"},
     {NULL},
 };
-
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "gorun._gorun", "gorun's C core", -1, methods};
 

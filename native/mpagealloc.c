@@ -35,22 +35,38 @@ static void summarize(uint64_t ci)
     const uint64_t *w = pbits() + ci * WORDS_PER_CHUNK;
     uint32_t start = 0, end = 0, max = 0, run = 0;
     for (int i = 0; i < WORDS_PER_CHUNK; i++) {
-        if (w[i] == 0) { start += 64; continue; }
+        if (w[i] == 0) {
+            start += 64;
+            continue;
+        }
         start += (uint32_t)__builtin_ctzll(w[i]);
         break;
     }
     for (int i = WORDS_PER_CHUNK - 1; i >= 0; i--) {
-        if (w[i] == 0) { end += 64; continue; }
+        if (w[i] == 0) {
+            end += 64;
+            continue;
+        }
         end += (uint32_t)__builtin_clzll(w[i]);
         break;
     }
     for (int i = 0; i < WORDS_PER_CHUNK; i++) {
         uint64_t x = w[i];
-        if (x == 0) { run += 64; continue; }
-        if (x == ~0ull) { if (run > max) max = run; run = 0; continue; }
+        if (x == 0) {
+            run += 64;
+            continue;
+        }
+        if (x == ~0ull) {
+            if (run > max) max = run;
+            run = 0;
+            continue;
+        }
         for (int b = 0; b < 64; b++) {
-            if (x >> b & 1) { if (run > max) max = run; run = 0; }
-            else run++;
+            if (x >> b & 1) {
+                if (run > max) max = run;
+                run = 0;
+            } else
+                run++;
         }
     }
     if (run > max) max = run;
@@ -65,12 +81,13 @@ static void set_range(uint64_t page, uint64_t n, int used)
         uint64_t wi = p / 64, b = p % 64;
         uint64_t k = 64 - b < page + n - p ? 64 - b : page + n - p;
         uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
-        if (used) bits[wi] |= mask;
-        else bits[wi] &= ~mask;
+        if (used)
+            bits[wi] |= mask;
+        else
+            bits[wi] &= ~mask;
         p += k;
     }
-    for (uint64_t ci = first; ci <= last; ci++)
-        summarize(ci);
+    for (uint64_t ci = first; ci <= last; ci++) summarize(ci);
 }
 
 /* First fit of n pages inside chunk ci (n <= its max run). */
@@ -79,7 +96,10 @@ static uint64_t find_in_chunk(uint64_t ci, uint64_t n)
     const uint64_t *w = pbits() + ci * WORDS_PER_CHUNK;
     uint64_t run = 0, run_start = 0;
     for (uint64_t i = 0; i < PALLOC_CHUNK_PAGES; i++) {
-        if (w[i / 64] >> (i % 64) & 1) { run = 0; continue; }
+        if (w[i / 64] >> (i % 64) & 1) {
+            run = 0;
+            continue;
+        }
         if (run == 0) run_start = i;
         if (++run == n) return ci * PALLOC_CHUNK_PAGES + run_start;
     }
@@ -102,11 +122,20 @@ uint64_t pagealloc_alloc(uint64_t npages)
         if (sum_max(s) == PALLOC_CHUNK_PAGES) {
             if (run == 0) run_start = ci * PALLOC_CHUNK_PAGES;
             run += PALLOC_CHUNK_PAGES;
-            if (run >= npages) { found = run_start; break; }
+            if (run >= npages) {
+                found = run_start;
+                break;
+            }
             continue;
         }
-        if (run > 0 && run + sum_start(s) >= npages) { found = run_start; break; }
-        if (sum_max(s) >= npages) { found = find_in_chunk(ci, npages); break; }
+        if (run > 0 && run + sum_start(s) >= npages) {
+            found = run_start;
+            break;
+        }
+        if (sum_max(s) >= npages) {
+            found = find_in_chunk(ci, npages);
+            break;
+        }
         run = sum_end(s);
         run_start = (ci + 1) * PALLOC_CHUNK_PAGES - run;
     }
@@ -141,7 +170,9 @@ static uint64_t free_tail(void)
  * not take a page fault per record. Best effort: older kernels lack MADV_POPULATE_WRITE. */
 static void meta_prefault(uint64_t page, uint64_t n)
 {
-    struct { uint64_t off, size; } r[] = {
+    struct {
+        uint64_t off, size;
+    } r[] = {
         {G->off_spans + page * sizeof(mspan_t), n * sizeof(mspan_t)},
         {G->off_allocbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
         {G->off_markbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
@@ -155,19 +186,24 @@ static void meta_prefault(uint64_t page, uint64_t n)
 
 /* Set when this process's last growth failed because /dev/shm is full (process-local: the
  * process that grows is the one that raises the out-of-memory error). */
-static struct { int full; uint64_t need, free; } shm_oom;
+static struct {
+    int full;
+    uint64_t need, free;
+} shm_oom;
 
 static void fmt_size(char *buf, size_t len, uint64_t b)
 {
-    if (b >= (1ull << 30)) snprintf(buf, len, "%.2f GiB", (double)b / (1ull << 30));
-    else if (b >= (1ull << 20)) snprintf(buf, len, "%.1f MiB", (double)b / (1ull << 20));
-    else snprintf(buf, len, "%.1f KiB", (double)b / 1024);
+    if (b >= (1ull << 30))
+        snprintf(buf, len, "%.2f GiB", (double)b / (1ull << 30));
+    else if (b >= (1ull << 20))
+        snprintf(buf, len, "%.1f MiB", (double)b / (1ull << 20));
+    else
+        snprintf(buf, len, "%.1f KiB", (double)b / 1024);
 }
 
 int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes)
 {
-    if (!shm_oom.full)
-        return 0;
+    if (!shm_oom.full) return 0;
     char req[32], need[32], fr[32];
     fmt_size(req, sizeof req, request_bytes);
     fmt_size(need, sizeof need, shm_oom.need);
@@ -192,7 +228,10 @@ static int grow_reserve(uint64_t page, uint64_t n, uint64_t newgrown)
     if (nb > cap) nb = cap;
     uint32_t oldnb = atomic_load_explicit(&G->gc.work.nbufs, memory_order_relaxed);
     if (nb < oldnb) nb = oldnb;
-    struct { int fd; uint64_t off, size; } r[] = {
+    struct {
+        int fd;
+        uint64_t off, size;
+    } r[] = {
         {gorun_arena_fd, page * PAGE_SIZE, n * PAGE_SIZE},
         {gorun_meta_fd, G->off_spans + page * sizeof(mspan_t), n * sizeof(mspan_t)},
         {gorun_meta_fd, G->off_allocbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
@@ -203,8 +242,7 @@ static int grow_reserve(uint64_t page, uint64_t n, uint64_t newgrown)
         {gorun_meta_fd, G->off_wbufs + oldnb * sizeof(wbuf_t), (nb - oldnb) * sizeof(wbuf_t)},
     };
     uint64_t total = 0;
-    for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++)
-        total += r[i].size;
+    for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++) total += r[i].size;
     for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++) {
         if (gorun_reserve(r[i].fd, r[i].off, r[i].size) == ENOSPC) {
             shm_oom.full = 1;

@@ -35,8 +35,10 @@ static inline void wb_lock_release(gp_t *p) { atomic_store_explicit(&p->wb_lock,
  * Returns the number of objects this drain newly marked. The caller publishes its gcWork. */
 int wblog_drain(gp_t *p, int blocking)
 {
-    if (blocking) wb_lock_acquire(p);
-    else if (!wb_lock_try(p)) return -1;
+    if (blocking)
+        wb_lock_acquire(p);
+    else if (!wb_lock_try(p))
+        return -1;
     goaddr *log = wblog_of(p->id);
     uint64_t t = atomic_load_explicit(&p->wb_tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&p->wb_head, memory_order_acquire);
@@ -94,7 +96,8 @@ void writebarrier_copy(_Atomic uint64_t *dst, _Atomic uint64_t *src, uint64_t n)
 {
     if (dst == src || n == 0) return;
     if (dst < src) {
-        for (uint64_t i = 0; i < n; i++) writebarrier_store(&dst[i], atomic_load_explicit(&src[i], memory_order_relaxed));
+        for (uint64_t i = 0; i < n; i++)
+            writebarrier_store(&dst[i], atomic_load_explicit(&src[i], memory_order_relaxed));
     } else {
         for (uint64_t i = n; i-- > 0;) writebarrier_store(&dst[i], atomic_load_explicit(&src[i], memory_order_relaxed));
     }

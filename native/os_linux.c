@@ -37,7 +37,8 @@ double cputicks_per_ns(void)
     if (ratio == 0) {
 #if defined(__x86_64__) || defined(__i386__)
         uint64_t n0 = nanotime(), t0 = cputicks(), n1;
-        do n1 = nanotime(); while (n1 - n0 < CPUTICKS_CALIBRATE_NS);
+        do n1 = nanotime();
+        while (n1 - n0 < CPUTICKS_CALIBRATE_NS);
         ratio = (double)(cputicks() - t0) / (double)(n1 - n0);
 #else
         ratio = 1.0;
@@ -85,21 +86,17 @@ int gorun_pid_dead(int32_t pid)
 void gorun_child_of(int32_t launcher)
 {
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != (pid_t)launcher)
-        _exit(1);
+    if (getppid() != (pid_t)launcher) _exit(1);
 }
 
 /* ---- shared-memory reservations ---- */
 
 int gorun_reserve(int fd, uint64_t off, uint64_t len)
 {
-    if (fd < 0 || len == 0)
-        return 0;
+    if (fd < 0 || len == 0) return 0;
     for (;;) {
-        if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
-            return 0;
-        if (errno == EINTR)
-            continue;
+        if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0) return 0;
+        if (errno == EINTR) continue;
         if (errno == EOPNOTSUPP || errno == ENOSYS)
             return 0; /* not tmpfs (e.g. a file attached by hand): nothing to reserve with */
         return errno;
@@ -110,7 +107,6 @@ uint64_t gorun_shm_free(void)
 {
     struct statvfs st;
     int fd = gorun_meta_fd >= 0 ? gorun_meta_fd : gorun_arena_fd;
-    if (fd < 0 || fstatvfs(fd, &st) != 0)
-        return 0;
+    if (fd < 0 || fstatvfs(fd, &st) != 0) return 0;
     return (uint64_t)st.f_bavail * st.f_frsize;
 }

@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 static sem_t preempt_sem;
-static _Atomic int scheduled;  /* a pending call is queued and has not run yet */
-static int32_t preempt_owner;  /* pid that set this up (a forked child must set up its own) */
+static _Atomic int scheduled; /* a pending call is queued and has not run yet */
+static int32_t preempt_owner; /* pid that set this up (a forked child must set up its own) */
 
 static void sigurg_handler(int sig)
 {

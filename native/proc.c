@@ -24,7 +24,6 @@
 
 #include "runtime.h"
 
-
 /* ---- worker side ---- */
 
 void p_attach(uint32_t id)
@@ -55,11 +54,11 @@ static void note_served(void)
     futex_wake_all(&G->gc.stopnote);
 }
 
-#define PARK_SPIN_NS 20000          /* a parked P spins this long (with a spare core) before sleeping */
-#define PARK_SPIN_STEP 64           /* cpu_relax per check while spinning */
-#define PARK_CHECK_NS (100 * 1000 * 1000L) /* a parked P checks the GC process is alive this often */
-#define HELD_WAIT_NS (1000 * 1000L) /* a P the GC process holds waits this long per check */
-#define GC_WAIT_CHECK_NS (50 * 1000 * 1000L) /* g.gc() checks the GC process is alive this often */
+#define PARK_SPIN_NS     20000                /* a parked P spins this long (with a spare core) before sleeping */
+#define PARK_SPIN_STEP   64                   /* cpu_relax per check while spinning */
+#define PARK_CHECK_NS    (100 * 1000 * 1000L) /* a parked P checks the GC process is alive this often */
+#define HELD_WAIT_NS     (1000 * 1000L)       /* a P the GC process holds waits this long per check */
+#define GC_WAIT_CHECK_NS (50 * 1000 * 1000L)  /* g.gc() checks the GC process is alive this often */
 
 static void wait_world_restart(uint32_t gen)
 {
@@ -181,8 +180,7 @@ void exit_blocking(void)
     for (;;) {
         uint32_t st = P_SYSCALL;
         if (atomic_compare_exchange_strong(&thisP->status, &st, P_RUNNING)) break;
-        if (!wait_if_gc_holds(st))
-            gorun_throw("P%u: leaving a blocking call with status %u", thisP->id, st);
+        if (!wait_if_gc_holds(st)) gorun_throw("P%u: leaving a blocking call with status %u", thisP->id, st);
     }
     safepoint_poll_c();
 }
@@ -247,8 +245,8 @@ static int preempt_running(uint32_t mask, int *dead)
 static uint64_t cur_pause;
 static uint64_t stw_t0;
 
-#define STW_SPIN_NS 20000     /* spin this long before sleeping (only with a spare core) */
-#define STW_YIELD_NS 1000000  /* oversubscribed: yield the core this long before sleeping */
+#define STW_SPIN_NS   20000   /* spin this long before sleeping (only with a spare core) */
+#define STW_YIELD_NS  1000000 /* oversubscribed: yield the core this long before sleeping */
 #define STW_RESEND_NS 100000  /* Go re-preempts every 100 us */
 #define STW_SPIN_STEP 32      /* cpu_relax per check while spinning */
 

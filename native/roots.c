@@ -15,7 +15,7 @@
 /* ---- root-table lock (the invariant is at gp_t.root_hwm in runtime.h) ---- */
 
 #define ROOTS_LOCK_CHECK_NS 1000000 /* while waiting, check the other side is alive this often */
-#define ROOTS_LOCK_SPINS 64         /* CAS attempts with cpu_relax before yielding the core */
+#define ROOTS_LOCK_SPINS    64      /* CAS attempts with cpu_relax before yielding the core */
 
 /* Taken by the owner worker for a root edit while its P is not RUNNING, and by the GC process
  * to scan a P's table on its behalf. Held for one edit (the owner) or one table scan (the GC
@@ -39,7 +39,8 @@ void roots_lock_acquire(gp_t *p)
         t0 = now;
         if (p == thisP) { /* the owner waits for the GC process's scan */
             if (gorun_pid_dead(G->gc.gc_ospid))
-                gorun_throw("the GC process (pid %d) died while scanning the root table of P%u", (int)G->gc.gc_ospid, p->id);
+                gorun_throw("the GC process (pid %d) died while scanning the root table of P%u", (int)G->gc.gc_ospid,
+                            p->id);
         } else if (gorun_pid_dead(atomic_load(&p->ospid))) {
             return; /* the owner died mid-edit: its table no longer changes */
         }
@@ -61,7 +62,6 @@ void roots_init_local(void)
 }
 
 int roots_here(void) { return thisP && roots_owner == thisP; }
-
 
 /* Root edits follow the invariant at gp_t.root_hwm (runtime.h): lock-free while this P is
  * RUNNING (only this process scans the table then), under the P's roots lock otherwise (the GC
@@ -104,8 +104,7 @@ int root_alloc(goaddr a, uint32_t *slot)
 
 void root_free(uint32_t i)
 {
-    if (!thisP || roots_owner != thisP)
-        return; /* runtime detached (interpreter shutdown): nothing to release */
+    if (!thisP || roots_owner != thisP) return; /* runtime detached (interpreter shutdown): nothing to release */
     if (nfree == freecap) { /* grow first: nothing may fail between the slot's clear and its reuse */
         uint64_t nc = freecap ? freecap * 2 : 1024;
         uint32_t *ns = realloc(freestack, nc * sizeof *ns);

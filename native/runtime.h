@@ -16,7 +16,7 @@
 #include "lock.h"
 
 #define GORUN_ABI_VERSION 9
-#define GORUN_MAGIC 0x31766e75726f67ull /* "gorunv1" */
+#define GORUN_MAGIC       0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
 #define GORUN_DEBUG 0 /* 0, 1 or 2: the assertion level (setup.py; docs/design.md "Debug builds") */
@@ -26,38 +26,38 @@
 #endif
 
 /* ---- Go's constants (shared/reference/go-runtime.md section 1) ---- */
-#define PAGE_SHIFT 13
-#define PAGE_SIZE 8192ull
-#define NUM_SIZE_CLASSES 68
-#define NUM_SPAN_CLASSES (NUM_SIZE_CLASSES * 2)
-#define MAX_SMALL_SIZE 32768u
-#define TINY_SIZE 16u
-#define TINY_SIZE_CLASS 2
-#define TINY_SPAN_CLASS (TINY_SIZE_CLASS * 2 + 1)
-#define MAX_OBJS_PER_SPAN 1024
-#define SPAN_BITS_BYTES (MAX_OBJS_PER_SPAN / 8) /* alloc / mark bitmap bytes per span */
-#define PALLOC_CHUNK_PAGES 512                   /* page allocator summary chunk (4 MiB) */
+#define PAGE_SHIFT         13
+#define PAGE_SIZE          8192ull
+#define NUM_SIZE_CLASSES   68
+#define NUM_SPAN_CLASSES   (NUM_SIZE_CLASSES * 2)
+#define MAX_SMALL_SIZE     32768u
+#define TINY_SIZE          16u
+#define TINY_SIZE_CLASS    2
+#define TINY_SPAN_CLASS    (TINY_SIZE_CLASS * 2 + 1)
+#define MAX_OBJS_PER_SPAN  1024
+#define SPAN_BITS_BYTES    (MAX_OBJS_PER_SPAN / 8) /* alloc / mark bitmap bytes per span */
+#define PALLOC_CHUNK_PAGES 512                     /* page allocator summary chunk (4 MiB) */
 
 /* Every gorun object starts with an 8-byte header: low 32 bits the type id, high 32 bits the
  * element count (arrays) or byte length (bytes). See docs/design.md "Objects". */
-#define OBJ_HEADER_SIZE 8u
-#define MAX_PROCS 64
-#define MAX_TYPES 4096
-#define MAX_STRUCT_WORDS 256
+#define OBJ_HEADER_SIZE    8u
+#define MAX_PROCS          64
+#define MAX_TYPES          4096
+#define MAX_STRUCT_WORDS   256
 #define MAX_OBJECT_PAYLOAD (2048ull << 20) /* 2 GiB: a large span's elemsize is 32-bit */
-#define MIN_HEAP_BYTES (1ull << 20)        /* --max-heap at least 1 MiB */
-#define MAX_HEAP_BYTES (1ull << 40)        /* --max-heap at most 1 TiB: span ids and pagemap entries are 32-bit pages */
-#define MAX_ROOT_SLOTS (1ull << 28)        /* root-table slots per P */
-#define MAX_GLOBALS (1ull << 24)           /* global slots */
-#define MAX_MARK_THREADS 64                /* the GC process's mark threads */
+#define MIN_HEAP_BYTES     (1ull << 20)    /* --max-heap at least 1 MiB */
+#define MAX_HEAP_BYTES     (1ull << 40)    /* --max-heap at most 1 TiB: span ids and pagemap entries are 32-bit pages */
+#define MAX_ROOT_SLOTS     (1ull << 28)    /* root-table slots per P */
+#define MAX_GLOBALS        (1ull << 24)    /* global slots */
+#define MAX_MARK_THREADS   64              /* the GC process's mark threads */
 
 /* A field written only under its lock but read without it (a snapshot, a peek) is _Atomic:
  * readers use RELAXED_LOAD, writers, holding the lock, LOCKED_STORE / LOCKED_ADD / LOCKED_SUB
  * (relaxed too: the lock orders the writers; no read-modify-write instruction is needed). */
-#define RELAXED_LOAD(f) atomic_load_explicit(&(f), memory_order_relaxed)
+#define RELAXED_LOAD(f)    atomic_load_explicit(&(f), memory_order_relaxed)
 #define LOCKED_STORE(f, v) atomic_store_explicit(&(f), (v), memory_order_relaxed)
-#define LOCKED_ADD(f, v) LOCKED_STORE((f), RELAXED_LOAD(f) + (v))
-#define LOCKED_SUB(f, v) LOCKED_STORE((f), RELAXED_LOAD(f) - (v))
+#define LOCKED_ADD(f, v)   LOCKED_STORE((f), RELAXED_LOAD(f) + (v))
+#define LOCKED_SUB(f, v)   LOCKED_STORE((f), RELAXED_LOAD(f) - (v))
 
 typedef uint64_t goaddr;   /* arena offset; 0 = nil */
 typedef uint32_t spanid_t; /* start page of a span; 0 = none */
@@ -75,8 +75,7 @@ extern const uint32_t class_to_divmagic[NUM_SIZE_CLASSES];
 
 static inline int size_to_class(uint32_t size)
 {
-    if (size <= 1024 - 8)
-        return size_to_class8[(size + 7) >> 3];
+    if (size <= 1024 - 8) return size_to_class8[(size + 7) >> 3];
     return size_to_class128[(size - 1024 + 127) >> 7];
 }
 
@@ -88,18 +87,18 @@ enum { TID_NONE = 0, TID_BYTES = 1, TID_INT_ARRAY = 2, TID_FLOAT_ARRAY = 3, TID_
 
 typedef struct gotype {
     char name[48];
-    uint32_t kind;      /* TK_* */
-    uint32_t size;      /* struct: payload bytes; array: element bytes (8); bytes: 1 */
-    uint32_t elem_kind; /* array: FK_* of the elements */
-    uint32_t elem_tid;  /* array of pointers: declared element type (0 = any) */
-    uint32_t has_ptrs;  /* 0 = noscan */
-    uint32_t nwords;    /* struct: payload words */
+    uint32_t kind;                           /* TK_* */
+    uint32_t size;                           /* struct: payload bytes; array: element bytes (8); bytes: 1 */
+    uint32_t elem_kind;                      /* array: FK_* of the elements */
+    uint32_t elem_tid;                       /* array of pointers: declared element type (0 = any) */
+    uint32_t has_ptrs;                       /* 0 = noscan */
+    uint32_t nwords;                         /* struct: payload words */
     uint64_t ptrmask[MAX_STRUCT_WORDS / 64]; /* struct: bit i set = payload word i is a pointer */
 } gotype_t;
 
 typedef struct typetab {
-    glock_t lock;             /* RANK_TYPETAB */
-    _Atomic uint32_t ntypes;  /* written under lock (release), read lock-free (acquire) */
+    glock_t lock;            /* RANK_TYPETAB */
+    _Atomic uint32_t ntypes; /* written under lock (release), read lock-free (acquire) */
     uint32_t _pad;
     gotype_t types[MAX_TYPES]; /* entry i valid once i < ntypes; never changes after */
 } typetab_t;
@@ -148,108 +147,108 @@ typedef struct mcentral {
      * only as a peek (relaxed) by the sweepers' loops, where the locked pop decides. */
     _Atomic spanid_t partial[2];
     _Atomic spanid_t full[2];
-    _Atomic uint64_t nspans;  /* relaxed fetch_add / fetch_sub by whoever takes or frees a span of
+    _Atomic uint64_t nspans; /* relaxed fetch_add / fetch_sub by whoever takes or frees a span of
                                  this class: spans taken from mheap and not yet freed */
-    _Atomic uint64_t ngrow;   /* relaxed fetch_add: cumulative spans taken from mheap */
+    _Atomic uint64_t ngrow;  /* relaxed fetch_add: cumulative spans taken from mheap */
 } __attribute__((aligned(64))) mcentral_t;
 
 /* ---- mheap ---- */
 typedef struct mheap {
-    glock_t lock; /* RANK_MHEAP: every field marked (H) is written only under it */
-    uint64_t npages;          /* set at init: pages reserved in the arena */
+    glock_t lock;    /* RANK_MHEAP: every field marked (H) is written only under it */
+    uint64_t npages; /* set at init: pages reserved in the arena */
     /* (H), read lock-free as snapshots (statistics, the out-of-memory message, the hooks' bounds):
      * relaxed atomics, written with LOCKED_STORE / LOCKED_ADD. */
-    _Atomic uint64_t grown_pages;      /* pages [0, grown) are usable; the rest is reservation */
-    _Atomic uint64_t pages_inuse;      /* pages in in-use spans */
+    _Atomic uint64_t grown_pages; /* pages [0, grown) are usable; the rest is reservation */
+    _Atomic uint64_t pages_inuse; /* pages in in-use spans */
     _Atomic uint64_t peak_pages_inuse;
     _Atomic uint64_t spans_inuse;
-    _Atomic uint64_t large_spans;      /* in-use spans of class 0 */
-    _Atomic uint64_t nalloc_spans;     /* cumulative span allocations */
-    _Atomic uint64_t nfree_spans;      /* cumulative span frees */
+    _Atomic uint64_t large_spans;  /* in-use spans of class 0 */
+    _Atomic uint64_t nalloc_spans; /* cumulative span allocations */
+    _Atomic uint64_t nfree_spans;  /* cumulative span frees */
     _Atomic uint64_t grow_events;
-    _Atomic uint64_t ooms;             /* allocations refused for lack of pages */
+    _Atomic uint64_t ooms; /* allocations refused for lack of pages */
     /* (H), never read without the lock */
-    uint64_t search_page;     /* first-fit hint: every page below it is in use */
-    uint64_t zeroed_base;     /* pages at or above were never handed out, so are zero */
+    uint64_t search_page;       /* first-fit hint: every page below it is in use */
+    uint64_t zeroed_base;       /* pages at or above were never handed out, so are zero */
     _Atomic uint64_t heap_live; /* atomic: Go's heapLive: bytes in cached spans + small/large objects */
     _Atomic uint32_t sweepgen;  /* changed only with the world stopped (+= 2 per cycle), under the mheap lock */
     uint32_t _pad;
 } mheap_t;
 
 /* ---- GC shared state (mgc.c, mgcmark.c, mgcsweep.c, mwbbuf.c, proc.c) ---- */
-enum { GC_OFF = 0, GC_MARK = 1, GC_MARKTERM = 2 };           /* gcphase */
-enum { PAUSE_SWEEPTERM = 1, PAUSE_MARKTERM = 2 };            /* pause kinds */
+enum { GC_OFF = 0, GC_MARK = 1, GC_MARKTERM = 2 }; /* gcphase */
+enum { PAUSE_SWEEPTERM = 1, PAUSE_MARKTERM = 2 };  /* pause kinds */
 /* Requests in gp_t.poll, set by the GC process, served by the P at its next safepoint (or by
  * the GC process itself for a P that is blocked or done). */
 enum { POLL_STOP = 1u << 0, POLL_SCANROOTS = 1u << 1, POLL_FLUSHWB = 1u << 2 };
 
-#define WBUF_ENTRIES 510          /* grey objects per shared work buffer (4 KiB) */
-#define WBLOG_ENTRIES 2048        /* barrier-log entries per P; an entry is (old, new) */
-#define MAX_PAUSES 16384          /* pause records kept (a ring) */
-#define MAX_CYCLES 8192           /* cycle records kept (a ring) */
+#define WBUF_ENTRIES  510   /* grey objects per shared work buffer (4 KiB) */
+#define WBLOG_ENTRIES 2048  /* barrier-log entries per P; an entry is (old, new) */
+#define MAX_PAUSES    16384 /* pause records kept (a ring) */
+#define MAX_CYCLES    8192  /* cycle records kept (a ring) */
 
 typedef struct wbuf {
-    uint32_t next;                /* free/full list link (buffer index + 1), under workq.lock */
-    uint32_t n;                   /* entries; owned by whoever popped the buffer */
+    uint32_t next; /* free/full list link (buffer index + 1), under workq.lock */
+    uint32_t n;    /* entries; owned by whoever popped the buffer */
     goaddr obj[WBUF_ENTRIES];
 } wbuf_t;
 
 /* Shared grey-object queue: lists of work buffers (Go's work.full / work.empty). */
 typedef struct workq {
-    glock_t lock;                 /* RANK_WORKBUF: full, empty, nfull and fresh are written only under it */
-    _Atomic uint32_t full;        /* (L) head of full buffers (index + 1), 0 = none; peeked lock-free (relaxed) */
-    uint32_t empty;               /* (L) head of empty buffers */
-    _Atomic uint64_t nfull;       /* (L) full buffers; read lock-free (relaxed) by the drain's balance test,
+    glock_t lock;            /* RANK_WORKBUF: full, empty, nfull and fresh are written only under it */
+    _Atomic uint32_t full;   /* (L) head of full buffers (index + 1), 0 = none; peeked lock-free (relaxed) */
+    uint32_t empty;          /* (L) head of empty buffers */
+    _Atomic uint64_t nfull;  /* (L) full buffers; read lock-free (relaxed) by the drain's balance test,
                                      the quiescence test and the STW checks */
-    _Atomic uint32_t nbufs;       /* usable buffers: set at init; raised (only) at growth, under the mheap
+    _Atomic uint32_t nbufs;  /* usable buffers: set at init; raised (only) at growth, under the mheap
                                      lock, once reserved; read under the workbuf lock */
-    uint32_t fresh;               /* (L) buffers [fresh, nbufs) were never used */
-    _Atomic uint64_t pushes;      /* atomic: full buffers ever pushed (termination check) */
-    _Atomic int32_t busy;         /* atomic: markers holding grey objects outside the queue */
-    _Atomic uint32_t avail;       /* futex word: bumped on push, mark threads sleep on it */
+    uint32_t fresh;          /* (L) buffers [fresh, nbufs) were never used */
+    _Atomic uint64_t pushes; /* atomic: full buffers ever pushed (termination check) */
+    _Atomic int32_t busy;    /* atomic: markers holding grey objects outside the queue */
+    _Atomic uint32_t avail;  /* futex word: bumped on push, mark threads sleep on it */
 } workq_t;
 
 /* One stop-the-world pause, written by the GC process. */
 typedef struct pauserec {
-    uint32_t kind;                /* PAUSE_* */
+    uint32_t kind; /* PAUSE_* */
     uint32_t cycle;
-    uint64_t start_ns;            /* stop requested */
-    uint64_t stop_ns;             /* time to stop: the last P acknowledged (or was taken), from start */
-    uint64_t seen_ns;             /* the GC process saw the world stopped, from start */
-    uint64_t work_ns;             /* the stop-the-world work was done, from start */
-    uint64_t total_ns;            /* world restarted, relative to start */
-    uint64_t ack_ns[MAX_PROCS];   /* each P's acknowledgement latency (0 = was blocked/done) */
+    uint64_t start_ns;          /* stop requested */
+    uint64_t stop_ns;           /* time to stop: the last P acknowledged (or was taken), from start */
+    uint64_t seen_ns;           /* the GC process saw the world stopped, from start */
+    uint64_t work_ns;           /* the stop-the-world work was done, from start */
+    uint64_t total_ns;          /* world restarted, relative to start */
+    uint64_t ack_ns[MAX_PROCS]; /* each P's acknowledgement latency (0 = was blocked/done) */
 } pauserec_t;
 
 /* One GC cycle, written once by the GC process (gorun/gc.py, after the cycle's sweep) into a
  * ring of MAX_CYCLES; the launcher reads it. Every field is a uint64_t exported to Python by
  * name (`_gorun.constants()["cycle_fields"]`), so Python never repeats the layout. Times are
  * CLOCK_MONOTONIC ns, sizes bytes, pauses the index of the pause record. */
-#define CYCLEREC_FIELDS(X)                                                                            \
-    X(n, "cycle number, from 1")                                                                    \
-    X(start_ns, "the cycle started (before STW 1)")                                                 \
-    X(stw1_pause, "pause record index of STW 1 (sweep termination)")                                \
-    X(stw2_pause, "pause record index of STW 2 (mark termination)")                                 \
-    X(mark_start_ns, "concurrent mark started")                                                     \
-    X(mark_end_ns, "mark termination ended")                                                        \
-    X(heap_start, "heap live when the cycle started")                                               \
-    X(heap_end, "heap live at mark termination")                                                    \
-    X(heap_marked, "bytes marked (Go's heapMarked)")                                                \
-    X(goal, "the heap goal this cycle ran against (0: none, GOGC=off)")                             \
-    X(mark_cpu_ns, "mark threads' CPU")                                                             \
-    X(assist_ns, "workers' assist time")                                                            \
-    X(forced, "1 if g.gc() asked for it")                                                           \
-    X(objs_marked, "objects marked")                                                                \
-    X(scan_work, "bytes scanned")                                                                   \
-    X(sweep_end_ns, "the background sweep finished")                                                \
-    X(bytes_freed, "bytes freed by sweeping, cumulative")                                           \
-    X(objs_freed, "objects freed by sweeping, cumulative")                                          \
-    X(gc_cpu_ns, "the GC process's CPU over the cycle")                                             \
-    X(trigger, "the trigger that started it (0: none)")                                             \
-    X(checked, "objects re-marked by gccheckmark (0: off)")                                         \
-    X(handshakes, "flush handshakes of mark completion")                                            \
-    X(globals_bytes, "global slots, bytes (scanned as roots)")                                      \
-    X(end_ns, "the cycle's record was written")                                                     \
+#define CYCLEREC_FIELDS(X)                                              \
+    X(n, "cycle number, from 1")                                        \
+    X(start_ns, "the cycle started (before STW 1)")                     \
+    X(stw1_pause, "pause record index of STW 1 (sweep termination)")    \
+    X(stw2_pause, "pause record index of STW 2 (mark termination)")     \
+    X(mark_start_ns, "concurrent mark started")                         \
+    X(mark_end_ns, "mark termination ended")                            \
+    X(heap_start, "heap live when the cycle started")                   \
+    X(heap_end, "heap live at mark termination")                        \
+    X(heap_marked, "bytes marked (Go's heapMarked)")                    \
+    X(goal, "the heap goal this cycle ran against (0: none, GOGC=off)") \
+    X(mark_cpu_ns, "mark threads' CPU")                                 \
+    X(assist_ns, "workers' assist time")                                \
+    X(forced, "1 if g.gc() asked for it")                               \
+    X(objs_marked, "objects marked")                                    \
+    X(scan_work, "bytes scanned")                                       \
+    X(sweep_end_ns, "the background sweep finished")                    \
+    X(bytes_freed, "bytes freed by sweeping, cumulative")               \
+    X(objs_freed, "objects freed by sweeping, cumulative")              \
+    X(gc_cpu_ns, "the GC process's CPU over the cycle")                 \
+    X(trigger, "the trigger that started it (0: none)")                 \
+    X(checked, "objects re-marked by gccheckmark (0: off)")             \
+    X(handshakes, "flush handshakes of mark completion")                \
+    X(globals_bytes, "global slots, bytes (scanned as roots)")          \
+    X(end_ns, "the cycle's record was written")                         \
     X(mark_proc_cpu_ns, "the GC process's CPU during concurrent mark")
 
 typedef struct cyclerec {
@@ -269,69 +268,69 @@ typedef struct cyclerec {
  * a relaxed store of `since_ns`; CAS off -> 0 once the lock is acquired (or the wait failed). */
 typedef struct lockwait {
     _Atomic uint64_t lock_off;
-    _Atomic uint64_t since_ns;    /* CLOCK_MONOTONIC: the contended acquire began */
+    _Atomic uint64_t since_ns; /* CLOCK_MONOTONIC: the contended acquire began */
 } lockwait_t;
 
 /* gp_t.rcall: the runtime call that can take long a worker is in (0 = none); see rcall_enter. */
 enum { RC_NONE = 0, RC_REFILL = 1, RC_LARGE = 2, RC_ASSIST = 3, RC_CYCLE_WAIT = 4, RC_GC_WAIT = 5, RC_TEST_SPIN = 6 };
 /* gcctl_t.activity: what the GC process's main thread is doing. */
 enum {
-    GCA_STARTING = 0,    /* before gc_setup */
-    GCA_IDLE = 1,        /* between cycles, waiting to be woken */
-    GCA_SWEEP_FINISH = 2,/* cycle start: finishing the previous cycle's sweep */
-    GCA_STOPPING = 3,    /* stw_stop: waiting for every P to stop (activity_arg = pause kind) */
-    GCA_STW = 4,         /* the world is stopped: stop-the-world work (activity_arg = pause kind) */
-    GCA_MARK = 5,        /* concurrent mark */
-    GCA_HANDSHAKE = 6,   /* mark completion: waiting for every P to flush its barrier log */
-    GCA_SWEEP = 7,       /* concurrent sweep after mark termination */
-    GCA_EXITING = 8,     /* shutdown: joining the mark threads */
+    GCA_STARTING = 0,     /* before gc_setup */
+    GCA_IDLE = 1,         /* between cycles, waiting to be woken */
+    GCA_SWEEP_FINISH = 2, /* cycle start: finishing the previous cycle's sweep */
+    GCA_STOPPING = 3,     /* stw_stop: waiting for every P to stop (activity_arg = pause kind) */
+    GCA_STW = 4,          /* the world is stopped: stop-the-world work (activity_arg = pause kind) */
+    GCA_MARK = 5,         /* concurrent mark */
+    GCA_HANDSHAKE = 6,    /* mark completion: waiting for every P to flush its barrier log */
+    GCA_SWEEP = 7,        /* concurrent sweep after mark termination */
+    GCA_EXITING = 8,      /* shutdown: joining the mark threads */
 };
 
 typedef struct gcctl {
-    _Atomic uint32_t phase;       /* GC_*: GC process, only with the world stopped */
-    _Atomic uint32_t wb_enabled;  /* GC process, only with the world stopped */
-    _Atomic uint32_t blacken;     /* GC process: assists and mark threads may work */
-    _Atomic uint32_t world_gen;   /* futex word: GC process bumps it when the world restarts */
-    _Atomic uint32_t stopnote;    /* futex word: a P bumps it when it parks / serves a request */
-    _Atomic uint32_t gc_wake;     /* futex word: workers bump it (trigger, g.gc(), exit) */
-    _Atomic uint32_t cycle_note;  /* futex word: GC process bumps it when a cycle's sweep ends */
-    _Atomic uint32_t shutdown;    /* launcher: 1 = every worker finished; GC process exits */
-    _Atomic uint64_t trigger;     /* GC process (pacer): heap_live that starts a cycle; a worker whose
+    _Atomic uint32_t phase;               /* GC_*: GC process, only with the world stopped */
+    _Atomic uint32_t wb_enabled;          /* GC process, only with the world stopped */
+    _Atomic uint32_t blacken;             /* GC process: assists and mark threads may work */
+    _Atomic uint32_t world_gen;           /* futex word: GC process bumps it when the world restarts */
+    _Atomic uint32_t stopnote;            /* futex word: a P bumps it when it parks / serves a request */
+    _Atomic uint32_t gc_wake;             /* futex word: workers bump it (trigger, g.gc(), exit) */
+    _Atomic uint32_t cycle_note;          /* futex word: GC process bumps it when a cycle's sweep ends */
+    _Atomic uint32_t shutdown;            /* launcher: 1 = every worker finished; GC process exits */
+    _Atomic uint64_t trigger;             /* GC process (pacer): heap_live that starts a cycle; a worker whose
                                      allocation reaches it CASes it to UINT64_MAX (fires once) */
-    _Atomic uint64_t goal;        /* GC process (pacer) */
-    _Atomic uint64_t assist_ratio_fx; /* last assist ratio used: scan bytes per allocated byte << 16 */
-    _Atomic uint64_t scan_expected; /* GC process (pacer), at cycle start: scan work this cycle will need */
-    _Atomic int64_t bg_credit;    /* atomic: scan work done by mark threads, stolen by assists */
-    _Atomic uint64_t bytes_marked;/* atomic: markers */
-    _Atomic uint64_t scan_work;   /* atomic: bytes scanned this cycle */
-    _Atomic uint64_t objs_marked; /* atomic */
-    _Atomic uint64_t mark_cpu_ns; /* atomic: mark threads' CPU this cycle */
-    _Atomic uint64_t assist_ns;   /* atomic: workers' assist time this cycle */
+    _Atomic uint64_t goal;                /* GC process (pacer) */
+    _Atomic uint64_t assist_ratio_fx;     /* last assist ratio used: scan bytes per allocated byte << 16 */
+    _Atomic uint64_t scan_expected;       /* GC process (pacer), at cycle start: scan work this cycle will need */
+    _Atomic int64_t bg_credit;            /* atomic: scan work done by mark threads, stolen by assists */
+    _Atomic uint64_t bytes_marked;        /* atomic: markers */
+    _Atomic uint64_t scan_work;           /* atomic: bytes scanned this cycle */
+    _Atomic uint64_t objs_marked;         /* atomic */
+    _Atomic uint64_t mark_cpu_ns;         /* atomic: mark threads' CPU this cycle */
+    _Atomic uint64_t assist_ns;           /* atomic: workers' assist time this cycle */
     _Atomic uint64_t assist_cpu_total_ns; /* atomic: all cycles */
-    _Atomic uint64_t cycles_done; /* GC process: cycles that finished mark termination */
+    _Atomic uint64_t cycles_done;         /* GC process: cycles that finished mark termination */
     _Atomic uint64_t heap_marked; /* GC process, in STW 2: bytes marked by the last finished cycle (Go's heapMarked) */
     _Atomic uint64_t forced_req;  /* atomic: workers' g.gc() requests (fetch_add) */
     _Atomic uint64_t forced_done; /* GC process: highest request served by a finished cycle */
     _Atomic uint32_t roots_pending; /* atomic: P root tables not yet scanned this cycle */
     _Atomic uint32_t flush_found;   /* atomic: a flush produced grey objects */
-    _Atomic uint64_t npauses;     /* GC process: records written */
-    _Atomic uint64_t ncycles;     /* GC process: records written */
-    _Atomic uint64_t pages_swept; /* atomic: sweepers */
-    _Atomic uint64_t objs_freed;  /* atomic: sweepers */
-    _Atomic uint64_t bytes_freed; /* atomic: sweepers */
-    _Atomic uint64_t spans_freed; /* atomic: sweepers */
-    _Atomic int32_t gc_ospid;     /* the launcher right after forking the GC process (gc_set_pid), before any
+    _Atomic uint64_t npauses;       /* GC process: records written */
+    _Atomic uint64_t ncycles;       /* GC process: records written */
+    _Atomic uint64_t pages_swept;   /* atomic: sweepers */
+    _Atomic uint64_t objs_freed;    /* atomic: sweepers */
+    _Atomic uint64_t bytes_freed;   /* atomic: sweepers */
+    _Atomic uint64_t spans_freed;   /* atomic: sweepers */
+    _Atomic int32_t gc_ospid;       /* the launcher right after forking the GC process (gc_set_pid), before any
                                      worker exists; the GC process again at gc_setup. 0: no GC process */
-    uint32_t nmarkthreads;        /* GC process */
-    uint64_t init_ns;             /* launcher, at init, read-only after: time 0 of gctrace's @T (read by
+    uint32_t nmarkthreads;          /* GC process */
+    uint64_t init_ns;               /* launcher, at init, read-only after: time 0 of gctrace's @T (read by
                                      the GC process through gc_state) */
     workq_t work;
     /* Progress watch. activity*: the GC process's main thread (gc_activity: relaxed stores of
      * since/arg/cycle, then a release store of activity). progress: the main thread, relaxed
      * add, at every bounded step that advances (mark step, sweep batch, activity change).
      * lockwait: any GC-process thread (see lockwait_t). */
-    _Atomic uint32_t activity;    /* GCA_* */
-    _Atomic uint32_t activity_arg;/* GCA_STOPPING / GCA_STW: PAUSE_* */
+    _Atomic uint32_t activity;       /* GCA_* */
+    _Atomic uint32_t activity_arg;   /* GCA_STOPPING / GCA_STW: PAUSE_* */
     _Atomic uint32_t activity_cycle; /* the cycle the activity belongs to (0 before the first) */
     uint32_t _wpad;
     _Atomic uint64_t activity_since_ns;
@@ -353,12 +352,12 @@ typedef struct mcache {
     spanid_t alloc[NUM_SPAN_CLASSES]; /* current span per span class, 0 = none */
     goaddr tiny;                      /* current 16-byte tiny block, 0 = none */
     uint32_t tinyoffset;
-    uint32_t flushGen;                /* sweepgen at last flush */
+    uint32_t flushGen; /* sweepgen at last flush */
 } mcache_t;
 
 typedef struct pstats {
-    uint64_t nmalloc;       /* objects allocated (tiny included) */
-    uint64_t alloc_bytes;   /* bytes requested + header */
+    uint64_t nmalloc;     /* objects allocated (tiny included) */
+    uint64_t alloc_bytes; /* bytes requested + header */
     uint64_t tiny_allocs;
     uint64_t large_allocs;
     uint64_t large_bytes;
@@ -368,10 +367,10 @@ typedef struct pstats {
 } pstats_t;
 
 typedef struct gp {
-    _Atomic int32_t ospid;     /* worker's OS pid, set by the worker at start */
-    _Atomic uint32_t status;   /* P_*: the worker, or the GC process for P_GCSTOP handshakes */
-    uint32_t id;               /* set at init */
-    _Atomic uint32_t poll;     /* nonzero: requests for this P to serve at its next safepoint
+    _Atomic int32_t ospid;   /* worker's OS pid, set by the worker at start */
+    _Atomic uint32_t status; /* P_*: the worker, or the GC process for P_GCSTOP handshakes */
+    uint32_t id;             /* set at init */
+    _Atomic uint32_t poll;   /* nonzero: requests for this P to serve at its next safepoint
                                   (POLL_*). Bits set by the GC process (fetch_or); a bit is cleared
                                   (fetch_and) by whoever serves it: the worker at a safepoint, or the
                                   GC process for a P it holds or one that is done; POLL_STOP by the
@@ -394,7 +393,7 @@ typedef struct gp {
      * hybrid barrier covers; heap loads are refused while the P is not RUNNING). */
     _Atomic uint64_t root_hwm;
     _Atomic uint64_t root_live;
-    _Atomic uint32_t roots_lock;   /* 0 free, 1 held: CAS; a leaf spin lock (no lock is taken
+    _Atomic uint32_t roots_lock; /* 0 free, 1 held: CAS; a leaf spin lock (no lock is taken
                                       under it), see the invariant above; not a ranked glock */
     uint32_t _pad_roots;
     pstats_t stats;
@@ -403,25 +402,25 @@ typedef struct gp {
      * or the worker flushing its own full log). */
     _Atomic uint64_t wb_head;
     _Atomic uint64_t wb_tail;
-    _Atomic uint32_t wb_lock;      /* 0 free, 1 held: CAS (acquire), store 0 (release). Exempt from the
+    _Atomic uint32_t wb_lock;  /* 0 free, 1 held: CAS (acquire), store 0 (release). Exempt from the
                                       rank check, like roots_lock: a leaf spin lock, held only while
                                       the log's entries are greyed into the holder's process-local
                                       gcWork; no lock is taken under it (publishing to the shared
                                       queue comes after the release), so it cannot be in a cycle */
-    uint32_t stopped_by_gc;        /* GC process: it moved this P to GCSTOP from SYSCALL/IDLE */
-    _Atomic uint64_t ack_ns;       /* worker: when it acknowledged the current stop; reset to 0 by the
+    uint32_t stopped_by_gc;    /* GC process: it moved this P to GCSTOP from SYSCALL/IDLE */
+    _Atomic uint64_t ack_ns;   /* worker: when it acknowledged the current stop; reset to 0 by the
                                       GC process at the start of each stop */
-    int64_t assist_debt;           /* worker: allocated bytes not yet paid with scan work */
-    uint64_t wb_entries;           /* worker: barrier entries logged */
-    uint64_t wb_self_flushes;      /* worker: full logs it shaded itself */
-    uint64_t assists;              /* worker */
-    uint64_t safepoint_serves;     /* worker: requests served at safepoints */
-    uint64_t preempt_signals;      /* GC process: SIGURGs sent to this P */
+    int64_t assist_debt;       /* worker: allocated bytes not yet paid with scan work */
+    uint64_t wb_entries;       /* worker: barrier entries logged */
+    uint64_t wb_self_flushes;  /* worker: full logs it shaded itself */
+    uint64_t assists;          /* worker */
+    uint64_t safepoint_serves; /* worker: requests served at safepoints */
+    uint64_t preempt_signals;  /* GC process: SIGURGs sent to this P */
     /* Progress watch, written by the P's own worker (rcall_enter / rcall_exit, lock.c): */
-    _Atomic uint32_t rcall;        /* RC_*: a long runtime call in progress; release store */
+    _Atomic uint32_t rcall; /* RC_*: a long runtime call in progress; release store */
     uint32_t _wpad;
     _Atomic uint64_t rcall_since_ns; /* relaxed store before rcall */
-    lockwait_t lockwait;           /* the lock this P waits for (see lockwait_t) */
+    lockwait_t lockwait;             /* the lock this P waits for (see lockwait_t) */
 } __attribute__((aligned(64))) gp_t;
 
 /* ---- the control block at offset 0 of the metadata segment ---- */
@@ -430,21 +429,21 @@ typedef struct gorun_shared {
     uint32_t abi_version;
     uint32_t nprocs;
     uint32_t lock_kind;
-    uint32_t debug_flags;   /* GODEBUG-derived bits, set at init */
-    uint32_t ncpu;          /* online CPUs, set at init: spin only when a core is spare */
-    uint32_t layout_sig;    /* GORUN_LAYOUT_SIG of the build that initialized the segment; checked at attach */
+    uint32_t debug_flags; /* GODEBUG-derived bits, set at init */
+    uint32_t ncpu;        /* online CPUs, set at init: spin only when a core is spare */
+    uint32_t layout_sig;  /* GORUN_LAYOUT_SIG of the build that initialized the segment; checked at attach */
     uint64_t meta_size;
     uint64_t arena_size;
-    uint64_t root_slots;    /* per P */
+    uint64_t root_slots; /* per P */
     uint64_t nglobals;
     int32_t launcher_pid;
     uint32_t _pad;
-    uint64_t test_counter;  /* tests only: lock_hammer's plain (non-atomic) increment under the lock the
+    uint64_t test_counter; /* tests only: lock_hammer's plain (non-atomic) increment under the lock the
                                test names; one lock per test, so a lost update shows a broken lock */
     /* region offsets inside the metadata segment, set at init */
-    uint64_t off_spans, off_allocbits, off_markbits, off_pagemap, off_pallocbits, off_pallocsum,
-        off_roots, off_globals, off_checkbits, off_wbufs, off_wblog, off_pauses, off_cycles;
-    uint64_t nchunks;       /* page-allocator chunks */
+    uint64_t off_spans, off_allocbits, off_markbits, off_pagemap, off_pallocbits, off_pallocsum, off_roots, off_globals,
+        off_checkbits, off_wbufs, off_wblog, off_pauses, off_cycles;
+    uint64_t nchunks; /* page-allocator chunks */
     mheap_t mheap;
     mcentral_t central[NUM_SPAN_CLASSES];
     gp_t allp[MAX_PROCS];
@@ -469,10 +468,12 @@ _Static_assert(sizeof(pstats_t) == 608, "pstats_t changed: bump GORUN_ABI_VERSIO
 _Static_assert(sizeof(pauserec_t) == 560, "pauserec_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(offsetof(mspan_t, sweepgen) == 16 && offsetof(mspan_t, allocCache) == 48, "mspan_t changed");
 _Static_assert(offsetof(gp_t, poll) == 12 && offsetof(gp_t, mcache) == 16, "gp_t changed: bump GORUN_ABI_VERSION");
-_Static_assert(sizeof(mcentral_t) % 64 == 0 && sizeof(gp_t) % 64 == 0, "per-class and per-P state must stay cache-line sized");
+_Static_assert(sizeof(mcentral_t) % 64 == 0 && sizeof(gp_t) % 64 == 0,
+               "per-class and per-P state must stay cache-line sized");
 #if defined(__x86_64__) && defined(__GLIBC__)
 _Static_assert(sizeof(glock_t) == 448, "glock_t changed: bump GORUN_ABI_VERSION");
-_Static_assert(sizeof(mcentral_t) == 512 && sizeof(mheap_t) == 576, "mcentral_t or mheap_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(mcentral_t) == 512 && sizeof(mheap_t) == 576,
+               "mcentral_t or mheap_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(workq_t) == 512 && sizeof(gcctl_t) == 832, "gcctl_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(gp_t) == 1344 && offsetof(gp_t, root_hwm) == 576 && offsetof(gp_t, wb_head) == 1208,
                "gp_t changed: bump GORUN_ABI_VERSION");
@@ -482,32 +483,37 @@ _Static_assert(sizeof(gorun_shared_t) == 583744 && offsetof(gorun_shared_t, mhea
                    offsetof(gorun_shared_t, gc) == 156416 && offsetof(gorun_shared_t, typetab) == 157248,
                "gorun_shared_t changed: bump GORUN_ABI_VERSION");
 #endif
-#define GORUN_LAYOUT_SIG                                                                                     \
-    ((uint32_t)(sizeof(gorun_shared_t) * 2654435761u + sizeof(gp_t) * 40503u + sizeof(gcctl_t) * 9973u +   \
-                sizeof(mcentral_t) * 7919u + sizeof(mspan_t) * 104729u + sizeof(glock_t) * 1299709u +       \
-                offsetof(gorun_shared_t, gc) * 15485863u + offsetof(gorun_shared_t, allp) * 32452843u +    \
-                offsetof(gp_t, root_hwm) * 49979687u + sizeof(cyclerec_t) * 67867967u +                    \
+#define GORUN_LAYOUT_SIG                                                                                 \
+    ((uint32_t)(sizeof(gorun_shared_t) * 2654435761u + sizeof(gp_t) * 40503u + sizeof(gcctl_t) * 9973u + \
+                sizeof(mcentral_t) * 7919u + sizeof(mspan_t) * 104729u + sizeof(glock_t) * 1299709u +    \
+                offsetof(gorun_shared_t, gc) * 15485863u + offsetof(gorun_shared_t, allp) * 32452843u +  \
+                offsetof(gp_t, root_hwm) * 49979687u + sizeof(cyclerec_t) * 67867967u +                  \
                 (uint32_t)GORUN_ABI_VERSION * 86028121u))
 
 /* debug_flags bits (GODEBUG knobs, docs/design.md "Debug knobs") */
 enum { DBG_MCACHEBYPASS = 1 << 0, DBG_CHECKMARK = 1 << 1 };
 
 /* ---- process-local runtime state (module globals; inherited across fork) ---- */
-extern gorun_shared_t *G;  /* metadata segment base */
-extern uint8_t *A;          /* arena base */
-extern gp_t *thisP;         /* this worker's P, NULL in the launcher / GC process */
-extern int32_t gorun_ospid; /* getpid() cached at attach/fork */
+extern gorun_shared_t *G;                 /* metadata segment base */
+extern uint8_t *A;                        /* arena base */
+extern gp_t *thisP;                       /* this worker's P, NULL in the launcher / GC process */
+extern int32_t gorun_ospid;               /* getpid() cached at attach/fork */
 extern int gorun_meta_fd, gorun_arena_fd; /* the segments' fds (-1: unknown), kept for gorun_reserve */
 
 static inline mspan_t *spanof_id(spanid_t id) { return ((mspan_t *)((char *)G + G->off_spans)) + id; }
-static inline uint8_t *allocbits_of(spanid_t id) { return (uint8_t *)G + G->off_allocbits + (uint64_t)id * SPAN_BITS_BYTES; }
-static inline _Atomic uint8_t *markbits_of(spanid_t id) { return (_Atomic uint8_t *)((uint8_t *)G + G->off_markbits + (uint64_t)id * SPAN_BITS_BYTES); }
+static inline uint8_t *allocbits_of(spanid_t id)
+{ return (uint8_t *)G + G->off_allocbits + (uint64_t)id * SPAN_BITS_BYTES; }
+static inline _Atomic uint8_t *markbits_of(spanid_t id)
+{ return (_Atomic uint8_t *)((uint8_t *)G + G->off_markbits + (uint64_t)id * SPAN_BITS_BYTES); }
 static inline _Atomic uint32_t *pagemap(void) { return (_Atomic uint32_t *)((char *)G + G->off_pagemap); }
-static inline _Atomic uint64_t *roots_of(uint32_t p) { return (_Atomic uint64_t *)((char *)G + G->off_roots) + (uint64_t)p * G->root_slots; }
+static inline _Atomic uint64_t *roots_of(uint32_t p)
+{ return (_Atomic uint64_t *)((char *)G + G->off_roots) + (uint64_t)p * G->root_slots; }
 static inline _Atomic uint64_t *globals_base(void) { return (_Atomic uint64_t *)((char *)G + G->off_globals); }
-static inline _Atomic uint8_t *checkbits_of(spanid_t id) { return (_Atomic uint8_t *)((uint8_t *)G + G->off_checkbits + (uint64_t)id * SPAN_BITS_BYTES); }
+static inline _Atomic uint8_t *checkbits_of(spanid_t id)
+{ return (_Atomic uint8_t *)((uint8_t *)G + G->off_checkbits + (uint64_t)id * SPAN_BITS_BYTES); }
 static inline wbuf_t *wbuf_at(uint32_t i) { return (wbuf_t *)((char *)G + G->off_wbufs) + i; }
-static inline goaddr *wblog_of(uint32_t p) { return (goaddr *)((char *)G + G->off_wblog) + (uint64_t)p * WBLOG_ENTRIES * 2; }
+static inline goaddr *wblog_of(uint32_t p)
+{ return (goaddr *)((char *)G + G->off_wblog) + (uint64_t)p * WBLOG_ENTRIES * 2; }
 static inline pauserec_t *pause_at(uint64_t i) { return (pauserec_t *)((char *)G + G->off_pauses) + (i % MAX_PAUSES); }
 static inline cyclerec_t *cycle_at(uint64_t i) { return (cyclerec_t *)((char *)G + G->off_cycles) + (i % MAX_CYCLES); }
 static inline uint64_t *obj_word(goaddr a) { return (uint64_t *)(A + a); }
@@ -517,17 +523,14 @@ static inline gotype_t *type_of(uint32_t tid) { return &G->typetab.types[tid]; }
 
 /* Index of the object of span s that contains arena address a (Go's divMagic: no division). */
 static inline uint64_t span_objindex(const mspan_t *s, goaddr a)
-{
-    return s->divmagic ? (((a - (goaddr)s->startpage * PAGE_SIZE) * (uint64_t)s->divmagic) >> 32) : 0;
-}
+{ return s->divmagic ? (((a - (goaddr)s->startpage * PAGE_SIZE) * (uint64_t)s->divmagic) >> 32) : 0; }
 
 /* Span of an arena address (interior pointers allowed), or 0 if none is in use there.
  * Lock-free: pagemap entries are written under the mheap lock with release stores. */
 static inline spanid_t spanof_addr(goaddr a)
 {
     uint64_t page = a >> PAGE_SHIFT;
-    if (page >= G->mheap.npages)
-        return 0;
+    if (page >= G->mheap.npages) return 0;
     return atomic_load_explicit(&pagemap()[page], memory_order_acquire);
 }
 
@@ -536,8 +539,8 @@ void gorun_throw(const char *fmt, ...) __attribute__((noreturn, format(printf, 1
 
 /* ---- layout / attach (heap.c) ---- */
 uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals);
-int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t arena_size, uint32_t nprocs,
-                      int lock_kind, uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags);
+int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t arena_size, uint32_t nprocs, int lock_kind,
+                      uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags);
 void gorun_attach_local(void *meta, void *arena);
 /* This process's mappings (MAP_SHARED | MAP_NORESERVE) of the two segments, with close-on-exec
  * copies of their fds kept for reservations at growth: 0 or an errno. */
@@ -561,7 +564,7 @@ int typetab_register(const gotype_t *t, uint32_t *tid);
 /* ---- page allocator (mpagealloc.c), under the mheap lock ---- */
 uint64_t pagealloc_alloc(uint64_t npages); /* first page of a free run, 0 if none */
 void pagealloc_free(uint64_t page, uint64_t npages);
-int pagealloc_grow(uint64_t npages);       /* make more of the reservation usable; 0 ok */
+int pagealloc_grow(uint64_t npages);                /* make more of the reservation usable; 0 ok */
 uint64_t pagealloc_check(char *err, size_t errlen); /* validity walker: free pages, or (u64)-1 */
 /* If this process's last growth failed for lack of shared memory, write the out-of-memory
  * message naming /dev/shm and its free space and return 1; else 0. */
@@ -571,7 +574,7 @@ int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes);
 spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass); /* 0 = out of memory */
 void mheap_free_span(spanid_t id);
 /* Pages without a span, for the page-allocator tests (each takes the mheap lock itself). */
-uint64_t mheap_alloc_pages(uint64_t npages);           /* first page, growing if needed; 0 if none */
+uint64_t mheap_alloc_pages(uint64_t npages); /* first page, growing if needed; 0 if none */
 void mheap_free_pages(uint64_t page, uint64_t npages);
 uint64_t mheap_check_pages(char *err, size_t errlen, uint64_t *grown); /* pagealloc_check; grown pages out */
 void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes);
@@ -591,16 +594,16 @@ void mcentral_list_remove(mcentral_t *c, spanid_t id);
  * the span table, pagemap and page allocator and checks the mheap counters. A broken invariant
  * is a gorun_throw. In a normal build the macros compile to nothing. */
 #if GORUN_DEBUG
-void mspan_check(spanid_t id, const char *where);            /* caller owns the span or its class lock */
-uint64_t mcentral_check(mcentral_t *c, const char *where);  /* caller holds c->lock; returns spans listed */
-void mheap_check(int full, const char *where);              /* world stopped, every mcache flushed, no lock held */
-#define MCHECK_SPAN(id, where) mspan_check((id), (where))
+void mspan_check(spanid_t id, const char *where);          /* caller owns the span or its class lock */
+uint64_t mcentral_check(mcentral_t *c, const char *where); /* caller holds c->lock; returns spans listed */
+void mheap_check(int full, const char *where);             /* world stopped, every mcache flushed, no lock held */
+#define MCHECK_SPAN(id, where)   mspan_check((id), (where))
 #define MCHECK_CENTRAL(c, where) ((void)mcentral_check((c), (where)))
-#define MCHECK_HEAP(where) mheap_check(GORUN_DEBUG >= 2, (where))
+#define MCHECK_HEAP(where)       mheap_check(GORUN_DEBUG >= 2, (where))
 #else
-#define MCHECK_SPAN(id, where) ((void)0)
+#define MCHECK_SPAN(id, where)   ((void)0)
 #define MCHECK_CENTRAL(c, where) ((void)0)
-#define MCHECK_HEAP(where) ((void)0)
+#define MCHECK_HEAP(where)       ((void)0)
 #endif
 
 /* ---- mcache + malloc (mcache.c, malloc.c) ---- */

@@ -15,21 +15,24 @@ static glock_t *lock_by_index(long which)
     return NULL;
 }
 
-
 static PyObject *py_lock_acquire(PyObject *mod, PyObject *arg)
 {
     if (need_attached()) return NULL;
     glock_t *l = lock_by_index(PyLong_AsLong(arg));
     if (!l) return NULL;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = glock_acquire(l);
-    Py_END_ALLOW_THREADS
-    if (rc == GLOCK_HOLDER_DIED) { PyErr_Format(GorunError, "lock %s: holder died", l->name); return NULL; }
-    if (rc != GLOCK_OK) { PyErr_Format(GorunError, "lock %s: acquire failed", l->name); return NULL; }
+    Py_BEGIN_ALLOW_THREADS rc = glock_acquire(l);
+    Py_END_ALLOW_THREADS if (rc == GLOCK_HOLDER_DIED)
+    {
+        PyErr_Format(GorunError, "lock %s: holder died", l->name);
+        return NULL;
+    }
+    if (rc != GLOCK_OK) {
+        PyErr_Format(GorunError, "lock %s: acquire failed", l->name);
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
-
 
 static PyObject *py_lock_release(PyObject *mod, PyObject *arg)
 {
@@ -40,14 +43,12 @@ static PyObject *py_lock_release(PyObject *mod, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-
 static PyObject *py_lock_stats(PyObject *mod, PyObject *arg)
 {
     if (need_attached()) return NULL;
     glock_t *l = lock_by_index(PyLong_AsLong(arg));
     return l ? lock_dict(l) : NULL;
 }
-
 
 static PyObject *py_lock_hammer(PyObject *mod, PyObject *args)
 {
@@ -57,25 +58,26 @@ static PyObject *py_lock_hammer(PyObject *mod, PyObject *args)
     glock_t *l = lock_by_index(which);
     if (!l) return NULL;
     int rc = GLOCK_OK;
-    Py_BEGIN_ALLOW_THREADS
-    for (long i = 0; i < n; i++) {
+    Py_BEGIN_ALLOW_THREADS for (long i = 0; i < n; i++)
+    {
         rc = glock_acquire(l);
         if (rc != GLOCK_OK) break;
         G->test_counter++;
         glock_release(l);
     }
-    Py_END_ALLOW_THREADS
-    if (rc != GLOCK_OK) { PyErr_Format(GorunError, "lock %s: acquire failed (%d)", l->name, rc); return NULL; }
+    Py_END_ALLOW_THREADS if (rc != GLOCK_OK)
+    {
+        PyErr_Format(GorunError, "lock %s: acquire failed (%d)", l->name, rc);
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
-
 
 static PyObject *py_test_counter(PyObject *mod, PyObject *unused)
 {
     if (need_attached()) return NULL;
     return PyLong_FromUnsignedLongLong(G->test_counter);
 }
-
 
 static PyObject *py_pages_alloc(PyObject *mod, PyObject *arg)
 {
@@ -84,7 +86,6 @@ static PyObject *py_pages_alloc(PyObject *mod, PyObject *arg)
     if (PyErr_Occurred()) return NULL;
     return PyLong_FromUnsignedLongLong(mheap_alloc_pages(n));
 }
-
 
 static PyObject *py_pages_free(PyObject *mod, PyObject *args)
 {
@@ -100,17 +101,18 @@ static PyObject *py_pages_free(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
-
 static PyObject *py_pages_check(PyObject *mod, PyObject *unused)
 {
     if (need_attached()) return NULL;
     char err[256] = "";
     uint64_t grown;
     uint64_t f = mheap_check_pages(err, sizeof err, &grown);
-    if (f == (uint64_t)-1) { PyErr_Format(GorunError, "page allocator invalid: %s", err); return NULL; }
+    if (f == (uint64_t)-1) {
+        PyErr_Format(GorunError, "page allocator invalid: %s", err);
+        return NULL;
+    }
     return Py_BuildValue("(KK)", f, grown);
 }
-
 
 static PyObject *py_span_of(PyObject *mod, PyObject *arg)
 {
@@ -120,22 +122,23 @@ static PyObject *py_span_of(PyObject *mod, PyObject *arg)
     spanid_t id = spanof_addr(a);
     if (!id) Py_RETURN_NONE;
     mspan_t *s = spanof_id(id);
-    return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "start", s->startpage, "npages", s->npages, "elemsize",
-                         s->elemsize, "nelems", (unsigned)s->nelems, "spanclass", (unsigned)s->spanclass, "allocCount",
-                         (unsigned)s->allocCount, "freeindex", (unsigned)s->freeindex, "state",
+    return Py_BuildValue("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "start", s->startpage, "npages", s->npages,
+                         "elemsize", s->elemsize, "nelems", (unsigned)s->nelems, "spanclass", (unsigned)s->spanclass,
+                         "allocCount", (unsigned)s->allocCount, "freeindex", (unsigned)s->freeindex, "state",
                          (unsigned)atomic_load(&s->state), "sweepgen", atomic_load(&s->sweepgen));
 }
-
 
 static PyObject *py_read_word(PyObject *mod, PyObject *arg)
 {
     if (need_attached()) return NULL;
     unsigned long long a = PyLong_AsUnsignedLongLong(arg);
     if (PyErr_Occurred()) return NULL;
-    if (a % 8 || a + 8 > G->arena_size) { PyErr_SetString(PyExc_ValueError, "unaligned or out-of-range address"); return NULL; }
+    if (a % 8 || a + 8 > G->arena_size) {
+        PyErr_SetString(PyExc_ValueError, "unaligned or out-of-range address");
+        return NULL;
+    }
     return PyLong_FromUnsignedLongLong(*obj_word(a));
 }
-
 
 /* Benchmarks only, in a heap with no GC process: turn the write barrier on or off so the cost of
  * a barriered store (log append, self-flush when full) can be measured in isolation. */
@@ -158,14 +161,12 @@ static PyObject *py_test_spin(PyObject *m, PyObject *arg)
     if (s == -1.0 && PyErr_Occurred()) return NULL;
     if (!(s >= 0 && s < 3600)) return PyErr_Format(PyExc_ValueError, "test_spin: seconds in [0, 3600)");
     if (ensure_p()) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    uint64_t t0 = nanotime(), end = t0 + (uint64_t)(s * 1e9);
+    Py_BEGIN_ALLOW_THREADS uint64_t t0 = nanotime(), end = t0 + (uint64_t)(s * 1e9);
     int in = rcall_enter(RC_TEST_SPIN, t0);
     while (nanotime() < end)
         for (int i = 0; i < 1000; i++) __asm__ __volatile__("" ::: "memory");
     rcall_exit(in);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 PyMethodDef testhook_methods[] = {
@@ -205,18 +206,23 @@ static PyObject *py_debug_spans_new(PyObject *mod, PyObject *args)
     long spc, nalloc, count;
     if (!PyArg_ParseTuple(args, "lll", &spc, &nalloc, &count)) return NULL;
     if (need_attached() || spc_arg(spc)) return NULL;
-    if (count < 1 || count > 64) { PyErr_SetString(PyExc_ValueError, "count must be 1..64"); return NULL; }
+    if (count < 1 || count > 64) {
+        PyErr_SetString(PyExc_ValueError, "count must be 1..64");
+        return NULL;
+    }
     mcentral_t *c = &G->central[spc];
     spanid_t ids[64];
     long n = 0;
     for (; n < count; n++) {
         ids[n] = mcentral_cache_span(c, (uint8_t)spc);
         if (!ids[n]) break;
-        for (long i = 0; i < nalloc && span_next_free(spanof_id(ids[n])) >= 0; i++)
-            ;
+        for (long i = 0; i < nalloc && span_next_free(spanof_id(ids[n])) >= 0; i++);
     }
     for (long i = 0; i < n; i++) mcentral_uncache_span(c, ids[i]);
-    if (n < count) { PyErr_SetString(GorunError, "out of memory"); return NULL; }
+    if (n < count) {
+        PyErr_SetString(GorunError, "out of memory");
+        return NULL;
+    }
     PyObject *r = PyList_New(n);
     if (!r) return NULL;
     for (long i = 0; i < n; i++) PyList_SET_ITEM(r, i, PyLong_FromUnsignedLong(ids[i]));
@@ -232,27 +238,49 @@ static PyObject *py_debug_poke(PyObject *mod, PyObject *args)
     if (!PyArg_ParseTuple(args, "sKK", &what, &index, &v)) return NULL;
     if (need_attached()) return NULL;
     if (strncmp(what, "span.", 5) == 0 || strcmp(what, "pagemap") == 0) {
-        if (index == 0 || index >= G->mheap.npages) { PyErr_SetString(PyExc_ValueError, "span / page outside the heap"); return NULL; }
+        if (index == 0 || index >= G->mheap.npages) {
+            PyErr_SetString(PyExc_ValueError, "span / page outside the heap");
+            return NULL;
+        }
     } else if (strncmp(what, "mcentral.", 9) == 0 && index >= NUM_SPAN_CLASSES) {
         PyErr_SetString(PyExc_ValueError, "no such span class");
         return NULL;
     }
     mspan_t *s = spanof_id((spanid_t)index);
     mcentral_t *c = &G->central[index % NUM_SPAN_CLASSES];
-#define POKE(field, type) do { old = (unsigned long long)(field); (field) = (type)v; } while (0)
-    if (!strcmp(what, "span.list")) POKE(s->list, uint8_t);
-    else if (!strcmp(what, "span.next")) POKE(s->next, spanid_t);
-    else if (!strcmp(what, "span.prev")) POKE(s->prev, spanid_t);
-    else if (!strcmp(what, "span.allocCount")) POKE(s->allocCount, uint16_t);
-    else if (!strcmp(what, "span.freeindex")) POKE(s->freeindex, uint16_t);
-    else if (!strcmp(what, "span.spanclass")) POKE(s->spanclass, uint8_t);
-    else if (!strcmp(what, "span.sweepgen")) { old = atomic_exchange(&s->sweepgen, (uint32_t)v); }
-    else if (!strcmp(what, "span.state")) { old = atomic_exchange(&s->state, (uint8_t)v); }
-    else if (!strcmp(what, "pagemap")) { old = atomic_exchange(&pagemap()[index], (uint32_t)v); }
-    else if (!strcmp(what, "mheap.pages_inuse")) POKE(G->mheap.pages_inuse, uint64_t);
-    else if (!strcmp(what, "mheap.spans_inuse")) POKE(G->mheap.spans_inuse, uint64_t);
-    else if (!strcmp(what, "mcentral.nspans")) POKE(c->nspans, uint64_t);
-    else { PyErr_Format(PyExc_ValueError, "debug_poke: unknown field %s", what); return NULL; }
+#define POKE(field, type)                  \
+    do {                                   \
+        old = (unsigned long long)(field); \
+        (field) = (type)v;                 \
+    } while (0)
+    if (!strcmp(what, "span.list"))
+        POKE(s->list, uint8_t);
+    else if (!strcmp(what, "span.next"))
+        POKE(s->next, spanid_t);
+    else if (!strcmp(what, "span.prev"))
+        POKE(s->prev, spanid_t);
+    else if (!strcmp(what, "span.allocCount"))
+        POKE(s->allocCount, uint16_t);
+    else if (!strcmp(what, "span.freeindex"))
+        POKE(s->freeindex, uint16_t);
+    else if (!strcmp(what, "span.spanclass"))
+        POKE(s->spanclass, uint8_t);
+    else if (!strcmp(what, "span.sweepgen")) {
+        old = atomic_exchange(&s->sweepgen, (uint32_t)v);
+    } else if (!strcmp(what, "span.state")) {
+        old = atomic_exchange(&s->state, (uint8_t)v);
+    } else if (!strcmp(what, "pagemap")) {
+        old = atomic_exchange(&pagemap()[index], (uint32_t)v);
+    } else if (!strcmp(what, "mheap.pages_inuse"))
+        POKE(G->mheap.pages_inuse, uint64_t);
+    else if (!strcmp(what, "mheap.spans_inuse"))
+        POKE(G->mheap.spans_inuse, uint64_t);
+    else if (!strcmp(what, "mcentral.nspans"))
+        POKE(c->nspans, uint64_t);
+    else {
+        PyErr_Format(PyExc_ValueError, "debug_poke: unknown field %s", what);
+        return NULL;
+    }
 #undef POKE
     return PyLong_FromUnsignedLongLong(old);
 }
@@ -272,7 +300,10 @@ static PyObject *py_debug_check(PyObject *mod, PyObject *args)
         Py_RETURN_NONE;
     }
     if (!strcmp(what, "mcentral")) {
-        if (arg < 0 || arg >= NUM_SPAN_CLASSES) { PyErr_SetString(PyExc_ValueError, "no such span class"); return NULL; }
+        if (arg < 0 || arg >= NUM_SPAN_CLASSES) {
+            PyErr_SetString(PyExc_ValueError, "no such span class");
+            return NULL;
+        }
         mcentral_t *c = &G->central[arg];
         lock(&c->lock);
         uint64_t n = mcentral_check(c, "debug_check");
@@ -288,7 +319,8 @@ static PyObject *py_debug_check(PyObject *mod, PyObject *args)
 }
 
 PyMethodDef debug_methods[] = {
-    {"debug_spans_new", py_debug_spans_new, METH_VARARGS, "debug build: debug_spans_new(spc, nalloc, count) -> span ids, on a swept list"},
+    {"debug_spans_new", py_debug_spans_new, METH_VARARGS,
+     "debug build: debug_spans_new(spc, nalloc, count) -> span ids, on a swept list"},
     {"debug_poke", py_debug_poke, METH_VARARGS, "debug build: debug_poke(field, index, value) -> old value"},
     {"debug_check", py_debug_check, METH_VARARGS, "debug build: debug_check('span'|'mcentral'|'heap', arg)"},
     {NULL},

@@ -91,19 +91,23 @@ static PyObject *py_watch_state(PyObject *m, PyObject *unused)
     for (uint32_t i = 0; i < G->nprocs; i++) {
         gp_t *p = &G->allp[i];
         uint32_t rc = atomic_load_explicit(&p->rcall, memory_order_acquire);
-        PyObject *d = Py_BuildValue("{s:I,s:i,s:I,s:I,s:I,s:K,s:K,s:N}", "id", p->id, "pid", (int)atomic_load(&p->ospid),
-                                    "status", atomic_load(&p->status), "poll", atomic_load(&p->poll), "rcall", rc,
-                                    "rcall_since_ns", (unsigned long long)atomic_load(&p->rcall_since_ns), "ack_ns",
-                                    (unsigned long long)atomic_load(&p->ack_ns), "lock", lockwait_obj(&p->lockwait));
-        if (!d) { Py_DECREF(ps); return NULL; }
+        PyObject *d =
+            Py_BuildValue("{s:I,s:i,s:I,s:I,s:I,s:K,s:K,s:N}", "id", p->id, "pid", (int)atomic_load(&p->ospid),
+                          "status", atomic_load(&p->status), "poll", atomic_load(&p->poll), "rcall", rc,
+                          "rcall_since_ns", (unsigned long long)atomic_load(&p->rcall_since_ns), "ack_ns",
+                          (unsigned long long)atomic_load(&p->ack_ns), "lock", lockwait_obj(&p->lockwait));
+        if (!d) {
+            Py_DECREF(ps);
+            return NULL;
+        }
         PyList_SET_ITEM(ps, i, d);
     }
     uint32_t act = atomic_load_explicit(&gc->activity, memory_order_acquire);
     return Py_BuildValue("{s:K,s:{s:i,s:I,s:I,s:I,s:K,s:K,s:N},s:N}", "now_ns", (unsigned long long)nanotime(), "gc",
                          "pid", (int)gc->gc_ospid, "activity", act, "arg", atomic_load(&gc->activity_arg), "cycle",
-                         atomic_load(&gc->activity_cycle), "since_ns", (unsigned long long)atomic_load(&gc->activity_since_ns),
-                         "progress", (unsigned long long)atomic_load(&gc->progress), "lock", lockwait_obj(&gc->lockwait),
-                         "ps", ps);
+                         atomic_load(&gc->activity_cycle), "since_ns",
+                         (unsigned long long)atomic_load(&gc->activity_since_ns), "progress",
+                         (unsigned long long)atomic_load(&gc->progress), "lock", lockwait_obj(&gc->lockwait), "ps", ps);
 }
 
 static PyObject *py_pid_dead(PyObject *m, PyObject *arg)

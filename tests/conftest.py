@@ -36,6 +36,7 @@ if str(REPO) not in sys.path:  # this checkout's gorun, also when pytest runs wi
 
 from gorun import _gorun, shm  # noqa: E402
 from gorun.heap import SharedHeap  # noqa: E402
+
 LOCK_KINDS = _gorun.constants()["lock_kinds"]  # from the C core
 MHEAP_LOCK = -1
 BUILD = _gorun.constants()  # "debug" (0, 1, 2) and "sanitize" (0, 1): the variant under test
@@ -51,19 +52,28 @@ def pytest_configure(config):
             continue
         where = Path(_gorun.__file__).resolve()
         if int(want) != BUILD[key] or not where.is_relative_to(REPO):
-            raise pytest.UsageError(f"{env}={want}, but the extension imported ({where}) has {key}={BUILD[key]} "
-                                    f"(expected one built into {REPO})")
+            raise pytest.UsageError(
+                f"{env}={want}, but the extension imported ({where}) has {key}={BUILD[key]} "
+                f"(expected one built into {REPO})"
+            )
 
 
 # ---------------------------------------------------------------- standalone heaps
 
 
-def standalone_heap(lock: str = "futex", arena_size: int = 64 << 20, nprocs: int = 2, root_slots: int = 4096,
-                    nglobals: int = 64, debug_flags: int = 0) -> SharedHeap:
+def standalone_heap(
+    lock: str = "futex",
+    arena_size: int = 64 << 20,
+    nprocs: int = 2,
+    root_slots: int = 4096,
+    nglobals: int = 64,
+    debug_flags: int = 0,
+) -> SharedHeap:
     """A heap created and attached in this process by gorun.heap.SharedHeap, the setup
     gorun.Runtime.run uses, with the suite's defaults; use it as ``with standalone_heap(...) as h``."""
-    return SharedHeap(arena_size, nprocs=nprocs, lock=lock, root_slots=root_slots, nglobals=nglobals,
-                      debug_flags=debug_flags)
+    return SharedHeap(
+        arena_size, nprocs=nprocs, lock=lock, root_slots=root_slots, nglobals=nglobals, debug_flags=debug_flags
+    )
 
 
 def unlink_segment(name: str) -> None:
@@ -197,8 +207,14 @@ def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subproce
     e = gorun_env()
     if env:
         e.update(env)
-    p = subprocess.Popen([sys.executable, "-m", "gorun", *args], cwd=REPO, env=e,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "gorun", *args],
+        cwd=REPO,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -228,8 +244,18 @@ def run_in_private_shm(size: str, script: str, mode: str = "1777", timeout: floa
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a private /dev/shm (unshare -m)")
     setup = f"mount -t tmpfs -o size={size},mode={mode} gorun-test /dev/shm"
-    cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c", f'{setup} && exec "$0" "$@"', sys.executable,
-           "-c", script]
+    cmd = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        f'{setup} && exec "$0" "$@"',
+        sys.executable,
+        "-c",
+        script,
+    ]
     try:
         p = subprocess.run(cmd, cwd=REPO, env=gorun_env(), capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:

@@ -57,8 +57,9 @@ def main() -> int:
     lock = sys.argv[3] if len(sys.argv) > 3 else "futex"
     # "lock": no heap-triggered cycle, so that P1 surely reaches the lock wait (with cycles, it can
     # first get stuck in an assist behind the GC process, itself waiting for the stopped P0)
-    rt = gorun.Runtime(procs=2, lock=lock, stall_timeout=None if stall == "env" else stall,
-                       gogc="off" if mode == "lock" else None)
+    rt = gorun.Runtime(
+        procs=2, lock=lock, stall_timeout=None if stall == "env" else stall, gogc="off" if mode == "lock" else None
+    )
     t0 = time.monotonic()
     try:
         rt.run(stuck, mode=mode)

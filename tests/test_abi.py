@@ -48,7 +48,8 @@ def test_segment_carries_the_layout_fingerprint_and_attach_checks_it(heap):
 def test_python_takes_the_constants_from_the_c_core():
     c = _gorun.constants()
     assert (types.FK_PTR, types.FK_INT, types.FK_FLOAT, types.FK_BYTES) == tuple(
-        c["field_kinds"][k] for k in ("ptr", "int", "float", "bytes"))
+        c["field_kinds"][k] for k in ("ptr", "int", "float", "bytes")
+    )
     assert types.TID_BYTES == c["type_ids"]["bytes"] and types.TID_PTR_ARRAY == c["type_ids"]["ptr_array"]
     assert godebug.KNOBS["mcachebypass"][0] == c["debug_flags"]["mcachebypass"]
     assert godebug.KNOBS["gccheckmark"][0] == c["debug_flags"]["checkmark"]

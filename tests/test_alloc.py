@@ -15,7 +15,7 @@ from gorun import sizeclasses as sc
 
 TID_BYTES, TID_INT_ARRAY = 1, 2
 
-AllocSmall = gorun.struct("AllocSmall", pid=INT, seq=INT)                      # 16 B, noscan
+AllocSmall = gorun.struct("AllocSmall", pid=INT, seq=INT)  # 16 B, noscan
 AllocMid = gorun.struct("AllocMid", pid=INT, seq=INT, next=PTR, pad=BYTES(200))  # 224 B, scan
 AllocBig = gorun.struct("AllocBig", pid=INT, seq=INT, pad=BYTES(1800), link=PTR)  # 1824 B, scan
 
@@ -24,8 +24,16 @@ AllocBig = gorun.struct("AllocBig", pid=INT, seq=INT, pad=BYTES(1800), link=PTR)
 
 K_TINY, K_BYTES, K_SMALL, K_MID, K_BIG, K_INTS, K_MEDIUM, K_LARGE = range(8)
 # kind: (probability, what)
-MIX = [(0.40, K_TINY), (0.32, K_BYTES), (0.10, K_SMALL), (0.03, K_MID), (0.01, K_BIG), (0.10, K_INTS),
-       (0.036, K_MEDIUM), (0.004, K_LARGE)]
+MIX = [
+    (0.40, K_TINY),
+    (0.32, K_BYTES),
+    (0.10, K_SMALL),
+    (0.03, K_MID),
+    (0.01, K_BIG),
+    (0.10, K_INTS),
+    (0.036, K_MEDIUM),
+    (0.004, K_LARGE),
+]
 
 
 def _barrier(g, slot_base: int = 0, timeout: float = 120.0) -> None:
@@ -98,24 +106,29 @@ def _stamp_alloc_verify(g, nobj: int):
         if k == K_TINY:
             block = _read16(a & ~15)
             off = a & 15
-            ok = block[off] == n and block[off + 1:off + 1 + n] == (kb + kb)[:n]
+            ok = block[off] == n and block[off + 1 : off + 1 + n] == (kb + kb)[:n]
         else:
             hdr = _gorun.read_word(a)
             if k in tids:
                 ok = hdr == tids[k] and _gorun.read_word(a + 8) == pid and _gorun.read_word(a + 16) == seq
             elif k == K_INTS:
-                ok = (hdr == TID_INT_ARRAY | n << 32 and _gorun.read_word(a + 8) == key
-                      and (n == 1 or _gorun.read_word(a + 8 * n) == (~key) & (2**64 - 1)))
+                ok = (
+                    hdr == TID_INT_ARRAY | n << 32
+                    and _gorun.read_word(a + 8) == key
+                    and (n == 1 or _gorun.read_word(a + 8 * n) == (~key) & (2**64 - 1))
+                )
             else:
-                ok = (hdr == TID_BYTES | n << 32 and _gorun.read_word(a + 8) == key
-                      and (n < 16 or _read16((a + n) & ~7)[(a + n) & 7:][:8] == kb))
+                ok = (
+                    hdr == TID_BYTES | n << 32
+                    and _gorun.read_word(a + 8) == key
+                    and (n < 16 or _read16((a + n) & ~7)[(a + n) & 7 :][:8] == kb)
+                )
         if not ok:
             bad.append((seq, k, a, n))
             if len(bad) > 20:
                 break
     assert not bad, f"P{pid}: objects with broken stamps (seq, kind, addr, len): {bad}"
-    return {"addr": np.array(addrs, dtype=np.uint64), "size": np.array(sizes, dtype=np.uint64),
-            "kind": kinds}
+    return {"addr": np.array(addrs, dtype=np.uint64), "size": np.array(sizes, dtype=np.uint64), "kind": kinds}
 
 
 # The 3-P case is slow (1.5M allocations; 12 s, 28 s in the debug build) and the 2-P case runs the
@@ -139,9 +152,11 @@ def test_concurrent_mixed_allocation_no_overlap(procs, lock):
     dup = np.nonzero(addr[1:] == addr[:-1])[0]
     assert dup.size == 0, f"{dup.size} addresses handed out twice, e.g. {int(addr[dup[0]]):#x}"
     overlap = np.nonzero(addr[:-1] + size[:-1] > addr[1:])[0]
-    assert overlap.size == 0, (f"{overlap.size} overlapping objects, e.g. {int(addr[overlap[0]]):#x}+"
-                               f"{int(size[overlap[0]])} (kind {kind[overlap[0]]}) and "
-                               f"{int(addr[overlap[0] + 1]):#x} (kind {kind[overlap[0] + 1]})")
+    assert overlap.size == 0, (
+        f"{overlap.size} overlapping objects, e.g. {int(addr[overlap[0]]):#x}+"
+        f"{int(size[overlap[0]])} (kind {kind[overlap[0]]}) and "
+        f"{int(addr[overlap[0] + 1]):#x} (kind {kind[overlap[0] + 1]})"
+    )
     # every non-tiny object is 8-byte aligned; every kind of object was made, across many classes
     assert np.all(addr[kind != K_TINY] % 8 == 0)
     for k in range(8):
@@ -192,7 +207,7 @@ def test_struct_fields_of_every_kind_round_trip():
         assert (x.p, x.i, x.f, x.b5, x.b16, x.q) == (None, 0, 0.0, b"\0" * 5, b"\0" * 16, None)
         other = g.new(Node)
         other.val = 77
-        for v in (0, 1, -1, 2**63 - 1, -2**63, 123456789012345):
+        for v in (0, 1, -1, 2**63 - 1, -(2**63), 123456789012345):
             x.i = v
             assert x.i == v
         for v in (0.0, -0.0, 1.5, -2.25e300, math.inf, -math.inf, 5e-324):
@@ -226,7 +241,7 @@ def test_field_type_errors():
         x = g.new(Every)
         x.i = 5
         checks = [
-            (lambda: setattr(x, "p", 5), TypeError),           # an int into a PTR field
+            (lambda: setattr(x, "p", 5), TypeError),  # an int into a PTR field
             (lambda: setattr(x, "p", "str"), TypeError),
             (lambda: setattr(x, "p", object()), TypeError),
             (lambda: setattr(x, "i", "7"), TypeError),
@@ -269,7 +284,7 @@ def test_int_and_float_arrays_buffer_protocol():
         assert v[5] == -123
         m = memoryview(a)
         assert m.format == "q" and m.itemsize == 8 and m.nbytes == 8000
-        for bad in (1000, 1001, 10**6, -10**6):
+        for bad in (1000, 1001, 10**6, -(10**6)):
             try:
                 a[bad]
                 return f"a[{bad}] did not raise"
@@ -311,9 +326,13 @@ def test_pointer_arrays():
         arr[3] = None
         assert arr[3] is None
         errs = []
-        for fn, exc in ((lambda: arr[10], IndexError), (lambda: arr.__setitem__(10, nodes[0]), IndexError),
-                        (lambda: arr[-100], IndexError), (lambda: arr.__setitem__(0, 5), TypeError),
-                        (lambda: memoryview(arr), BufferError)):
+        for fn, exc in (
+            (lambda: arr[10], IndexError),
+            (lambda: arr.__setitem__(10, nodes[0]), IndexError),
+            (lambda: arr[-100], IndexError),
+            (lambda: arr.__setitem__(0, 5), TypeError),
+            (lambda: memoryview(arr), BufferError),
+        ):
             try:
                 fn()
                 errs.append("no exception")
@@ -340,10 +359,10 @@ def test_bytes_objects():
             assert mv.nbytes == len(data) and not mv.readonly
             mv[0:1] = b"#"
             assert b.read()[:1] == b"#"
-            b.write(b"ab"[:len(data)], 0)
+            b.write(b"ab"[: len(data)], 0)
             b.write(b"Z", len(data) - 1)
             want = bytearray(data)
-            want[0:min(2, len(data))] = b"ab"[:len(data)]
+            want[0 : min(2, len(data))] = b"ab"[: len(data)]
             want[-1:] = b"Z"
             assert b.read() == bytes(want)
             for off, chunk in ((len(data), b"x"), (-1, b"x"), (0, b"y" * (len(data) + 1))):
@@ -402,8 +421,11 @@ def test_globals_bounds_and_types():
         g.globals[-1] = None
         assert g.globals[n - 1] is None
         errs = []
-        for fn, exc in ((lambda: g.globals[n], IndexError), (lambda: g.globals.__setitem__(n, x), IndexError),
-                        (lambda: g.globals.__setitem__(0, 17), TypeError)):
+        for fn, exc in (
+            (lambda: g.globals[n], IndexError),
+            (lambda: g.globals.__setitem__(n, x), IndexError),
+            (lambda: g.globals.__setitem__(0, 17), TypeError),
+        ):
             try:
                 fn()
                 errs.append("no exception")

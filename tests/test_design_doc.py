@@ -36,6 +36,7 @@ def test_file_map_names_exactly_the_files_that_exist():
     files = {f"native/{p.name}" for p in (REPO / "native").iterdir() if p.suffix in (".c", ".h")}
     files |= {f"gorun/{p.name}" for p in (REPO / "gorun").glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
     covered = set(named) | {n.rstrip("/") for n in named}
-    unmapped = sorted(f for f in files if f not in covered and not any(
-        n.endswith("/") and f.startswith(n) for n in named))
+    unmapped = sorted(
+        f for f in files if f not in covered and not any(n.endswith("/") and f.startswith(n) for n in named)
+    )
     assert not unmapped, f"files missing from docs/design.md's map: {unmapped}"

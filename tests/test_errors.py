@@ -23,20 +23,24 @@ from conftest import REPO, gorun_env, live_children, own_segments, run_gorun, ru
 # ---------------------------------------------------------------- bad input on the command line
 
 
-@pytest.mark.parametrize("args,bad", [
-    (["run", "alloc", "--procs", "0"], "0"),
-    (["run", "alloc", "--procs", "abc"], "abc"),
-    (["run", "alloc", "--procs", "-3"], "-3"),
-    (["run", "alloc", "--lock", "spin"], "spin"),
-    (["run", "nosuchworkload"], "nosuchworkload"),
-    (["run", "alloc", "--max-heap", "1KiB"], "1KiB"),
-    (["run", "alloc", "--max-heap", "12XB"], "12XB"),
-    (["run", "alloc", "-p", "budget=12XB"], "12XB"),
-    (["run", "alloc", "-p", "nosuch=1"], "nosuch"),
-    (["run", "alloc", "-p", "budget"], "budget"),
-    (["run", "alloc", "--duration", "-1"], "-1"),
-    (["run", "alloc", "--seed", "x1"], "x1"),
-], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize(
+    "args,bad",
+    [
+        (["run", "alloc", "--procs", "0"], "0"),
+        (["run", "alloc", "--procs", "abc"], "abc"),
+        (["run", "alloc", "--procs", "-3"], "-3"),
+        (["run", "alloc", "--lock", "spin"], "spin"),
+        (["run", "nosuchworkload"], "nosuchworkload"),
+        (["run", "alloc", "--max-heap", "1KiB"], "1KiB"),
+        (["run", "alloc", "--max-heap", "12XB"], "12XB"),
+        (["run", "alloc", "-p", "budget=12XB"], "12XB"),
+        (["run", "alloc", "-p", "nosuch=1"], "nosuch"),
+        (["run", "alloc", "-p", "budget"], "budget"),
+        (["run", "alloc", "--duration", "-1"], "-1"),
+        (["run", "alloc", "--seed", "x1"], "x1"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
 def test_bad_input_exits_2_with_one_line(args, bad):
     r = run_gorun(*args)
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
@@ -51,8 +55,9 @@ def test_bad_input_exits_2_with_one_line(args, bad):
 def test_good_run_exits_0_with_summary_and_json(tmp_path):
     # the counterpart of the failures below: a run that ends well, and the --json document
     out = tmp_path / "run.json"
-    r = run_gorun("run", "alloc", "--procs", "2", "--lock", "sem", "--max-heap", "256MiB", "-p", "budget=8MiB",
-                  "--json", str(out))
+    r = run_gorun(
+        "run", "alloc", "--procs", "2", "--lock", "sem", "--max-heap", "256MiB", "-p", "budget=8MiB", "--json", str(out)
+    )
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert "allocation" in r.stdout and "locks" in r.stdout
@@ -80,8 +85,20 @@ def test_good_run_exits_0_with_summary_and_json(tmp_path):
 def test_heap_exhaustion_cli(tmp_path):
     out = tmp_path / "run.json"
     # keep=10M: every object stays live, so the heap must run out whatever the GC does
-    r = run_gorun("run", "alloc", "--procs", "2", "--max-heap", "16MiB", "-p", "budget=1GiB", "-p", "keep=10000000",
-                  "--json", str(out))
+    r = run_gorun(
+        "run",
+        "alloc",
+        "--procs",
+        "2",
+        "--max-heap",
+        "16MiB",
+        "-p",
+        "budget=1GiB",
+        "-p",
+        "keep=10000000",
+        "--json",
+        str(out),
+    )
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "out of memory" in r.stderr and "max-heap" in r.stderr and "16.0 MiB" in r.stderr
     assert "Traceback" not in r.stderr
@@ -175,10 +192,24 @@ def test_refused_nested_run_leaves_the_existing_heap_attached(heap):
     assert _gorun.attached()
 
 
-@pytest.mark.parametrize("kw", [dict(procs=0), dict(procs=-1), dict(procs=65), dict(procs=True), dict(procs="2"),
-                                dict(lock="spin"), dict(max_heap="1KiB"), dict(max_heap="12XB"),
-                                dict(max_heap=-5), dict(duration=0), dict(root_slots=0), dict(nglobals=0),
-                                dict(godebug_env="nosuch=1")])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(procs=0),
+        dict(procs=-1),
+        dict(procs=65),
+        dict(procs=True),
+        dict(procs="2"),
+        dict(lock="spin"),
+        dict(max_heap="1KiB"),
+        dict(max_heap="12XB"),
+        dict(max_heap=-5),
+        dict(duration=0),
+        dict(root_slots=0),
+        dict(nglobals=0),
+        dict(godebug_env="nosuch=1"),
+    ],
+)
 def test_runtime_rejects_bad_arguments(kw):
     with pytest.raises(ValueError):
         gorun.Runtime(**{"procs": 1, **kw})
@@ -187,12 +218,36 @@ def test_runtime_rejects_bad_arguments(kw):
 # ---------------------------------------------------------------- interruption
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
-                         ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"])
+@pytest.mark.parametrize(
+    "sig",
+    [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
+    ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"],
+)
 def test_signal_stops_a_cli_run(sig):
-    p = subprocess.Popen([sys.executable, "-m", "gorun", "run", "alloc", "--procs", "2", "--duration", "30",
-                          "-p", "budget=1TiB", "-p", "large=0", "-p", "max_small=64"],
-                         cwd=REPO, env=gorun_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gorun",
+            "run",
+            "alloc",
+            "--procs",
+            "2",
+            "--duration",
+            "30",
+            "-p",
+            "budget=1TiB",
+            "-p",
+            "large=0",
+            "-p",
+            "max_small=64",
+        ],
+        cwd=REPO,
+        env=gorun_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         proc = psutil.Process(p.pid)
         deadline = time.monotonic() + 30
@@ -216,8 +271,9 @@ def test_signal_stops_a_cli_run(sig):
     assert own_segments(p.pid) == []
     deadline = time.monotonic() + 10
     while True:
-        alive = [pid for pid in wpids if psutil.pid_exists(pid)
-                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            pid for pid in wpids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
         if not alive or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -247,8 +303,14 @@ print(json.dumps(out))
 
 def test_keyboard_interrupt_in_the_api_cleans_up():
     # SIGINT to a process inside Runtime.run: the workers ignore it, the launcher stops them
-    p = subprocess.Popen([sys.executable, "-c", API_INTERRUPT_SCRIPT], cwd=REPO, env=gorun_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", API_INTERRUPT_SCRIPT],
+        cwd=REPO,
+        env=gorun_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         proc = psutil.Process(p.pid)
         deadline = time.monotonic() + 30
@@ -339,8 +401,11 @@ def test_out_of_memory_message_names_limit_live_heap_and_request():
     with pytest.raises(gorun.OutOfMemory) as ei:
         gorun.Runtime(procs=2, max_heap="16MiB", gogc="off").run(_oom_after_gc)
     msg = str(ei.value)
-    m = re.search(r"cannot allocate ([\d.]+) KiB: the heap is limited to --max-heap=16.0 MiB; "
-                  r"live heap after a full collection: ([\d.]+) MiB", msg)
+    m = re.search(
+        r"cannot allocate ([\d.]+) KiB: the heap is limited to --max-heap=16.0 MiB; "
+        r"live heap after a full collection: ([\d.]+) MiB",
+        msg,
+    )
     assert m, msg
     assert m.group(1) == "390.6"  # the request: 400,000 + the 8-byte header
     assert 12 <= float(m.group(2)) <= 16  # what stayed live: the kept chunks, no garbage
@@ -359,8 +424,9 @@ def _gorun_into_closed_pipe(args: list[str], read_lines: int) -> tuple[int, list
     r, w = os.pipe()
     if read_lines == 0:
         os.close(r)
-    p = subprocess.Popen([sys.executable, "-m", "gorun", *args], cwd=REPO, env=gorun_env(), stdout=w,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "gorun", *args], cwd=REPO, env=gorun_env(), stdout=w, stderr=subprocess.PIPE, text=True
+    )
     os.close(w)
     lines = []
     if read_lines:
@@ -387,15 +453,22 @@ def test_workloads_into_a_closed_pipe_exits_quietly(read_lines):
 
 
 def test_head_of_workloads_in_a_shell_pipeline():
-    p = subprocess.run(["bash", "-c", f'set -o pipefail; "{sys.executable}" -m gorun workloads | head -1'],
-                       cwd=REPO, env=gorun_env(), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        ["bash", "-c", f'set -o pipefail; "{sys.executable}" -m gorun workloads | head -1'],
+        cwd=REPO,
+        env=gorun_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert (p.returncode, p.stdout, p.stderr) == (0, "alloc\n", "")
 
 
 def test_run_into_a_closed_pipe_still_writes_its_json(tmp_path):
     out = tmp_path / "r.json"
-    code, _, err = _gorun_into_closed_pipe(["run", "alloc", "--procs", "1", "--max-heap", "64MiB", "-p",
-                                            "budget=1MiB", "--json", str(out)], 0)
+    code, _, err = _gorun_into_closed_pipe(
+        ["run", "alloc", "--procs", "1", "--max-heap", "64MiB", "-p", "budget=1MiB", "--json", str(out)], 0
+    )
     assert "Traceback" not in err and code == 0, (code, err)
     assert json.loads(out.read_text())["procs"] == 1
     assert own_segments() == [] and live_children(zombies=True) == []

@@ -19,7 +19,11 @@ Pair = gorun.struct("tgcPair", a=gorun.PTR, b=gorun.PTR)
 
 
 def run(fn, procs=1, godebug="gccheckmark=1", **kw):
-    rt = gorun.Runtime(procs=procs, godebug_env=godebug, **{k: kw.pop(k) for k in list(kw) if k in ("gogc", "max_heap", "gc_period", "mark_threads")})
+    rt = gorun.Runtime(
+        procs=procs,
+        godebug_env=godebug,
+        **{k: kw.pop(k) for k in list(kw) if k in ("gogc", "max_heap", "gc_period", "mark_threads")},
+    )
     return rt.run(fn, **kw)
 
 
@@ -50,6 +54,7 @@ def test_gc_frees_garbage_and_keeps_live_data():
         g.gc()
         st = _gorun.gc_state()
         return list_sum(keep), st["bytes_freed"], st["bytes_marked"]
+
     r = run(work, gogc="off")
     total, freed, marked = r.values[0]
     assert total == sum(range(10000))
@@ -70,11 +75,12 @@ def test_sweepgen_transitions_and_mcache_flush():
         y = g.new(Node)  # refills from the swept span (or a fresh one)
         again = _gorun.span_of(y.addr)["sweepgen"]
         return sg0, cached, sg1, after, again, x.val
+
     sg0, cached, sg1, after, again, _ = run(work, gogc="off").values[0]
-    assert cached == sg0 + 3           # cached in an mcache, swept
-    assert sg1 == sg0 + 2              # one cycle advances sweepgen by 2
-    assert after == sg1                # flushed at mark termination, then swept
-    assert again == sg1 + 3            # cached again after the refill
+    assert cached == sg0 + 3  # cached in an mcache, swept
+    assert sg1 == sg0 + 2  # one cycle advances sweepgen by 2
+    assert after == sg1  # flushed at mark termination, then swept
+    assert again == sg1 + 3  # cached again after the refill
 
 
 def test_interior_pointer_keeps_object_alive():
@@ -90,6 +96,7 @@ def test_interior_pointer_keeps_object_alive():
         g.gc()
         inner = holder.a  # a bytes handle on the whole object, holding the interior address
         return base, inner.base, inner.addr, bytes(inner)
+
     base, ibase, iaddr, data = run(work, gogc="off").values[0]
     assert ibase == base and iaddr == base + 8 + 150
     assert data == bytes(range(200))
@@ -105,6 +112,7 @@ def test_tiny_blocks_survive_and_die_correctly():
         ok = all(bytes(h) == bytes([i % 251]) * (1 + i % 14) for i, h in enumerate(keep))
         spans = {_gorun.span_of(h.addr)["spanclass"] for h in keep}
         return ok, spans, _gorun.gc_state()["objs_freed"]
+
     ok, spans, freed = run(work, gogc="off").values[0]
     assert ok
     assert spans == {5}  # tiny span class
@@ -120,6 +128,7 @@ def test_large_objects_freed_and_kept():
         g.gc()
         s = _gorun.stats()
         return bytes(big)[:3], bytes(big)[-3:], s["mheap"]["large_spans"], _gorun.gc_state()["spans_freed"]
+
     head, tail, large_spans, spans_freed = run(work, gogc="off").values[0]
     assert head == b"LLL" and tail == b"LLL"
     assert large_spans == 1
@@ -128,6 +137,7 @@ def test_large_objects_freed_and_kept():
 
 def test_barrier_log_wraps_and_overflows_without_loss():
     """Many pointer stores during mark: the log fills, the worker shades it itself."""
+
     def work(g):
         nodes = [g.new(Pair) for _ in range(200)]
         flushes = 0
@@ -142,6 +152,7 @@ def test_barrier_log_wraps_and_overflows_without_loss():
             if flushes >= 2:
                 break
         return flushes, _gorun.stats()["ps"][g.id]["wb_entries"]
+
     r = run(work, gogc=5)  # constant marking
     flushes, entries = r.values[0]
     assert entries > 2048
@@ -186,6 +197,7 @@ def test_allocate_black_and_cross_p_handoff():
             ack.val = k
             g.globals[2] = ack
         return seen
+
     r = run(work, procs=2, gogc=25)
     assert r.values[1] == [(k, n, sum(range(k * n, k * n + n))) for k in range(1, 31)]
     assert r.to_dict()["gc"]["cycles"] >= 30
@@ -212,6 +224,7 @@ def test_blocked_p_roots_scanned_without_waking_it(tmp_path):
             g.gc()
         open(done_flag, "w").close()  # P0 may leave its blocking call now
         return 0
+
     r = run(work, procs=2, gogc="off", blocked_flag=str(blocked), done_flag=str(done))
     assert r.values[0] == sum(range(5000))
     pauses = r.to_dict()["gc"]["pauses"]
@@ -221,6 +234,7 @@ def test_blocked_p_roots_scanned_without_waking_it(tmp_path):
 
 def test_pure_python_loop_is_preempted_by_signal():
     """A P spinning in pure Python (no runtime call) is stopped through SIGURG."""
+
     def work(g):
         if g.id == 0:
             t = time.monotonic() + 1.5
@@ -231,6 +245,7 @@ def test_pure_python_loop_is_preempted_by_signal():
         time.sleep(0.2)
         g.gc()
         return 0
+
     r = run(work, procs=2, gogc="off")
     d = r.to_dict()
     assert d["gc"]["cycles"] == 1
@@ -244,6 +259,7 @@ def test_completeness_steady_live_set():
     mark termination <= 2.5x that. The marked heap itself is the live set plus floating
     garbage, which is at most what the mutators allocated during one mark phase (allocate
     black); it must stay bounded too. Garbage made during a cycle is gone after the next."""
+
     def work(g):
         live = [build_list(g, 1000, k * 1000) for k in range(200)]  # 200k objects x 32 B = 6.1 MiB
         cycles = 0
@@ -257,6 +273,7 @@ def test_completeness_steady_live_set():
         g.gc()
         marked = _gorun.gc_state()["bytes_marked"]
         return marked, sum(list_sum(h) for h in live)
+
     r = run(work, godebug="", gogc=100, max_heap="1GiB")
     marked, total = r.values[0]
     assert total == sum(range(200000))
@@ -277,6 +294,7 @@ def test_gogc_off_runs_no_heap_cycles():
         for _ in range(20):
             build_list(g, 5000)
         return len(_gorun.gc_cycles())
+
     r = run(work, gogc="off", godebug="")
     assert r.values[0] == 0
 
@@ -306,6 +324,7 @@ def test_runtime_call_inside_blocking_is_refused():
         x = g.new(Node)  # fine again once the block ends
         x.val = 3
         return refused, nested, x.val
+
     refused, nested, v = run(work, gogc="off").values[0]
     assert "g.blocking()" in refused
     assert nested and v == 3
@@ -350,6 +369,7 @@ def test_sigurg_around_blocking_and_exit_neither_hangs_nor_fails(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     script = tmp_path / "stress.py"
     script.write_text(SIGNAL_STRESS.format(root=str(Path(__file__).resolve().parent.parent)))
     for _ in range(3):
@@ -402,6 +422,7 @@ def test_roots_moved_inside_blocking_stay_marked(godebug):
 def test_gogc_zero_run_ends():
     """Issue 6.2: with GOGC=0 a cycle is always due; the GC process must still see the end."""
     from conftest import run_gorun
+
     cp = run_gorun("run", "alloc", "--procs", "1", "--gogc", "0", "-p", "budget=1MiB", timeout=60)
     assert cp.returncode == 0, cp.stderr
     assert "GOGC=0" in cp.stdout
@@ -412,20 +433,25 @@ def test_tiny_gc_period_run_ends():
     import subprocess
     import sys
     from conftest import REPO, gorun_env
-    code = ("import gorun\n"
-            "def w(g):\n"
-            "    for i in range(20000): g.new_bytes(100)\n"
-            "    return 7\n"
-            "r = gorun.Runtime(procs=2, gc_period=1e-6).run(w)\n"
-            "print(r.values, r.to_dict()['gc']['cycles'] >= 1)\n")
-    cp = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=gorun_env(), capture_output=True,
-                        text=True, timeout=60)
+
+    code = (
+        "import gorun\n"
+        "def w(g):\n"
+        "    for i in range(20000): g.new_bytes(100)\n"
+        "    return 7\n"
+        "r = gorun.Runtime(procs=2, gc_period=1e-6).run(w)\n"
+        "print(r.values, r.to_dict()['gc']['cycles'] >= 1)\n"
+    )
+    cp = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=gorun_env(), capture_output=True, text=True, timeout=60
+    )
     assert cp.returncode == 0, cp.stderr
     assert cp.stdout.strip() == "[7, 7] True"
 
 
 def _spin_at_recursion_limit(g, iters):
     import sys
+
     if g.id == 1:
         for _ in range(3):
             time.sleep(0.2)
@@ -438,6 +464,7 @@ def _spin_at_recursion_limit(g, iters):
             return probe(n + 1)
         except RecursionError:
             return n
+
     deepest = probe(0)
 
     def down(n):
@@ -447,6 +474,7 @@ def _spin_at_recursion_limit(g, iters):
         while x < iters:
             x += 1
         return x
+
     return down(0)
 
 
@@ -465,6 +493,7 @@ def test_handle_repr_prints_the_address():
 
     def work(g):
         return repr(g.new(Node)), repr(g.new_bytes(3))
+
     r = run(work, godebug="")
     for text in r.values[0]:
         assert re.fullmatch(r"<gorun \S+ @0x[0-9a-f]+>", text), text

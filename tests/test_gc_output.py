@@ -16,21 +16,30 @@ ROOT = Path(__file__).resolve().parent.parent
 NUM = r"[0-9]+(?:\.[0-9]+)?"
 GCTRACE = re.compile(
     rf"^gc (\d+) @({NUM})s (\d+)%: {NUM}\+{NUM}\+{NUM} ms clock, {NUM}\+{NUM}/{NUM}/{NUM}\+{NUM} ms cpu, "
-    rf"(\d+)->(\d+)->(\d+) MB, (\d+) MB goal, 0 MB stacks, \d+ MB globals, (\d+) P( \(forced\))?$")
+    rf"(\d+)->(\d+)->(\d+) MB, (\d+) MB goal, 0 MB stacks, \d+ MB globals, (\d+) P( \(forced\))?$"
+)
 
 
 def gorun_cli(*args, env=None):
     e = dict(os.environ)
     e.update(env or {})
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "gorun", *args], capture_output=True, text=True, env=e,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "gorun", *args], capture_output=True, text=True, env=e, timeout=120)
 
 
 def test_gctrace_lines_match_go_format(tmp_path):
     out = tmp_path / "r.json"
-    r = gorun_cli("run", "binary-trees", "--procs", "2", "-p", "depth=12", "--json", str(out),
-                  env={"GODEBUG": "gctrace=1", "GOGC": "50"})
+    r = gorun_cli(
+        "run",
+        "binary-trees",
+        "--procs",
+        "2",
+        "-p",
+        "depth=12",
+        "--json",
+        str(out),
+        env={"GODEBUG": "gctrace=1", "GOGC": "50"},
+    )
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("gc ")]
     assert lines, r.stderr
@@ -48,8 +57,20 @@ def test_gctrace_lines_match_go_format(tmp_path):
 
 def test_json_gc_keys(tmp_path):
     out = tmp_path / "r.json"
-    r = gorun_cli("run", "gcbench", "--procs", "2", "-p", "stretch=12", "-p", "long_lived=10", "-p", "max_depth=10",
-                  "--json", str(out))
+    r = gorun_cli(
+        "run",
+        "gcbench",
+        "--procs",
+        "2",
+        "-p",
+        "stretch=12",
+        "-p",
+        "long_lived=10",
+        "-p",
+        "max_depth=10",
+        "--json",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     g = json.loads(out.read_text())["gc"]
     assert g["cycles"] >= 1 and len(g["cycles_detail"]) == g["cycles"]

@@ -37,6 +37,7 @@ def test_failed_setup_removes_what_it_created(monkeypatch):
     def failing_init(*args):
         assert len(own_segments()) == 2
         raise _gorun.GorunError("injected")
+
     monkeypatch.setattr(_gorun, "init", failing_init)
     with pytest.raises(_gorun.GorunError, match="injected"):
         with SharedHeap(1 << 20):

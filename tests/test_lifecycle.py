@@ -26,8 +26,16 @@ import pytest
 import gorun
 from gorun import _gorun
 
-from conftest import (REPO, gorun_env, live_children, own_segments, run_gorun, run_in_private_shm,
-                      unlink_segment, without_stale_line)
+from conftest import (
+    REPO,
+    gorun_env,
+    live_children,
+    own_segments,
+    run_gorun,
+    run_in_private_shm,
+    unlink_segment,
+    without_stale_line,
+)
 
 PY = sys.executable
 
@@ -55,12 +63,36 @@ def _kill_quietly(pids) -> None:
 # ---------------------------------------------------------------- stop signals
 
 
-@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT],
-                         ids=["SIGHUP", "SIGQUIT", "SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "sig",
+    [signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT],
+    ids=["SIGHUP", "SIGQUIT", "SIGTERM", "SIGINT"],
+)
 def test_stop_signal_mid_run_leaves_nothing(sig):
-    p = subprocess.Popen([PY, "-m", "gorun", "run", "alloc", "--procs", "2", "--duration", "30",
-                          "-p", "budget=1TiB", "-p", "max_small=64", "-p", "large=0"],
-                         cwd=REPO, env=gorun_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "gorun",
+            "run",
+            "alloc",
+            "--procs",
+            "2",
+            "--duration",
+            "30",
+            "-p",
+            "budget=1TiB",
+            "-p",
+            "max_small=64",
+            "-p",
+            "large=0",
+        ],
+        cwd=REPO,
+        env=gorun_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     kids: list[int] = []
     try:
         proc = psutil.Process(p.pid)
@@ -80,8 +112,9 @@ def test_stop_signal_mid_run_leaves_nothing(sig):
             p.communicate()
         _kill_quietly(_descendants_gone(kids, 0))
     assert p.returncode == 128 + sig, (p.returncode, err)
-    assert err.strip().splitlines() == [f"gorun: run interrupted ({signal.Signals(sig).name}); "
-                                        "workers stopped, segments removed"], err
+    assert err.strip().splitlines() == [
+        f"gorun: run interrupted ({signal.Signals(sig).name}); workers stopped, segments removed"
+    ], err
     assert own_segments(p.pid) == [], "no segment left"
     assert _descendants_gone(kids) == [], "no process left (GC process and workers)"
 
@@ -90,9 +123,14 @@ def test_stop_signal_mid_run_leaves_nothing(sig):
 def test_early_sigterm_leaves_nothing(trial):
     # SIGTERM as soon as the first segment exists: during segment creation and initialization
     # (a 1 TiB reservation makes that take a while), before any child exists.
-    p = subprocess.Popen([PY, "-m", "gorun", "run", "alloc", "--procs", "1", "--max-heap", "1TiB",
-                          "-p", "budget=1MiB"],
-                         cwd=REPO, env=gorun_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [PY, "-m", "gorun", "run", "alloc", "--procs", "1", "--max-heap", "1TiB", "-p", "budget=1MiB"],
+        cwd=REPO,
+        env=gorun_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         prefix = f"gorun.{p.pid}."
@@ -135,8 +173,9 @@ sys.exit(main(["run", "alloc", "--procs", "1", "-p", "budget=1MiB"]))
 
 
 def test_ctrl_c_during_startup_is_one_line():
-    p = subprocess.run([PY, "-c", CTRL_C_AT_STARTUP], cwd=REPO, env=gorun_env(), capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(
+        [PY, "-c", CTRL_C_AT_STARTUP], cwd=REPO, env=gorun_env(), capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 130, (p.returncode, p.stderr)
     assert p.stderr.strip().splitlines() == ["gorun: interrupted (SIGINT)"], p.stderr
 
@@ -156,8 +195,14 @@ gorun.Runtime(procs=1, max_heap="64MiB").run(lambda g: time.sleep(60))
 
 
 def test_launcher_killed_at_fork_leaves_no_child():
-    p = subprocess.Popen([PY, "-c", LAUNCHER_KILLED_AT_FORK], cwd=REPO, env=gorun_env(),
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(
+        [PY, "-c", LAUNCHER_KILLED_AT_FORK],
+        cwd=REPO,
+        env=gorun_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     kids = []
     try:
         line = p.stdout.readline()  # the forked child's pid (an orphan keeps the pipe open: no EOF)
@@ -206,8 +251,9 @@ print(json.dumps(out))
 
 
 def test_existing_segment_names_do_not_collide():
-    p = subprocess.Popen([PY, "-c", PLANTED_NAMES], cwd=REPO, env=gorun_env(), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [PY, "-c", PLANTED_NAMES], cwd=REPO, env=gorun_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     out, err = p.communicate(timeout=60)
     for s in own_segments(p.pid):
         unlink_segment(s)
@@ -243,32 +289,46 @@ def shm():
 
 
 def test_tiny_dev_shm_at_init_is_out_of_memory():
-    d = run_in_private_shm("512k", SCRIPT_HEAD + r"""
+    d = run_in_private_shm(
+        "512k",
+        SCRIPT_HEAD
+        + r"""
 r = gorun("run", "alloc", "--procs", "1", "--max-heap", "64MiB", "-p", "budget=1MiB")
 r["shm"] = shm()
 print(json.dumps(r))
-""")
+""",
+    )
     assert d["rc"] == 1, d
     lines = d["err"].strip().splitlines()
     assert len(lines) == 1, d["err"]
-    assert re.search(r"out of memory: cannot reserve \d+\.\d MiB of shared memory for the run's metadata: "
-                     r"/dev/shm has \d+\.\d MiB free", lines[0]), lines
+    assert re.search(
+        r"out of memory: cannot reserve \d+\.\d MiB of shared memory for the run's metadata: "
+        r"/dev/shm has \d+\.\d MiB free",
+        lines[0],
+    ), lines
     assert "SIGBUS" not in d["err"]
     assert d["shm"] == [], "no segment left"
 
 
 def test_full_dev_shm_at_growth_is_out_of_memory_in_the_worker():
     # the metadata fits (about 19 MiB for 1 P); the heap, all of it kept live, does not
-    d = run_in_private_shm("48m", SCRIPT_HEAD + r"""
+    d = run_in_private_shm(
+        "48m",
+        SCRIPT_HEAD
+        + r"""
 r = gorun("run", "alloc", "--procs", "1", "--max-heap", "1GiB", "-p", "budget=1GiB", "-p", "keep=10000000",
           "--gogc", "off")
 r["shm"] = shm()
 print(json.dumps(r))
-""")
+""",
+    )
     assert d["rc"] == 1, d
     err = d["err"]
-    assert re.search(r"out of memory: cannot allocate .*: /dev/shm is full \(\d+\.\d MiB free; growing the heap "
-                     r"needs \d+\.\d MiB of shared memory\)", err), err
+    assert re.search(
+        r"out of memory: cannot allocate .*: /dev/shm is full \(\d+\.\d MiB free; growing the heap "
+        r"needs \d+\.\d MiB of shared memory\)",
+        err,
+    ), err
     assert "SIGBUS" not in err and "died" not in err, err
     assert "Traceback" not in err
     assert d["shm"] == [], "no segment left"
@@ -276,11 +336,16 @@ print(json.dumps(r))
 
 def test_segment_creation_failure_is_one_line():
     # /dev/shm that only root may write: a run as nobody cannot create its segments
-    d = run_in_private_shm("8m", SCRIPT_HEAD + r"""
+    d = run_in_private_shm(
+        "8m",
+        SCRIPT_HEAD
+        + r"""
 r = gorun("run", "alloc", "--procs", "1", "--max-heap", "64MiB", "-p", "budget=1MiB", user="nobody")
 r["shm"] = shm()
 print(json.dumps(r))
-""", mode="0755")
+""",
+        mode="0755",
+    )
     assert d["rc"] == 1, d
     lines = d["err"].strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gorun: error: cannot create shared-memory segment /gorun."), d
@@ -289,7 +354,10 @@ print(json.dumps(r))
 
 
 def test_next_run_removes_a_killed_launchers_segments():
-    d = run_in_private_shm("256m", SCRIPT_HEAD + r"""
+    d = run_in_private_shm(
+        "256m",
+        SCRIPT_HEAD
+        + r"""
 import psutil
 p = subprocess.Popen([PY, "-m", "gorun", "run", "alloc", "--procs", "1", "--max-heap", "64MiB", "--duration", "60",
                       "-p", "budget=1TiB"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -308,7 +376,8 @@ while any(psutil.pid_exists(k) and psutil.Process(k).status() != psutil.STATUS_Z
 r = gorun("run", "alloc", "--procs", "1", "--max-heap", "64MiB", "-p", "budget=1MiB")
 r.update(pid=p.pid, left=left, kids=len(kids), shm=shm())
 print(json.dumps(r))
-""")
+""",
+    )
     assert d["kids"] == 2
     assert len(d["left"]) == 2 and all(n.startswith(f"gorun.{d['pid']}.") for n in d["left"]), d
     assert d["rc"] == 0, d
@@ -320,7 +389,10 @@ print(json.dumps(r))
 
 
 def test_clean_as_another_user_goes_on_past_what_it_may_not_remove():
-    d = run_in_private_shm("8m", SCRIPT_HEAD + r"""
+    d = run_in_private_shm(
+        "8m",
+        SCRIPT_HEAD
+        + r"""
 import posix_ipc, pwd
 dead = subprocess.run([PY, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
 roots = f"/gorun.{dead}.0123456789abcdef.meta"       # root's segment of a dead run
@@ -332,7 +404,8 @@ os.chown("/dev/shm" + nobodys, nb.pw_uid, nb.pw_gid)
 r = gorun("clean", user="nobody")
 r.update(roots=roots, nobodys=nobodys, shm=shm())
 print(json.dumps(r))
-""")
+""",
+    )
     assert d["rc"] == 1, d
     lines = d["err"].strip().splitlines()
     assert lines == [f"gorun: cannot remove {d['roots']}: Permission denied"], d["err"]
@@ -353,18 +426,22 @@ def _refused(r, *needles):
     return lines[0]
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["binary-trees", "-p", "depth=99"], ["depth", "'99'", "0..24"]),
-    (["binary-trees", "-p", "depth=1KiB"], ["depth", "'1KiB'"]),
-    (["binary-trees", "-p", "depth=1.9"], ["depth", "'1.9'"]),
-    (["alloc", "-p", "tiny=2.0"], ["tiny", "'2.0'"]),
-    (["alloc", "-p", "tiny=x"], ["tiny", "'x'"]),
-    (["alloc", "-p", "budget=1.5"], ["budget", "'1.5'"]),
-    (["alloc", "-p", "keep=-1"], ["keep", "'-1'"]),
-    (["alloc", "-p", "tiny=0.9", "-p", "large=0.5"], ["tiny", "large"]),
-    (["gcbench", "-p", "min_depth=10", "-p", "max_depth=8"], ["min_depth", "max_depth"]),
-    (["graph", "-p", "nglobals=0"], ["nglobals", "'0'"]),
-], ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0][0] != "'" and "-p" in v else None)
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["binary-trees", "-p", "depth=99"], ["depth", "'99'", "0..24"]),
+        (["binary-trees", "-p", "depth=1KiB"], ["depth", "'1KiB'"]),
+        (["binary-trees", "-p", "depth=1.9"], ["depth", "'1.9'"]),
+        (["alloc", "-p", "tiny=2.0"], ["tiny", "'2.0'"]),
+        (["alloc", "-p", "tiny=x"], ["tiny", "'x'"]),
+        (["alloc", "-p", "budget=1.5"], ["budget", "'1.5'"]),
+        (["alloc", "-p", "keep=-1"], ["keep", "'-1'"]),
+        (["alloc", "-p", "tiny=0.9", "-p", "large=0.5"], ["tiny", "large"]),
+        (["gcbench", "-p", "min_depth=10", "-p", "max_depth=8"], ["min_depth", "max_depth"]),
+        (["graph", "-p", "nglobals=0"], ["nglobals", "'0'"]),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) and v and v[0][0] != "'" and "-p" in v else None,
+)
 def test_bad_workload_parameters_are_refused_before_the_run(args, needles):
     t0 = time.monotonic()
     _refused(run_gorun("run", *args), *needles)
@@ -375,8 +452,11 @@ def test_json_folder_missing_is_refused_before_the_run(tmp_path):
     path = tmp_path / "no" / "such" / "out.json"
     t0 = time.monotonic()
     # a run that would take 30 s: the error must come first
-    line = _refused(run_gorun("run", "alloc", "--procs", "1", "--duration", "30", "-p", "budget=1TiB",
-                              "--json", str(path)), str(path), "does not exist")
+    line = _refused(
+        run_gorun("run", "alloc", "--procs", "1", "--duration", "30", "-p", "budget=1TiB", "--json", str(path)),
+        str(path),
+        "does not exist",
+    )
     assert time.monotonic() - t0 < 20, line
 
 
@@ -390,8 +470,23 @@ def test_json_folder_not_writable_is_refused():
     folder = tempfile.mkdtemp(dir="/tmp", prefix="gorun-test-")  # root's, mode 0755: nobody may not write
     try:
         os.chmod(folder, 0o755)
-        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", PY, "-m", "gorun", "run", "alloc",
-               "--duration", "30", "-p", "budget=1TiB", "--json", os.path.join(folder, "out.json")]
+        cmd = [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            PY,
+            "-m",
+            "gorun",
+            "run",
+            "alloc",
+            "--duration",
+            "30",
+            "-p",
+            "budget=1TiB",
+            "--json",
+            os.path.join(folder, "out.json"),
+        ]
         r = subprocess.run(cmd, cwd=REPO, env=gorun_env(), capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and r.stderr.startswith("gorun: error: bad --json"), r.stderr
         assert "not writable" in r.stderr and len(r.stderr.strip().splitlines()) == 1
@@ -400,13 +495,17 @@ def test_json_folder_not_writable_is_refused():
         shutil.rmtree(folder)
 
 
-@pytest.mark.parametrize("env,needles", [
-    ({"GOMAXPROCS": "0"}, ["GOMAXPROCS", "'0'"]),
-    ({"GOMAXPROCS": "999"}, ["GOMAXPROCS", "'999'"]),
-    ({"GOMAXPROCS": "two"}, ["GOMAXPROCS", "'two'"]),
-    ({"GOMEMLIMIT": "1GiB"}, ["GOMEMLIMIT is not implemented yet", "'1GiB'"]),
-    ({"GOMEMLIMIT": "off"}, ["GOMEMLIMIT is not implemented yet"]),
-], ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    "env,needles",
+    [
+        ({"GOMAXPROCS": "0"}, ["GOMAXPROCS", "'0'"]),
+        ({"GOMAXPROCS": "999"}, ["GOMAXPROCS", "'999'"]),
+        ({"GOMAXPROCS": "two"}, ["GOMAXPROCS", "'two'"]),
+        ({"GOMEMLIMIT": "1GiB"}, ["GOMEMLIMIT is not implemented yet", "'1GiB'"]),
+        ({"GOMEMLIMIT": "off"}, ["GOMEMLIMIT is not implemented yet"]),
+    ],
+    ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None,
+)
 def test_bad_environment_is_refused(env, needles):
     _refused(run_gorun("run", "alloc", "-p", "budget=1MiB", env=env), *needles)
 
@@ -414,10 +513,16 @@ def test_bad_environment_is_refused(env, needles):
 def test_api_refuses_bad_builtin_parameters_before_anything_starts():
     from gorun.workloads.alloc import alloc
     from gorun.workloads.binary_trees import binary_trees
+
     rt = gorun.Runtime(procs=1, max_heap="64MiB")
-    for fn, params, needle in [(binary_trees, {"depth": 99}, "depth"), (binary_trees, {"depth": 1.9}, "depth"),
-                               (binary_trees, {"depth": True}, "depth"), (alloc, {"tiny": 2.0}, "tiny"),
-                               (alloc, {"budget": "1MiB"}, "budget"), (alloc, {"nosuch": 1}, "nosuch")]:
+    for fn, params, needle in [
+        (binary_trees, {"depth": 99}, "depth"),
+        (binary_trees, {"depth": 1.9}, "depth"),
+        (binary_trees, {"depth": True}, "depth"),
+        (alloc, {"tiny": 2.0}, "tiny"),
+        (alloc, {"budget": "1MiB"}, "budget"),
+        (alloc, {"nosuch": 1}, "nosuch"),
+    ]:
         with pytest.raises(ValueError, match=needle):
             rt.run(fn, **params)
     assert not _gorun.attached() and own_segments() == [] and live_children() == []

@@ -58,7 +58,7 @@ def test_two_processes_count_exactly_and_stats_add_up(heap, which):
     assert len(s["wait_hist"]) == 32
     if s["contended"]:
         top = max(i for i, c in enumerate(s["wait_hist"]) if c)
-        assert s["wait_ns_max"] >= (2 ** top if top else 0), "the longest wait is in the top bucket"
+        assert s["wait_ns_max"] >= (2**top if top else 0), "the longest wait is in the top bucket"
         assert s["wait_ns_max"] < 2 ** (top + 1) or top == 31
     else:
         assert s["wait_ns_total"] == 0 and s["wait_ns_max"] == 0
@@ -192,8 +192,11 @@ def test_mheap_then_mcentral_is_a_fatal_lock_order_violation(heap):
     assert text.count("\n") == 1, f"one line: {text!r}"
 
 
-@pytest.mark.parametrize("order", [[0, MHEAP_LOCK], [0, MHEAP_LOCK, TYPETAB_LOCK], [MHEAP_LOCK, TYPETAB_LOCK]],
-                         ids=["mcentral-mheap", "mcentral-mheap-typetab", "mheap-typetab"])
+@pytest.mark.parametrize(
+    "order",
+    [[0, MHEAP_LOCK], [0, MHEAP_LOCK, TYPETAB_LOCK], [MHEAP_LOCK, TYPETAB_LOCK]],
+    ids=["mcentral-mheap", "mcentral-mheap-typetab", "mheap-typetab"],
+)
 @pytest.mark.parametrize("heap", LOCK_KINDS, indirect=True)
 def test_rank_order_is_fine(heap, order):
     pid, err = fork_child(_acquire_in_order, order, capture_stderr=True)

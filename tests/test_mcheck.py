@@ -15,13 +15,16 @@ import pytest
 from conftest import BUILD, fork_child, read_all, wait_child
 from gorun import _gorun
 
-needs_debug = pytest.mark.skipif(BUILD["debug"] < 1, reason="the validity walkers are compiled only in a debug build "
-                                 "(GORUN_DEBUG=1 or 2); CI runs these tests in make debug-test")
+needs_debug = pytest.mark.skipif(
+    BUILD["debug"] < 1,
+    reason="the validity walkers are compiled only in a debug build "
+    "(GORUN_DEBUG=1 or 2); CI runs these tests in make debug-test",
+)
 
-SPC = 5 << 1 | 1        # size class 5 (48 B), noscan: 170 objects in one page
-SPC2 = 20 << 1          # size class 20, scan
+SPC = 5 << 1 | 1  # size class 5 (48 B), noscan: 170 objects in one page
+SPC2 = 20 << 1  # size class 20, scan
 MCL_PARTIAL0, MCL_PARTIAL1, MCL_FULL0, MCL_FULL1 = 1, 2, 3, 4
-FULL = 1 << 20          # nalloc for debug_span_new: fill the span
+FULL = 1 << 20  # nalloc for debug_span_new: fill the span
 
 
 def new_span(spc: int, nalloc: int) -> int:
@@ -74,6 +77,7 @@ def _corrupt_then(what: str, index: int, value: int, check: str, arg: int = 0):
         _gorun.debug_poke(what, index, value)
         _gorun.debug_check(check, arg)
         return 0  # the walker missed it
+
     return child
 
 
@@ -81,8 +85,10 @@ def _corrupt_then(what: str, index: int, value: int, check: str, arg: int = 0):
 def test_list_field_that_disagrees_with_the_list(heap):
     i = new_span(SPC, 3)  # on the swept partial list, index k = (sg/2) % 2
     k = (sweepgen() // 2) % 2
-    expect_throw(_corrupt_then("span.list", i, MCL_FULL0 + k, "mcentral", SPC),
-                 f"span {i} is on list partial[{k}] but its list field says full[{k}]")
+    expect_throw(
+        _corrupt_then("span.list", i, MCL_FULL0 + k, "mcentral", SPC),
+        f"span {i} is on list partial[{k}] but its list field says full[{k}]",
+    )
 
 
 @needs_debug
@@ -117,16 +123,20 @@ def test_freeindex_above_nelems(heap):
 def test_sweepgen_outside_its_states(heap, delta):
     i = new_span(SPC, 3)
     sg = sweepgen()
-    expect_throw(_corrupt_then("span.sweepgen", i, (sg + delta) % 2**32, "span", i),
-                 f"span {i}: sweepgen {(sg + delta) % 2**32} is sg{delta:+d}")
+    expect_throw(
+        _corrupt_then("span.sweepgen", i, (sg + delta) % 2**32, "span", i),
+        f"span {i}: sweepgen {(sg + delta) % 2**32} is sg{delta:+d}",
+    )
 
 
 @needs_debug
 def test_unswept_span_on_a_swept_list(heap):
     i = new_span(SPC, 3)
     sg = sweepgen()
-    expect_throw(_corrupt_then("span.sweepgen", i, (sg - 2) % 2**32, "mcentral", SPC),
-                 f"(swept): span {i} has sweepgen {(sg - 2) % 2**32}, expected {sg}")
+    expect_throw(
+        _corrupt_then("span.sweepgen", i, (sg - 2) % 2**32, "mcentral", SPC),
+        f"(swept): span {i} has sweepgen {(sg - 2) % 2**32}, expected {sg}",
+    )
 
 
 @needs_debug
@@ -163,14 +173,16 @@ def test_an_ordinary_refill_catches_it(heap, which, where):
         _gorun.debug_poke("span.allocCount", victim, n + 7)
         _gorun.debug_spans_new(SPC, 1, 1)
         return 0
+
     expect_throw(child, f"mcheck ({where}): ", f"span {victim}: allocCount {n + 7} > nelems {n}")
 
 
 @needs_debug
 def test_heap_walk_nspans_counter(heap):
     _gorun.debug_spans_new(SPC2, 5, 3)
-    expect_throw(_corrupt_then("mcentral.nspans", SPC2, 4, "heap"),
-                 f"mcentral {SPC2} has 3 spans on its lists but nspans 4")
+    expect_throw(
+        _corrupt_then("mcentral.nspans", SPC2, 4, "heap"), f"mcentral {SPC2} has 3 spans on its lists but nspans 4"
+    )
 
 
 @needs_debug
@@ -178,8 +190,11 @@ def test_heap_walk_pages_inuse_counter(heap):
     new_span(SPC, 5)
     new_span(SPC2, FULL)
     pages = _gorun.stats()["mheap"]["pages_inuse"]
-    expect_throw(_corrupt_then("mheap.pages_inuse", 0, pages + 1, "heap"),
-                 f"the span walk found {pages} pages", f"mheap counts {pages + 1} pages")
+    expect_throw(
+        _corrupt_then("mheap.pages_inuse", 0, pages + 1, "heap"),
+        f"the span walk found {pages} pages",
+        f"mheap counts {pages + 1} pages",
+    )
 
 
 @needs_debug
@@ -193,6 +208,7 @@ def test_heap_walk_span_lost_from_its_list(heap):
         _gorun.debug_poke("span.prev", a, 0)
         _gorun.debug_check("heap")
         return 0
+
     expect_throw(child, f"mcentral {SPC} has 1 spans on its lists but nspans 2")
 
 
@@ -201,8 +217,10 @@ def test_heap_walk_stray_pagemap_entry(heap):
     a = new_span(SPC, 3)
     free_page = _gorun.stats()["mheap"]["grown_pages"] - 1  # the last grown page is still free
     assert span(free_page) is None
-    expect_throw(_corrupt_then("pagemap", free_page, a, "heap"), f"page {free_page} maps to span {a}, but no in-use "
-                 "span starts there")
+    expect_throw(
+        _corrupt_then("pagemap", free_page, a, "heap"),
+        f"page {free_page} maps to span {a}, but no in-use span starts there",
+    )
 
 
 def _corrupt_and_collect(g, what, index, delta):
@@ -216,16 +234,20 @@ def _corrupt_and_collect(g, what, index, delta):
 
 
 @needs_debug
-@pytest.mark.parametrize("what, index, level, message", [
-    ("mcentral.nspans", 0, 1, "spans on its lists but nspans"),           # class 0: no large span yet
-    ("mheap.pages_inuse", 0, 2, "the span walk found"),
-])
+@pytest.mark.parametrize(
+    "what, index, level, message",
+    [
+        ("mcentral.nspans", 0, 1, "spans on its lists but nspans"),  # class 0: no large span yet
+        ("mheap.pages_inuse", 0, 2, "the span walk found"),
+    ],
+)
 def test_mark_termination_walks_the_heap(capfd, what, index, level, message):
     """In a real run the GC process runs mheap_check at mark termination: a counter broken by a
     worker ends the run there (level 1: mcentral counts; level 2: the full walk)."""
     if BUILD["debug"] < level:
         pytest.skip(f"the {what} check at mark termination needs GORUN_DEBUG={level}")
     import gorun
+
     with pytest.raises(gorun.RunError) as ei:
         gorun.Runtime(procs=1, gogc="off").run(_corrupt_and_collect, what=what, index=index, delta=1)
     msg = str(ei.value)

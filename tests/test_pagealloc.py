@@ -40,13 +40,13 @@ class Model:
         return int(ok[0]) + 1 if ok.size else None
 
     def add(self, p: int, n: int):
-        assert not self.used[p:p + n].any(), f"run [{p}, {p + n}) overlaps a live run"
-        self.used[p:p + n] = True
+        assert not self.used[p : p + n].any(), f"run [{p}, {p + n}) overlaps a live run"
+        self.used[p : p + n] = True
         self.live[p] = n
 
     def remove(self, p: int):
         n = self.live.pop(p)
-        self.used[p:p + n] = False
+        self.used[p : p + n] = False
         return n
 
     def live_pages(self) -> int:
@@ -111,9 +111,15 @@ def test_random_alloc_free_sequences(heap_factory, ops, lock):
                 _, grown_before = _gorun.pages_check()
                 p = _gorun.pages_alloc(n)
                 grown = check_after_alloc(model, n, p, grown_before)
-                event("alloc refused" if p == 0 else "alloc grew the heap" if grown > grown_before
-                      else "alloc reused a hole" if p + n < grown_before and model.used[p + n:grown_before].any()
-                      else "alloc fit")
+                event(
+                    "alloc refused"
+                    if p == 0
+                    else "alloc grew the heap"
+                    if grown > grown_before
+                    else "alloc reused a hole"
+                    if p + n < grown_before and model.used[p + n : grown_before].any()
+                    else "alloc fit"
+                )
         # free everything, in an order of the example's choosing: it all coalesces back
         order = sorted(model.live, key=lambda p: (p * 2654435761 + len(ops)) % 1000003)
         for p in order:
@@ -149,8 +155,8 @@ def test_first_fit_takes_the_lowest_hole(heap):
 def test_free_runs_join_across_chunk_borders(heap):
     model = Model(heap.npages)
     x = do_alloc(model, CHUNK - 1)  # the rest of chunk 0
-    y = do_alloc(model, CHUNK)      # chunk 1
-    z = do_alloc(model, CHUNK)      # chunk 2
+    y = do_alloc(model, CHUNK)  # chunk 1
+    z = do_alloc(model, CHUNK)  # chunk 2
     assert (x, y, z) == (1, CHUNK, 2 * CHUNK)
     _gorun.pages_free(y, model.remove(y))
     _gorun.pages_free(x, model.remove(x))

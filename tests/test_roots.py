@@ -76,7 +76,7 @@ def _churn(g, rounds: int):
         check()
         # drop a random part, sometimes nearly everything
         rng.shuffle(live)
-        del live[rng.randrange(0, len(live)) if rng.random() < 0.8 else 1:]
+        del live[rng.randrange(0, len(live)) if rng.random() < 0.8 else 1 :]
         check()
     # a handle kept alive by a reference cycle stays a root until the cycle is collected
     cyc = [g.new(RNode)]

@@ -73,14 +73,17 @@ def test_check_passes():
     sc.check()
 
 
-@pytest.mark.parametrize("attr,index,delta", [
-    ("CLASS_TO_OBJS", 5, +1),        # one object more than the span holds
-    ("CLASS_TO_SIZE", 10, +4),       # not 8-byte aligned
-    ("CLASS_TO_SIZE", 20, -40),      # sizes no longer increase
-    ("SIZE_TO_CLASS8", 7, -1),       # lookup gives a class that is too small
-    ("SIZE_TO_CLASS128", 40, +1),    # lookup gives a class that is not the smallest
-    ("CLASS_TO_DIVMAGIC", 7, -3000),  # wrong magic for some object index
-])
+@pytest.mark.parametrize(
+    "attr,index,delta",
+    [
+        ("CLASS_TO_OBJS", 5, +1),  # one object more than the span holds
+        ("CLASS_TO_SIZE", 10, +4),  # not 8-byte aligned
+        ("CLASS_TO_SIZE", 20, -40),  # sizes no longer increase
+        ("SIZE_TO_CLASS8", 7, -1),  # lookup gives a class that is too small
+        ("SIZE_TO_CLASS128", 40, +1),  # lookup gives a class that is not the smallest
+        ("CLASS_TO_DIVMAGIC", 7, -3000),  # wrong magic for some object index
+    ],
+)
 def test_check_detects_a_broken_table(monkeypatch, attr, index, delta):
     broken = list(getattr(sc, attr))
     broken[index] += delta
@@ -95,8 +98,11 @@ GO_TABLE = Path(__file__).resolve().parent / "data" / "go_sizeclasses.tsv"
 def _go_rows() -> list[list[int]]:
     """Go's table as the suite carries it (tests/data/go_sizeclasses.tsv), so the check never
     depends on what sits beside the checkout."""
-    return [[int(x) for x in line.split("\t")] for line in GO_TABLE.read_text().splitlines()
-            if line and not line.startswith("#")]
+    return [
+        [int(x) for x in line.split("\t")]
+        for line in GO_TABLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
 
 
 def _reference_rows() -> list[list[int]]:
@@ -115,7 +121,9 @@ def test_carried_go_table_matches_the_shared_reference():
     """The carried copy is the reference's table; run where shared/ sits beside the checkout
     (it does in CI), and say why when it does not."""
     if not REFERENCE.exists():
-        pytest.skip(f"{REFERENCE} is absent: the carried copy {GO_TABLE.name} is checked against it only where it exists")
+        pytest.skip(
+            f"{REFERENCE} is absent: the carried copy {GO_TABLE.name} is checked against it only where it exists"
+        )
     assert _go_rows() == _reference_rows()
 
 
@@ -131,8 +139,14 @@ def test_table_matches_reference():
 
 
 def test_generated_c_file_is_up_to_date():
-    r = subprocess.run([sys.executable, "-m", "gorun.sizeclasses", "--check"], cwd=REPO, env=gorun_env(),
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "gorun.sizeclasses", "--check"],
+        cwd=REPO,
+        env=gorun_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     # and the check is a real comparison: the emitted text is what the C file holds
     assert (REPO / "native" / "sizeclasses.c").read_text() == sc.emit_c()
@@ -140,10 +154,18 @@ def test_generated_c_file_is_up_to_date():
 
 # ---------------------------------------------------------------- the C lookup, for real
 
-SCAN_PAYLOADS = sorted({n for n in range(0, 1100)} | {
-    p for c in range(1, sc.NUM_SIZE_CLASSES) for b in (sc.CLASS_TO_SIZE[c] - 8,)
-    for p in (b - 1, b, b + 1) if 0 <= p <= sc.MAX_SMALL_SIZE - 8
-} | set(range(1024 - 8, sc.MAX_SMALL_SIZE - 8 + 1, 128)) | set(range(1024 - 7, sc.MAX_SMALL_SIZE - 8 + 1, 128)))
+SCAN_PAYLOADS = sorted(
+    {n for n in range(0, 1100)}
+    | {
+        p
+        for c in range(1, sc.NUM_SIZE_CLASSES)
+        for b in (sc.CLASS_TO_SIZE[c] - 8,)
+        for p in (b - 1, b, b + 1)
+        if 0 <= p <= sc.MAX_SMALL_SIZE - 8
+    }
+    | set(range(1024 - 8, sc.MAX_SMALL_SIZE - 8 + 1, 128))
+    | set(range(1024 - 7, sc.MAX_SMALL_SIZE - 8 + 1, 128))
+)
 LARGE_PAYLOADS = [sc.MAX_SMALL_SIZE - 7, sc.MAX_SMALL_SIZE, 40000, 5 * PAGE - 8, 5 * PAGE - 7, 100_000]
 
 
@@ -165,8 +187,7 @@ def _landing(g, payloads, large_payloads):
 
 
 def test_c_lookup_agrees_with_the_table():
-    res = gorun.Runtime(procs=1, max_heap="1GiB").run(_landing, payloads=SCAN_PAYLOADS,
-                                                       large_payloads=LARGE_PAYLOADS)
+    res = gorun.Runtime(procs=1, max_heap="1GiB").run(_landing, payloads=SCAN_PAYLOADS, large_payloads=LARGE_PAYLOADS)
     rows = res.values[0]
     assert len(rows) == len(SCAN_PAYLOADS) + 600 + len(LARGE_PAYLOADS)
     for kind, n, elemsize, spanclass, npages, off in rows:

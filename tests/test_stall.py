@@ -27,8 +27,14 @@ def _start_cli(*args, env=None) -> subprocess.Popen:
     e = gorun_env()
     if env:
         e.update(env)
-    return subprocess.Popen([sys.executable, "-m", "gorun", *args], cwd=REPO, env=e,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "gorun", *args],
+        cwd=REPO,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _children(proc: subprocess.Popen, n: int, timeout: float = 20.0) -> list[psutil.Process]:
@@ -82,8 +88,9 @@ def _assert_stall_output(proc, out: str, err: str) -> str:
 
 @pytest.mark.parametrize("victim", ["worker", "gc"])
 def test_sigstop_ends_the_run_naming_the_stopped_process(victim):
-    proc = _start_cli("run", "alloc", "--procs", "2", "--duration", "60", "--max-heap", "512MiB",
-                      "--stall-timeout", "1")
+    proc = _start_cli(
+        "run", "alloc", "--procs", "2", "--duration", "60", "--max-heap", "512MiB", "--stall-timeout", "1"
+    )
     kids = _children(proc, 2)
     pids = [k.pid for k in kids]
     time.sleep(0.5)  # let it run a few cycles
@@ -140,8 +147,14 @@ def _child(mode: str, stall: str, lock: str = "futex", env=None) -> tuple[subpro
     e = gorun_env()
     if env:
         e.update(env)
-    p = subprocess.Popen([sys.executable, str(REPO / "tests" / "stall_child.py"), mode, stall, lock], cwd=REPO,
-                         env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "stall_child.py"), mode, stall, lock],
+        cwd=REPO,
+        env=e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = p.communicate(timeout=HARD_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -207,8 +220,7 @@ def test_stall_timeout_off_waits_for_a_stopped_worker(how):
 
 
 def test_a_stop_shorter_than_the_timeout_is_not_a_stall():
-    proc = _start_cli("run", "alloc", "--procs", "2", "--duration", "3", "--max-heap", "512MiB",
-                      "--stall-timeout", "3")
+    proc = _start_cli("run", "alloc", "--procs", "2", "--duration", "3", "--max-heap", "512MiB", "--stall-timeout", "3")
     kids = _children(proc, 2)
     time.sleep(0.3)
     _stop_for(proc, kids, 1.0)
@@ -217,8 +229,9 @@ def test_a_stop_shorter_than_the_timeout_is_not_a_stall():
 
 
 def test_env_stall_timeout_applies():
-    proc = _start_cli("run", "alloc", "--procs", "2", "--duration", "60", "--max-heap", "512MiB",
-                      env={"GORUN_STALL_TIMEOUT": "1.5"})
+    proc = _start_cli(
+        "run", "alloc", "--procs", "2", "--duration", "60", "--max-heap", "512MiB", env={"GORUN_STALL_TIMEOUT": "1.5"}
+    )
     kids = _children(proc, 2)
     time.sleep(0.3)
     os.kill(kids[1].pid, signal.SIGSTOP)
@@ -248,6 +261,7 @@ def test_bad_env_stall_timeout_is_one_line_exit_2():
 
 def test_runtime_stall_timeout_argument(monkeypatch):
     import gorun
+
     monkeypatch.delenv(watchdog.ENV_VAR, raising=False)
     assert gorun.Runtime(procs=1).stall_timeout == 10.0
     assert gorun.Runtime(procs=1, stall_timeout=2).stall_timeout == 2.0

@@ -22,6 +22,7 @@ _BOOLS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false":
 class Param:
     """A parameter's kind and range. kind: ``int`` (a count: digits only), ``size`` (bytes: a
     number with an optional unit, e.g. 64MiB), ``float`` (an int is accepted) or ``bool``."""
+
     kind: str
     lo: float | None = None
     hi: float | None = None
@@ -72,7 +73,7 @@ class Workload:
     doc: str
     report: object = None  # report(values, params) -> lines printed before the summary
     limits: dict = field(default_factory=dict)  # name -> Param
-    check: object = None   # check(params with defaults) -> error text or None (cross-parameter rules)
+    check: object = None  # check(params with defaults) -> error text or None (cross-parameter rules)
 
     @property
     def params(self) -> dict:
@@ -88,16 +89,16 @@ class Workload:
             if not eq or not key:
                 raise ValueError(f"bad parameter {item!r}: expected name=value")
             if key not in known:
-                raise ValueError(f"workload {self.name} has no parameter {key!r} "
-                                 f"(known: {', '.join(sorted(known)) or 'none'})")
+                raise ValueError(
+                    f"workload {self.name} has no parameter {key!r} (known: {', '.join(sorted(known)) or 'none'})"
+                )
             p = self.limits[key]
             try:
                 out[key] = p.parse(raw)
                 if not p.valid(out[key]):
                     raise ValueError
             except ValueError:
-                raise ValueError(f"bad value {raw!r} for parameter {key} of {self.name}: "
-                                 f"need {p.describe()}") from None
+                raise ValueError(f"bad value {raw!r} for parameter {key} of {self.name}: need {p.describe()}") from None
         self.check_params(out)
         return out
 
@@ -107,8 +108,9 @@ class Workload:
         known = self.params
         for key, v in params.items():
             if key not in known:
-                raise ValueError(f"workload {self.name} has no parameter {key!r} "
-                                 f"(known: {', '.join(sorted(known)) or 'none'})")
+                raise ValueError(
+                    f"workload {self.name} has no parameter {key!r} (known: {', '.join(sorted(known)) or 'none'})"
+                )
             p = self.limits[key]
             if not p.valid(v):
                 raise ValueError(f"bad value {v!r} for parameter {key} of {self.name}: need {p.describe()}")
@@ -123,6 +125,7 @@ REGISTRY: dict[str, Workload] = {}
 
 def register(fn=None, *, report=None, limits=None, check=None):
     """Register a built-in workload; ``limits`` gives a Param for every parameter with a default."""
+
     def deco(f):
         name = f.__name__.replace("_", "-")
         w = Workload(name, f, inspect.getdoc(f) or "", report, dict(limits or {}), check)
@@ -131,6 +134,7 @@ def register(fn=None, *, report=None, limits=None, check=None):
             raise TypeError(f"workload {name}: no limits declared for {sorted(missing)}")
         REGISTRY[name] = w
         return f
+
     return deco(fn) if fn is not None else deco
 
 

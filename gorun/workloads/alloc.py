@@ -13,12 +13,28 @@ def _check(p: dict) -> str | None:
     return None
 
 
-@register(limits={"budget": Param("size", 0), "tiny": Param("float", 0, 1), "large": Param("float", 0, 1),
-                  "scan": Param("float", 0, 1), "max_small": Param("size", 16, 32760),
-                  "max_large": Param("size", 32768, 1 << 30), "keep": Param("int", 0, 1 << 27)},
-          check=_check)
-def alloc(g, budget: int = 256 << 20, tiny: float = 0.3, large: float = 0.002, scan: float = 0.3,
-          max_small: int = 4096, max_large: int = 256 << 10, keep: int = 20000):
+@register(
+    limits={
+        "budget": Param("size", 0),
+        "tiny": Param("float", 0, 1),
+        "large": Param("float", 0, 1),
+        "scan": Param("float", 0, 1),
+        "max_small": Param("size", 16, 32760),
+        "max_large": Param("size", 32768, 1 << 30),
+        "keep": Param("int", 0, 1 << 27),
+    },
+    check=_check,
+)
+def alloc(
+    g,
+    budget: int = 256 << 20,
+    tiny: float = 0.3,
+    large: float = 0.002,
+    scan: float = 0.3,
+    max_small: int = 4096,
+    max_large: int = 256 << 10,
+    keep: int = 20000,
+):
     """Allocate a mix of tiny (1-14 B noscan), small (16 B .. max_small, log-uniform, a `scan`
     fraction of them pointer arrays) and large (32 KiB .. max_large) objects until `budget`
     bytes per P or --duration is spent. `keep` holds the last N objects live (a ring of handles).

@@ -11,9 +11,12 @@ from . import Param, register
 
 def _check(p: dict) -> str | None:
     if not p["min_depth"] <= p["max_depth"] <= p["stretch"]:
-        return (f"need min_depth <= max_depth <= stretch (min_depth={p['min_depth']!r}, "
-                f"max_depth={p['max_depth']!r}, stretch={p['stretch']!r})")
+        return (
+            f"need min_depth <= max_depth <= stretch (min_depth={p['min_depth']!r}, "
+            f"max_depth={p['max_depth']!r}, stretch={p['stretch']!r})"
+        )
     return None
+
 
 GNode = struct("gcbNode", left=PTR, right=PTR, i=INT, j=INT)
 
@@ -45,8 +48,16 @@ def count(n) -> int:
     return 1 if left is None else 1 + count(left) + count(n.right)
 
 
-@register(limits={"stretch": Param("int", 1, 22), "long_lived": Param("int", 0, 22), "array": Param("int", 0, 1 << 28),
-                  "min_depth": Param("int", 1, 22), "max_depth": Param("int", 1, 22)}, check=_check)
+@register(
+    limits={
+        "stretch": Param("int", 1, 22),
+        "long_lived": Param("int", 0, 22),
+        "array": Param("int", 0, 1 << 28),
+        "min_depth": Param("int", 1, 22),
+        "max_depth": Param("int", 1, 22),
+    },
+    check=_check,
+)
 def gcbench(g, stretch: int = 14, long_lived: int = 12, array: int = 50000, min_depth: int = 4, max_depth: int = 12):
     """GCBench (Boehm's shape): -p stretch=18 -p long_lived=16 -p array=500000 -p max_depth=16 for the original."""
     if not 0 < min_depth <= max_depth <= stretch <= 22 or long_lived > 22 or array < 0:

@@ -65,18 +65,41 @@ def walk(g, roots: list, limit: int) -> int:
     return checked
 
 
-@register(limits={"steps": Param("int", 0, 1 << 40), "live": Param("int", 0, 1 << 20),
-                  "nglobals": Param("int", 1, 1 << 24), "verify_every": Param("int", 0, 1 << 40),
-                  "walk_limit": Param("int", 0, 1 << 40), "gc_every": Param("int", 0, 1 << 40)})
-def graph(g, steps: int = 200000, live: int = 64, nglobals: int = 64, verify_every: int = 5000,
-          walk_limit: int = 100000, gc_every: int = 0):
+@register(
+    limits={
+        "steps": Param("int", 0, 1 << 40),
+        "live": Param("int", 0, 1 << 20),
+        "nglobals": Param("int", 1, 1 << 24),
+        "verify_every": Param("int", 0, 1 << 40),
+        "walk_limit": Param("int", 0, 1 << 40),
+        "gc_every": Param("int", 0, 1 << 40),
+    }
+)
+def graph(
+    g,
+    steps: int = 200000,
+    live: int = 64,
+    nglobals: int = 64,
+    verify_every: int = 5000,
+    walk_limit: int = 100000,
+    gc_every: int = 0,
+):
     """Random graph mutation across P's through globals, verified by walks. -p steps=N."""
     nglobals = min(nglobals, len(g.globals))
     rnd = g.random
     local: list = []
     seq = 0
-    stats = {"allocs": 0, "links": 0, "unlinks": 0, "publish": 0, "take": 0, "drops": 0, "walks": 0,
-             "checked": 0, "gcs": 0}
+    stats = {
+        "allocs": 0,
+        "links": 0,
+        "unlinks": 0,
+        "publish": 0,
+        "take": 0,
+        "drops": 0,
+        "walks": 0,
+        "checked": 0,
+        "gcs": 0,
+    }
 
     def new_node():
         nonlocal seq
