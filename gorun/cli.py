@@ -143,6 +143,22 @@ def _flush_quietly() -> None:
             _drop_output(f)
 
 
+def _import_with_stop_signals_blocked() -> None:
+    """Import what starts threads (numpy's OpenBLAS pool, via the runtime) with the stop signals
+    blocked: a new thread inherits the mask, so those threads never take a stop signal, and the
+    kernel can deliver one only to the main thread, whose mask the launcher controls (blocked
+    while it creates segments and forks). Otherwise a SIGTERM delivered to an OpenBLAS thread
+    runs the launcher's handler in the main thread even while the main thread has it blocked.
+    A signal that arrived meanwhile is handled when the mask is restored."""
+    saved = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        from . import runtime, workloads  # noqa: F401
+
+        workloads.all_workloads()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The CLI. Every stop signal becomes one line and exit 128 + signo from the start, so an
     interruption during start-up prints no traceback (the run itself installs its own handlers
@@ -155,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                 old[sig] = signal.signal(sig, _stop)
             except ValueError:  # not the main thread
                 break
+        if old:
+            _import_with_stop_signals_blocked()
         return _main(argv)
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
