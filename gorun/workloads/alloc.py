@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _gorun
 from . import Param, register
+
+_C = _gorun.constants()
+MAX_SMALL_PAYLOAD = _C["max_small_size"] - _C["obj_header_size"]  # 32760: the largest small object's payload
+MIN_LARGE = _C["max_small_size"]  # the smallest request that is served as a large object
 
 
 def _check(p: dict) -> str | None:
@@ -19,8 +24,8 @@ def _check(p: dict) -> str | None:
         "tiny": Param("float", 0, 1),
         "large": Param("float", 0, 1),
         "scan": Param("float", 0, 1),
-        "max_small": Param("size", 16, 32760),
-        "max_large": Param("size", 32768, 1 << 30),
+        "max_small": Param("size", 16, MAX_SMALL_PAYLOAD),
+        "max_large": Param("size", MIN_LARGE, 1 << 30),
         "keep": Param("int", 0, 1 << 27),
     },
     check=_check,
@@ -41,8 +46,8 @@ def alloc(
     Returns counts per kind."""
     if not 0 <= tiny <= 1 or not 0 <= large <= 1 or tiny + large > 1 or not 0 <= scan <= 1:
         raise ValueError("fractions tiny, large, scan must be in [0, 1] with tiny + large <= 1")
-    if not 16 <= max_small <= 32760 or max_large < 32768:
-        raise ValueError("need 16 <= max_small <= 32760 and max_large >= 32768")
+    if not 16 <= max_small <= MAX_SMALL_PAYLOAD or max_large < MIN_LARGE:
+        raise ValueError(f"need 16 <= max_small <= {MAX_SMALL_PAYLOAD} and max_large >= {MIN_LARGE}")
     new_bytes, new_array = g.new_bytes, g.new_array
     rng = g.rng
     ring = [None] * keep if keep > 0 else None
@@ -55,7 +60,7 @@ def alloc(
         u = rng.random(batch)
         small_sizes = np.exp(rng.uniform(lo, hi, batch)).astype(np.int64).tolist()
         tiny_sizes = rng.integers(1, 15, batch).tolist()
-        large_sizes = rng.integers(32768, max_large + 1, batch).tolist()
+        large_sizes = rng.integers(MIN_LARGE, max_large + 1, batch).tolist()
         scan_u = rng.random(batch).tolist()
         for j, x in enumerate(u.tolist()):
             if x < tiny:
