@@ -342,11 +342,7 @@ static PyObject *py_interior(PyObject *m, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t off = PyLong_AsSsize_t(args[1]);
     if (off == -1 && PyErr_Occurred()) return NULL;
     HandleObject *h = (HandleObject *)args[0];
-    spanid_t sid = spanof_addr(h->base);
-    mspan_t *s = spanof_id(sid);
-    goaddr slot_end = h->base + (spanclass_sizeclass(s->spanclass) ? s->elemsize : (uint64_t)s->npages * PAGE_SIZE);
-    if (s->spanclass == TINY_SPAN_CLASS) slot_end = h->base + 1 + h->len;
-    if (off < 0 || h->base + h->dataoff + (goaddr)off >= slot_end)
+    if (off < 0 || h->base + h->dataoff + (goaddr)off >= object_end(h->base))
         return PyErr_Format(PyExc_IndexError, "interior offset %zd is outside the object", off);
     return make_handle(h->base + h->dataoff + (goaddr)off);
 }

@@ -123,36 +123,12 @@ static PyObject *handle_alloc(PyObject *cls, goaddr addr, goaddr base, uint32_t 
     return (PyObject *)h;
 }
 
-/* The first byte of the object containing `addr` (interior pointers allowed). */
-static goaddr object_base(goaddr addr, mspan_t **sp)
-{
-    spanid_t sid = spanof_addr(addr);
-    if (!sid) return 0;
-    mspan_t *s = spanof_id(sid);
-    *sp = s;
-    goaddr base = (goaddr)sid * PAGE_SIZE + span_objindex(s, addr) * s->elemsize;
-    if (s->spanclass == TINY_SPAN_CLASS) { /* find the tiny object inside the 16-byte block */
-        goaddr o = base, end = base + TINY_SIZE;
-        while (o < end) {
-            uint8_t n = A[o];
-            if (n == 0) {
-                o++;
-                continue;
-            } /* alignment padding */
-            if (addr < o + 1 + n) return o;
-            o += 1 + n;
-        }
-        return 0;
-    }
-    return base;
-}
-
 PyObject *make_handle(goaddr addr)
 {
     if (addr == 0) Py_RETURN_NONE;
     if (ensure_p() != 0) return NULL;
     mspan_t *s;
-    goaddr base = object_base(addr, &s);
+    goaddr base = findobject(addr, &s);
     if (!base) {
         char hex[24]; /* PyErr_Format has no %llx */
         snprintf(hex, sizeof hex, "0x%llx", (unsigned long long)addr);

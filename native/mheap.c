@@ -115,6 +115,38 @@ void mheap_free_span(spanid_t id)
     unlock(&h->lock);
 }
 
+/* ---- objects by address (Go's findObject in mbitmap.go) ---- */
+
+goaddr findobject(goaddr addr, mspan_t **sp)
+{
+    spanid_t sid = spanof_addr(addr);
+    if (!sid) return 0;
+    mspan_t *s = spanof_id(sid);
+    *sp = s;
+    goaddr base = (goaddr)sid * PAGE_SIZE + span_objindex(s, addr) * s->elemsize;
+    if (s->spanclass == TINY_SPAN_CLASS) { /* find the tiny object inside the 16-byte block */
+        goaddr o = base, end = base + TINY_SIZE;
+        while (o < end) {
+            uint8_t n = A[o];
+            if (n == 0) { /* alignment padding */
+                o++;
+                continue;
+            }
+            if (addr < o + 1 + n) return o;
+            o += 1 + n;
+        }
+        return 0;
+    }
+    return base;
+}
+
+goaddr object_end(goaddr base)
+{
+    mspan_t *s = spanof_id(spanof_addr(base));
+    if (s->spanclass == TINY_SPAN_CLASS) return base + 1 + A[base]; /* length byte + bytes */
+    return base + (spanclass_sizeclass(s->spanclass) ? s->elemsize : (uint64_t)s->npages * PAGE_SIZE);
+}
+
 static void fmt_bytes(char *buf, size_t len, uint64_t b)
 {
     if (b >= (1ull << 30))

@@ -578,6 +578,10 @@ uint64_t mheap_alloc_pages(uint64_t npages); /* first page, growing if needed; 0
 void mheap_free_pages(uint64_t page, uint64_t npages);
 uint64_t mheap_check_pages(char *err, size_t errlen, uint64_t *grown); /* pagealloc_check; grown pages out */
 void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes);
+/* The first byte of the object containing addr (interior pointers allowed; for a tiny object
+ * its length byte), with its span in *sp; 0 if no object is there. Lock-free. */
+goaddr findobject(goaddr addr, mspan_t **sp);
+goaddr object_end(goaddr base); /* one past the object's slot (tiny: past its bytes) */
 
 /* ---- mcentral (mcentral.c) ---- */
 spanid_t mcentral_cache_span(mcentral_t *c, uint8_t spc);
