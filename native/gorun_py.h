@@ -31,7 +31,6 @@ int set_resolver(PyObject *fn);
 int ensure_p(void);
 int need_attached(void); /* 0 if a heap is mapped here, else raises */ /* 0 if this process is a P, else raises */
 goaddr handle_addr_arg(PyObject *v, int *ok);                          /* Handle or None -> address */
-void raise_oom(uint64_t bytes);
 
 /* Entry of every runtime call from Python on a P: poll, and refuse calls made inside
  * g.blocking() (the GC process treats that P as stopped and may be flushing its mcache or

@@ -144,7 +144,7 @@ PyObject *make_handle(goaddr addr)
     return handle_alloc(cls, addr, base, tid, (uint32_t)(hdr >> 32), OBJ_HEADER_SIZE);
 }
 
-void raise_oom(uint64_t bytes)
+static void raise_oom(uint64_t bytes)
 {
     char msg[512];
     mheap_oom_message(msg, sizeof msg, bytes);

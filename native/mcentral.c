@@ -25,7 +25,7 @@ void mcentral_list_push(mcentral_t *c, int which, spanid_t id)
     MCHECK_CENTRAL(c, "mcentral push");
 }
 
-void mcentral_list_remove(mcentral_t *c, spanid_t id)
+static void mcentral_list_remove(mcentral_t *c, spanid_t id)
 {
     mspan_t *s = spanof_id(id);
     if (s->list == MCL_NONE) gorun_throw("mcentral: span %u removed but on no list", id);

@@ -41,14 +41,11 @@ uint64_t gc_checkmark(void); /* [GC, STW 2] re-mark from the roots; throws on a 
 
 /* ---- sweeping (mgcsweep.c) ---- */
 int mspan_sweep(mspan_t *s, uint32_t sg); /* [any] caller owns s (sweepgen sg-1); returns objects left */
-spanid_t mcentral_sweep_one(int spc, uint32_t sg, int *found); /* [any] one unswept span of class spc */
-int bgsweep(int n);                                            /* [GC] sweep up to n spans; 0 when nothing is left */
+int bgsweep(int n);                       /* [GC] sweep up to n spans; 0 when nothing is left */
 
 /* ---- the write barrier and the barrier logs (mwbbuf.c) ---- */
 void writebarrier_store(_Atomic uint64_t *slot, goaddr val);                      /* [W] */
 void writebarrier_copy(_Atomic uint64_t *dst, _Atomic uint64_t *src, uint64_t n); /* [W] bulk, element by element */
-void wblog_flush_self(void);                                                      /* [W] shade its own full log */
-int wblog_drain(gp_t *p, int blocking); /* [any] shade entries of p's log; returns objects newly marked */
 int wblog_shade(gp_t *p, int blocking); /* [any] the same as a marker: drain, publish the grey objects */
 
 #endif

@@ -58,7 +58,7 @@ int mspan_sweep(mspan_t *s, uint32_t sg)
 
 /* Pop one unswept span of class spc, sweep it and file it. Returns the span id if it survived
  * (0 if none was found or it was freed); *found says whether a span was swept. */
-spanid_t mcentral_sweep_one(int spc, uint32_t sg, int *found)
+static spanid_t mcentral_sweep_one(int spc, uint32_t sg, int *found)
 {
     mcentral_t *c = &G->central[spc];
     int k = swept_index(sg);

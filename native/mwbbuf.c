@@ -33,7 +33,7 @@ static inline void wb_lock_release(gp_t *p) { atomic_store_explicit(&p->wb_lock,
 
 /* Shade the entries of p's log. blocking=0: give up (-1) if someone else is draining it.
  * Returns the number of objects this drain newly marked. The caller publishes its gcWork. */
-int wblog_drain(gp_t *p, int blocking)
+static int wblog_drain(gp_t *p, int blocking)
 {
     if (blocking)
         wb_lock_acquire(p);
@@ -66,7 +66,7 @@ int wblog_shade(gp_t *p, int blocking)
 }
 
 /* The worker's log is full: shade it here (Go's wbBufFlush). */
-void wblog_flush_self(void)
+static void wblog_flush_self(void)
 {
     wblog_shade(thisP, 1);
     thisP->wb_self_flushes++;

@@ -52,7 +52,6 @@ void futex_wake_all(_Atomic uint32_t *w);
  * kill(pid, 0) still reports alive); 0 if it runs, or pid <= 0. */
 int gorun_pid_dead(int32_t pid);
 /* The OS state letter of pid from /proc/<pid>/stat (R, S, D, T, t, Z, ...), 'X' if gone, '?' if unknown. */
-char gorun_proc_state(int32_t pid);
 
 /* First thing in a forked child of the launcher: die with it (PR_SET_PDEATHSIG, SIGKILL), then
  * exit at once if it died before that was set (the child was re-parented and would never get

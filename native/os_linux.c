@@ -61,7 +61,7 @@ void futex_wake_all(_Atomic uint32_t *w) { futex_wake(w, INT_MAX); }
 
 /* ---- processes ---- */
 
-char gorun_proc_state(int32_t pid)
+static char gorun_proc_state(int32_t pid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);

@@ -26,6 +26,8 @@
 
 /* ---- worker side ---- */
 
+static void p_start(void);
+
 void p_attach(uint32_t id)
 {
     gorun_ospid = (int32_t)getpid();
@@ -165,7 +167,7 @@ static int wait_if_gc_holds(uint32_t st)
 /* The worker becomes its P: -> RUNNING by CAS, waiting while the GC process holds the P (it may
  * have taken a not-yet-started P into GCSTOP or GCSCAN). In a run a P starts IDLE; a heap made
  * without a launcher (tests, benchmarks) may hand a P id to several processes in turn. */
-void p_start(void)
+static void p_start(void)
 {
     for (;;) {
         uint32_t st = atomic_load(&thisP->status);

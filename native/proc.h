@@ -9,7 +9,6 @@
 /* ---- a worker's P (proc.c) ---- */
 void p_attach(uint32_t id); /* [W] become P id: its mcache generation, root table, RUNNING */
 void p_finish(void);        /* [W] flush the mcache, end time, RUNNING -> DONE (no-op if not RUNNING) */
-void p_start(void);         /* [W] -> RUNNING by CAS, waiting while the GC process holds the P */
 void safepoint_slow(void);  /* [W] serve this P's requests (stop, scan roots, flush log) */
 static inline void safepoint_poll_c(void)
 {

@@ -590,7 +590,6 @@ spanid_t mcentral_take_unswept(mcentral_t *c, uint32_t sg); /* popped and owned 
 void mcentral_add_large(mcentral_t *c, spanid_t id);
 void mcentral_uncache_span(mcentral_t *c, spanid_t id);
 void mcentral_list_push(mcentral_t *c, int which, spanid_t id);
-void mcentral_list_remove(mcentral_t *c, spanid_t id);
 
 /* ---- validity walkers of the debug build (mcheck.c; docs/design.md "Debug builds") ----
  * GORUN_DEBUG >= 1: MCHECK_SPAN and MCHECK_CENTRAL at every span / mcentral state change and
