@@ -137,8 +137,11 @@ static int futex_lock_slow(glock_t *l, uint32_t v)
         v = atomic_exchange(&l->key, 2);
         if (v == 0) return GLOCK_OK;
         wait = 2;
+        uint64_t slept = nanotime();
         futex_wait_until(&l->key, 2, WAIT_CHECK_NS);
-        if (holder_dead(l)) return GLOCK_HOLDER_DIED;
+        /* only after a full sleep: a wake-up means the holder released (reading /proc at every
+         * wake-up would lengthen every contended acquisition by tens of microseconds) */
+        if (nanotime() - slept >= (uint64_t)WAIT_CHECK_NS && holder_dead(l)) return GLOCK_HOLDER_DIED;
     }
 }
 
