@@ -218,66 +218,7 @@ def test_runtime_rejects_bad_arguments(kw):
 # ---------------------------------------------------------------- interruption
 
 
-@pytest.mark.parametrize(
-    "sig",
-    [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT],
-    ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"],
-)
-def test_signal_stops_a_cli_run(sig):
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gorun",
-            "run",
-            "alloc",
-            "--procs",
-            "2",
-            "--duration",
-            "30",
-            "-p",
-            "budget=1TiB",
-            "-p",
-            "large=0",
-            "-p",
-            "max_small=64",
-        ],
-        cwd=REPO,
-        env=gorun_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        proc = psutil.Process(p.pid)
-        deadline = time.monotonic() + 30
-        workers = []
-        while len(workers) < 2:  # wait until both workers run
-            assert p.poll() is None, f"gorun ended early: {p.communicate()}"
-            assert time.monotonic() < deadline, "workers never started"
-            workers = live_children(proc)
-            time.sleep(0.05)
-        wpids = [w.pid for w in workers]
-        time.sleep(1.0)
-        p.send_signal(sig)
-        out, err = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
-    assert p.returncode == 128 + sig, (p.returncode, err)  # 130 for SIGINT
-    assert f"interrupted ({signal.Signals(sig).name})" in err and "Traceback" not in err
-    assert "allocation" in out, "the summary so far is printed"
-    assert own_segments(p.pid) == []
-    deadline = time.monotonic() + 10
-    while True:
-        alive = [
-            pid for pid in wpids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-        ]
-        if not alive or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert alive == [], "the workers are gone"
+# a CLI run stopped by SIGINT, SIGTERM, SIGHUP or SIGQUIT: tests/test_lifecycle.py
 
 
 API_INTERRUPT_SCRIPT = r"""

@@ -115,6 +115,7 @@ def test_stop_signal_mid_run_leaves_nothing(sig):
     assert err.strip().splitlines() == [
         f"gorun: run interrupted ({signal.Signals(sig).name}); workers stopped, segments removed"
     ], err
+    assert "allocation" in out and "locks" in out, "the summary so far is printed"
     assert own_segments(p.pid) == [], "no segment left"
     assert _descendants_gone(kids) == [], "no process left (GC process and workers)"
 
