@@ -1,9 +1,7 @@
-/* watch.c: the state the launcher's watchdog reads to tell a stuck process from a slow one, and
- * a liveness check that treats a zombie as dead (docs/design.md "Stuck processes").
+/* watch.c: the state the launcher's watchdog reads to tell a stuck process from a slow one
+ * (docs/design.md "Stuck processes"). Liveness (gorun_pid_dead) is in os_linux.c.
  *
  * Runtime side (cheap, slow paths only):
- *   - gorun_pid_dead: kill(pid, 0), then /proc/<pid>/stat's state: an exited child that its
- *     parent has not reaped yet is a zombie (Z) that kill(pid, 0) still reports alive.
  *   - gc_activity / gc_progress (runtime.h): what the GC process's main thread is doing, since
  *     when, and a counter bumped at every bounded step that advances.
  *   - lockwait_begin / lockwait_end: called by lock.c on the contended path only: which lock a
