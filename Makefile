@@ -47,7 +47,7 @@ stress: install
 # tree with GORUN_EXPECT_* set: conftest.py refuses to run against any other build.
 define variant_tree
 	rm -rf $(1)/tree && mkdir -p $(1)/tree
-	cp -r gorun tests native pyproject.toml $(1)/tree/
+	cp -r gorun tests native docs pyproject.toml $(1)/tree/
 	rm -f $(1)/tree/gorun/*.so && find $(1)/tree -name __pycache__ -prune -exec rm -rf {} +
 	cp $(1)/lib/gorun/_gorun*.so $(1)/tree/gorun/
 endef
