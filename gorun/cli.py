@@ -10,6 +10,7 @@ could not remove a segment; 2 bad input (one line ``gorun: error: ...``, checked
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import os
 import signal
@@ -141,6 +142,13 @@ def _flush_quietly() -> None:
             f.flush()
         except BrokenPipeError:
             _drop_output(f)
+
+
+class _StderrNotice(logging.Handler):
+    """One line on stderr per INFO record of the "gorun" logger (the stale-segment notice)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _print(f"gorun: {record.getMessage()}", file=sys.stderr)
 
 
 def _import_with_stop_signals_blocked() -> None:
@@ -275,12 +283,13 @@ def _run(args) -> int:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)
         _print(f"gorun: error: {msg}", file=sys.stderr)
         return 2
-    from .shm import clean_stale
-
-    stale = clean_stale()  # segments of launchers killed with SIGKILL (Runtime.run would do it silently)
-    if stale.removed:
-        _print(f"gorun: {stale.summary()}", file=sys.stderr)
     code = 0
+    # Runtime.run first removes the segments of launchers killed with SIGKILL and logs it on the
+    # "gorun" logger; the CLI says so in one line.
+    notice = _StderrNotice()
+    log = logging.getLogger("gorun")
+    log.addHandler(notice)
+    log.setLevel(logging.INFO)
     try:
         result = rt.run(w.fn, **params)
     except rtmod.Interrupted as e:
@@ -292,6 +301,8 @@ def _run(args) -> int:
     except rtmod.GorunError as e:
         _print(f"gorun: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        log.removeHandler(notice)
     if result is not None:
         result.workload = w.name
         out = sys.stderr if args.json == "-" else sys.stdout  # `--json -`: stdout is pure JSON

@@ -418,9 +418,8 @@ class Runtime:
         return None
 
     def _check_stall(self, wd, children: dict, outcomes: list) -> tuple[str, str] | None:
-        """The watchdog's tick (gorun/watchdog.py). On a stall: the stuck workers' outcome
-        becomes 'stalled', every worker and then the GC process get SIGKILL (workers first, so
-        none of them outlives the GC process long enough to report its death); the caller reaps."""
+        """The watchdog's tick (gorun/watchdog.py). On a stall the stuck workers' outcome becomes
+        'stalled' and the failure is returned; the caller kills and reaps (_kill_all)."""
         if wd is None:
             return None
         msg = wd.check(children)
@@ -429,15 +428,12 @@ class Runtime:
         for ospid, (pidx, _) in children.items():
             if pidx >= 0 and f"worker P{pidx} (pid {ospid}) made no progress" in msg:
                 outcomes[pidx].status = "stalled"
-        for ospid, (pidx, _) in sorted(children.items(), key=lambda kv: kv[1][0] == GC_ID):
-            try:
-                os.kill(ospid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return "stalled", msg
 
     def _kill_all(self, children: dict, outcomes: list | None = None) -> None:
-        for ospid, (pidx, fd) in list(children.items()):
+        """SIGKILL every child, the workers before the GC process (so that no worker outlives the
+        GC process long enough to report its death as a fatal error), then reap them all."""
+        for ospid, (pidx, fd) in sorted(children.items(), key=lambda kv: kv[1][0] == GC_ID):
             try:
                 os.kill(ospid, signal.SIGKILL)
             except ProcessLookupError:

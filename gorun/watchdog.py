@@ -41,14 +41,23 @@ DEFAULT_STALL_TIMEOUT = 10.0
 ENV_VAR = "GORUN_STALL_TIMEOUT"
 TICK = 0.1  # seconds between two snapshots
 
-# native/runtime.h
-P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP, P_DONE, P_DEAD, P_GCSCAN = range(7)
-POLL_STOP, POLL_SCANROOTS, POLL_FLUSHWB = 1, 2, 4
-RC_NONE, RC_REFILL, RC_LARGE, RC_ASSIST, RC_CYCLE_WAIT, RC_GC_WAIT, RC_TEST_SPIN = range(7)
-(GCA_STARTING, GCA_IDLE, GCA_SWEEP_FINISH, GCA_STOPPING, GCA_STW, GCA_MARK, GCA_HANDSHAKE, GCA_SWEEP, GCA_EXITING) = (
-    range(9)
+# the state encodings of native/runtime.h, from the C core
+_C = _gorun.constants()
+P_IDLE, P_RUNNING, P_SYSCALL, P_GCSTOP, P_DONE, P_DEAD, P_GCSCAN = (
+    _C["p_status"][k] for k in ("idle", "running", "syscall", "gcstop", "done", "dead", "gcscan")
 )
-PAUSE_KINDS = {1: "sweep termination", 2: "mark termination"}
+POLL_STOP, POLL_SCANROOTS, POLL_FLUSHWB = (_C["poll_bits"][k] for k in ("stop", "scanroots", "flushwb"))
+RC_NONE, RC_REFILL, RC_LARGE, RC_ASSIST, RC_CYCLE_WAIT, RC_GC_WAIT, RC_TEST_SPIN = (
+    _C["rcalls"][k] for k in ("none", "refill", "large", "assist", "cycle_wait", "gc_wait", "test_spin")
+)
+(GCA_STARTING, GCA_IDLE, GCA_SWEEP_FINISH, GCA_STOPPING, GCA_STW, GCA_MARK, GCA_HANDSHAKE, GCA_SWEEP, GCA_EXITING) = (
+    _C["gc_activities"][k]
+    for k in ("starting", "idle", "sweep_finish", "stopping", "stw", "mark", "handshake", "sweep", "exiting")
+)
+PAUSE_KINDS = {
+    _C["pause_kinds"]["sweepterm"]: "sweep termination",
+    _C["pause_kinds"]["markterm"]: "mark termination",
+}
 P_STATUS = {
     P_IDLE: "not started",
     P_RUNNING: "running",
@@ -172,34 +181,22 @@ class Watchdog:
         if GC in node_pid:
             act_dur = self._since(("gcact", act, arg, cycle, gcs["since_ns"]), now, seen)
             kind = PAUSE_KINDS.get(arg, "?")
-            if act == GCA_STOPPING:
-                dsts = [
-                    p["id"] for p in ps if p["id"] in node_pid and p["status"] == P_RUNNING and p["poll"] & POLL_STOP
-                ]
-                edges.append(
-                    _Edge(
-                        GC,
-                        dsts,
-                        lambda t, c=cycle, k=kind: f"waiting for {t} to stop the world for cycle {c} ({k})",
-                        act_dur,
-                        act_dur >= S,
-                    )
-                )
-            elif act == GCA_HANDSHAKE:
-                dsts = [
-                    p["id"] for p in ps if p["id"] in node_pid and p["status"] == P_RUNNING and p["poll"] & POLL_FLUSHWB
-                ]
-                edges.append(
-                    _Edge(
-                        GC,
-                        dsts,
-                        lambda t, c=cycle: (
-                            f"waiting for {t} to flush its write-barrier log (mark completion handshake, cycle {c})"
-                        ),
-                        act_dur,
-                        act_dur >= S,
-                    )
-                )
+            waits_for = {  # the GC process waits for the running P's that have not served this request
+                GCA_STOPPING: (
+                    POLL_STOP,
+                    lambda t, c=cycle, k=kind: f"waiting for {t} to stop the world for cycle {c} ({k})",
+                ),
+                GCA_HANDSHAKE: (
+                    POLL_FLUSHWB,
+                    lambda t, c=cycle: (
+                        f"waiting for {t} to flush its write-barrier log (mark completion handshake, cycle {c})"
+                    ),
+                ),
+            }
+            if act in waits_for:
+                bit, phrase = waits_for[act]
+                dsts = [p["id"] for p in ps if p["id"] in node_pid and p["status"] == P_RUNNING and p["poll"] & bit]
+                edges.append(_Edge(GC, dsts, phrase, act_dur, act_dur >= S))
             lk = gcs["lock"]
             if lk:
                 d = self._since(("lock", GC, lk["name"], lk["since_ns"]), now, seen)

@@ -41,8 +41,10 @@ static PyObject *py_gc_teardown(PyObject *m, PyObject *unused)
 {
     if (need_attached()) return NULL;
     gc_activity(GCA_EXITING, 0, 0);
-    Py_BEGIN_ALLOW_THREADS gc_stop_mark_threads();
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+        gc_stop_mark_threads();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_gc_wait(PyObject *m, PyObject *args)
@@ -51,9 +53,11 @@ static PyObject *py_gc_wait(PyObject *m, PyObject *args)
     double timeout;
     if (!PyArg_ParseTuple(args, "Id", &seen, &timeout)) return NULL;
     if (need_attached()) return NULL;
-    Py_BEGIN_ALLOW_THREADS if (atomic_load(&G->gc.gc_wake) == seen && !atomic_load(&G->gc.shutdown))
-        futex_wait_until(&G->gc.gc_wake, seen, (long)(timeout * 1e9));
-    Py_END_ALLOW_THREADS return PyLong_FromUnsignedLong(atomic_load(&G->gc.gc_wake));
+    Py_BEGIN_ALLOW_THREADS
+        if (atomic_load(&G->gc.gc_wake) == seen && !atomic_load(&G->gc.shutdown))
+            futex_wait_until(&G->gc.gc_wake, seen, (long)(timeout * 1e9));
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLong(atomic_load(&G->gc.gc_wake));
 }
 
 static PyObject *py_gc_state(PyObject *m, PyObject *unused)
@@ -96,8 +100,10 @@ static PyObject *py_gc_sweep_termination(PyObject *m, PyObject *arg)
     if (PyErr_Occurred()) return NULL;
     int rc, dead = -1;
     gc_activity(GCA_SWEEP_FINISH, 0, (uint32_t)cycle); /* stw_stop then says STOPPING, STW */
-    Py_BEGIN_ALLOW_THREADS rc = gc_sweep_termination((uint32_t)cycle, &dead);
-    Py_END_ALLOW_THREADS if (rc) return worker_died(dead); /* stw_start set GCA_MARK */
+    Py_BEGIN_ALLOW_THREADS
+        rc = gc_sweep_termination((uint32_t)cycle, &dead);
+    Py_END_ALLOW_THREADS
+    if (rc) return worker_died(dead); /* stw_start set GCA_MARK */
     return PyLong_FromUnsignedLongLong(atomic_load(&G->gc.npauses) - 1);
 }
 
@@ -108,8 +114,10 @@ static PyObject *py_gc_mark_step(PyObject *m, PyObject *arg)
     if (PyErr_Occurred()) return NULL;
     int q;
     gc_progress();
-    Py_BEGIN_ALLOW_THREADS q = gc_mark_step(budget);
-    Py_END_ALLOW_THREADS return PyBool_FromLong(q);
+    Py_BEGIN_ALLOW_THREADS
+        q = gc_mark_step(budget);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(q);
 }
 
 static PyObject *py_gc_flush_handshake(PyObject *m, PyObject *unused)
@@ -117,8 +125,10 @@ static PyObject *py_gc_flush_handshake(PyObject *m, PyObject *unused)
     if (need_attached()) return NULL;
     int rc, dead = -1;
     gc_activity(GCA_HANDSHAKE, 0, 0);
-    Py_BEGIN_ALLOW_THREADS rc = gc_flush_handshake(&dead);
-    Py_END_ALLOW_THREADS if (rc < 0) return worker_died(dead);
+    Py_BEGIN_ALLOW_THREADS
+        rc = gc_flush_handshake(&dead);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return worker_died(dead);
     gc_activity(GCA_MARK, 0, 0);
     return PyBool_FromLong(rc);
 }
@@ -131,8 +141,10 @@ static PyObject *py_gc_mark_termination(PyObject *m, PyObject *args)
     if (need_attached()) return NULL;
     int rc, dead = -1;
     uint64_t checked = 0;
-    Py_BEGIN_ALLOW_THREADS rc = gc_mark_termination(cycle, checkmark, &dead, &checked);
-    Py_END_ALLOW_THREADS if (rc) return worker_died(dead); /* stw_start set GCA_SWEEP */
+    Py_BEGIN_ALLOW_THREADS
+        rc = gc_mark_termination(cycle, checkmark, &dead, &checked);
+    Py_END_ALLOW_THREADS
+    if (rc) return worker_died(dead); /* stw_start set GCA_SWEEP */
     return Py_BuildValue("(KK)", (unsigned long long)(atomic_load(&G->gc.npauses) - 1), (unsigned long long)checked);
 }
 
@@ -142,8 +154,10 @@ static PyObject *py_gc_bgsweep(PyObject *m, PyObject *arg)
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
     int r;
-    Py_BEGIN_ALLOW_THREADS r = bgsweep((int)n);
-    Py_END_ALLOW_THREADS return PyLong_FromLong(r);
+    Py_BEGIN_ALLOW_THREADS
+        r = bgsweep((int)n);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(r);
 }
 
 static PyObject *py_gc_finish_cycle(PyObject *m, PyObject *arg)
@@ -286,8 +300,10 @@ static PyObject *py_gc_cycles(PyObject *m, PyObject *unused)
 static PyObject *py_gc(PyObject *m, PyObject *unused)
 {
     if (ensure_p() || runtime_enter()) return NULL;
-    Py_BEGIN_ALLOW_THREADS gc_request_and_wait();
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+        gc_request_and_wait();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_blocking_enter(PyObject *m, PyObject *unused)
@@ -301,8 +317,10 @@ static PyObject *py_blocking_exit(PyObject *m, PyObject *unused)
 {
     if (ensure_p()) return NULL;
     if (atomic_load(&thisP->status) == P_RUNNING) Py_RETURN_NONE; /* the enter was refused */
-    Py_BEGIN_ALLOW_THREADS exit_blocking();
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+        exit_blocking();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_array_copy(PyObject *m, PyObject *const *args, Py_ssize_t nargs)

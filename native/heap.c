@@ -46,7 +46,7 @@ static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t ro
     off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
     /* Shared work buffers for one grey entry per 256 arena bytes; a marker that finds the pool
      * empty keeps its grey objects in process memory and drains them itself (nothing dropped). */
-    L.nbufs = npages * PAGE_SIZE / 256 / WBUF_ENTRIES + 64;
+    L.nbufs = wbufs_for_pages(npages);
     L.wbufs = off;
     off = align_up(off + L.nbufs * sizeof(wbuf_t), 4096);
     L.wblog = off;
@@ -132,6 +132,9 @@ void heap_unmap(void)
     if (gorun_arena_fd >= 0) close(gorun_arena_fd);
     gorun_meta_fd = gorun_arena_fd = -1;
     meta_map = arena_map = NULL;
+    G = NULL;
+    A = NULL;
+    thisP = NULL;
 }
 
 void *heap_meta_map(void) { return meta_map; }
@@ -165,7 +168,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     if (meta_size < L.end || nprocs == 0 || nprocs > MAX_PROCS || arena_size < 2 * PAGE_SIZE ||
         arena_size > MAX_HEAP_BYTES || root_slots == 0 || root_slots > MAX_ROOT_SLOTS || nglobals == 0 ||
         nglobals > MAX_GLOBALS)
-        return -1;
+        return INIT_BAD_ARGS;
     /* Reserve every fixed region before any of it is touched (see fixed_regions). */
     uint64_t fixed[NFIXED][2];
     fixed_regions(&L, fixed);
@@ -173,7 +176,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
         int e = gorun_reserve(gorun_meta_fd, fixed[i][0], fixed[i][1] - fixed[i][0]);
         if (e) {
             errno = e;
-            return -3;
+            return INIT_RESERVE_FAILED;
         }
     }
     gorun_attach_local(meta, arena);
@@ -206,7 +209,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     G->nchunks = L.nchunks;
 
     mheap_t *h = &G->mheap;
-    if (glock_init(&h->lock, lock_kind, RANK_MHEAP, "mheap") != GLOCK_OK) return -2;
+    if (glock_init(&h->lock, lock_kind, RANK_MHEAP, "mheap") != GLOCK_OK) return INIT_LOCK_FAILED;
     h->npages = arena_size / PAGE_SIZE;
     /* Page 0 is never handed out, so goaddr 0 is nil. Every page starts "in use" in the page
      * bitmap; pagealloc_grow frees pages [grown_pages, ...) into the allocator. */
@@ -216,25 +219,25 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         char name[32];
         snprintf(name, sizeof name, "mcentral[%d]", i);
-        if (glock_init(&G->central[i].lock, lock_kind, RANK_MCENTRAL, name) != GLOCK_OK) return -2;
+        if (glock_init(&G->central[i].lock, lock_kind, RANK_MCENTRAL, name) != GLOCK_OK) return INIT_LOCK_FAILED;
     }
     for (uint32_t i = 0; i < MAX_PROCS; i++) {
         G->allp[i].id = i;
         G->allp[i].status = i < nprocs ? P_IDLE : P_DEAD;
     }
     gcctl_t *gc = &G->gc;
-    if (glock_init(&gc->work.lock, lock_kind, RANK_WORKBUF, "workbuf") != GLOCK_OK) return -2;
+    if (glock_init(&gc->work.lock, lock_kind, RANK_WORKBUF, "workbuf") != GLOCK_OK) return INIT_LOCK_FAILED;
     gc->work.nbufs =
         (uint32_t)(L.nbufs < INITIAL_WBUFS ? L.nbufs : INITIAL_WBUFS); /* raised (and reserved) at growth */
     gc->trigger = UINT64_MAX;                                          /* set by the pacer when the GC process starts */
     gc->goal = UINT64_MAX;
     gc->init_ns = nanotime();
-    if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK) return -2;
+    if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK) return INIT_LOCK_FAILED;
     add_builtin_type(TID_BYTES, "[]byte", TK_BYTES, 0, 0);
     add_builtin_type(TID_INT_ARRAY, "[]int", TK_ARRAY, FK_INT, 0);
     add_builtin_type(TID_FLOAT_ARRAY, "[]float", TK_ARRAY, FK_FLOAT, 0);
     add_builtin_type(TID_PTR_ARRAY, "[]ptr", TK_ARRAY, FK_PTR, 1);
     atomic_store(&G->typetab.ntypes, TID_FIRST_USER);
     G->magic = GORUN_MAGIC; /* last: the block is valid */
-    return 0;
+    return INIT_OK;
 }

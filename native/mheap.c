@@ -147,7 +147,7 @@ goaddr object_end(goaddr base)
     return base + (spanclass_sizeclass(s->spanclass) ? s->elemsize : (uint64_t)s->npages * PAGE_SIZE);
 }
 
-static void fmt_bytes(char *buf, size_t len, uint64_t b)
+void fmt_bytes(char *buf, size_t len, uint64_t b)
 {
     if (b >= (1ull << 30))
         snprintf(buf, len, "%.2f GiB", (double)b / (1ull << 30));

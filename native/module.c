@@ -52,16 +52,14 @@ static PyObject *py_init(PyObject *mod, PyObject *args)
         int e = errno;
         uint64_t free = gorun_shm_free();
         heap_unmap();
-        G = NULL;
-        A = NULL;
-        if (rc == -3 && e == ENOSPC) {
+        if (rc == INIT_RESERVE_FAILED && e == ENOSPC) {
             char msg[256]; /* PyErr_Format has no %f */
             snprintf(msg, sizeof msg,
                      "out of memory: cannot reserve %.1f MiB of shared memory for the run's metadata: "
                      "/dev/shm has %.1f MiB free (enlarge /dev/shm, or lower --procs or --max-heap)",
                      (double)gorun_meta_reserved(asize, nprocs, roots, nglobals) / (1 << 20), (double)free / (1 << 20));
             PyErr_SetString(OutOfMemoryError, msg);
-        } else if (rc == -3)
+        } else if (rc == INIT_RESERVE_FAILED)
             PyErr_Format(GorunError, "reserving shared memory for the run's metadata failed: %s", strerror(e));
         else
             PyErr_Format(GorunError, "initializing the shared heap failed (%d)", rc);
@@ -95,12 +93,7 @@ static PyObject *py_attach(PyObject *mod, PyObject *args)
 
 static PyObject *py_detach(PyObject *mod, PyObject *unused)
 {
-    if (G) {
-        thisP = NULL;
-        G = NULL;
-        A = NULL;
-        heap_unmap();
-    }
+    if (G) heap_unmap();
     Py_RETURN_NONE;
 }
 
@@ -360,6 +353,25 @@ static const named_t debug_flags[] = {{"mcachebypass", DBG_MCACHEBYPASS}, {"chec
 static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},       {"mcentral", RANK_MCENTRAL}, {"mheap", RANK_MHEAP},
                                      {"typetab", RANK_TYPETAB}, {"workbuf", RANK_WORKBUF},   {NULL, 0}};
 
+static const named_t p_status[] = {
+    {"idle", P_IDLE}, {"running", P_RUNNING}, {"syscall", P_SYSCALL}, {"gcstop", P_GCSTOP},
+    {"done", P_DONE}, {"dead", P_DEAD},       {"gcscan", P_GCSCAN},   {NULL, 0}};
+static const named_t poll_bits[] = {
+    {"stop", POLL_STOP}, {"scanroots", POLL_SCANROOTS}, {"flushwb", POLL_FLUSHWB}, {NULL, 0}};
+static const named_t pause_kinds[] = {{"sweepterm", PAUSE_SWEEPTERM}, {"markterm", PAUSE_MARKTERM}, {NULL, 0}};
+static const named_t rcalls[] = {{"none", RC_NONE},
+                                 {"refill", RC_REFILL},
+                                 {"large", RC_LARGE},
+                                 {"assist", RC_ASSIST},
+                                 {"cycle_wait", RC_CYCLE_WAIT},
+                                 {"gc_wait", RC_GC_WAIT},
+                                 {"test_spin", RC_TEST_SPIN},
+                                 {NULL, 0}};
+static const named_t gc_activities[] = {
+    {"starting", GCA_STARTING}, {"idle", GCA_IDLE}, {"sweep_finish", GCA_SWEEP_FINISH}, {"stopping", GCA_STOPPING},
+    {"stw", GCA_STW},           {"mark", GCA_MARK}, {"handshake", GCA_HANDSHAKE},       {"sweep", GCA_SWEEP},
+    {"exiting", GCA_EXITING},   {NULL, 0}};
+
 static PyObject *named_dict(const named_t *t)
 {
     PyObject *d = PyDict_New();
@@ -391,18 +403,19 @@ static PyObject *lock_kind_names(void)
 
 static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
-    return Py_BuildValue("{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
-                         "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N}",
-                         "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size",
-                         (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size",
-                         MAX_SMALL_SIZE, "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "max_procs",
-                         MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG,
-                         "sanitize", GORUN_SANITIZE, "cycle_fields", cyclerec_field_names(), "min_heap", MIN_HEAP_BYTES,
-                         "max_heap", MAX_HEAP_BYTES, "max_object_payload", MAX_OBJECT_PAYLOAD, "max_root_slots",
-                         MAX_ROOT_SLOTS, "max_globals", MAX_GLOBALS, "max_mark_threads", MAX_MARK_THREADS,
-                         "field_kinds", named_dict(field_kinds), "type_kinds", named_dict(type_kinds), "type_ids",
-                         named_dict(type_ids), "debug_flags", named_dict(debug_flags), "lock_kinds", lock_kind_names(),
-                         "lock_ranks", named_dict(lock_ranks));
+    return Py_BuildValue(
+        "{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
+        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
+        "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size",
+        (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size", MAX_SMALL_SIZE,
+        "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "max_procs", MAX_PROCS, "max_types", MAX_TYPES,
+        "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG, "sanitize", GORUN_SANITIZE, "cycle_fields",
+        cyclerec_field_names(), "min_heap", MIN_HEAP_BYTES, "max_heap", MAX_HEAP_BYTES, "max_object_payload",
+        MAX_OBJECT_PAYLOAD, "max_root_slots", MAX_ROOT_SLOTS, "max_globals", MAX_GLOBALS, "max_mark_threads",
+        MAX_MARK_THREADS, "field_kinds", named_dict(field_kinds), "type_kinds", named_dict(type_kinds), "type_ids",
+        named_dict(type_ids), "debug_flags", named_dict(debug_flags), "lock_kinds", lock_kind_names(), "lock_ranks",
+        named_dict(lock_ranks), "p_status", named_dict(p_status), "poll_bits", named_dict(poll_bits), "pause_kinds",
+        named_dict(pause_kinds), "rcalls", named_dict(rcalls), "gc_activities", named_dict(gc_activities));
 }
 
 static PyMethodDef methods[] = {

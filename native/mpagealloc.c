@@ -165,25 +165,6 @@ static uint64_t free_tail(void)
     return run;
 }
 
-/* Fault in, with one call per region, the metadata a span on these pages will write (its mspan
- * record, alloc and mark bits, pagemap entries), so span allocation under the mheap lock does
- * not take a page fault per record. Best effort: older kernels lack MADV_POPULATE_WRITE. */
-static void meta_prefault(uint64_t page, uint64_t n)
-{
-    struct {
-        uint64_t off, size;
-    } r[] = {
-        {G->off_spans + page * sizeof(mspan_t), n * sizeof(mspan_t)},
-        {G->off_allocbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
-        {G->off_markbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
-        {G->off_pagemap + page * sizeof(uint32_t), n * sizeof(uint32_t)},
-    };
-    for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++) {
-        uint64_t a = r[i].off & ~4095ull, e = (r[i].off + r[i].size + 4095) & ~4095ull;
-        madvise((char *)G + a, e - a, MADV_POPULATE_WRITE);
-    }
-}
-
 /* Set when this process's last growth failed because /dev/shm is full (process-local: the
  * process that grows is the one that raises the out-of-memory error). */
 static struct {
@@ -191,23 +172,13 @@ static struct {
     uint64_t need, free;
 } shm_oom;
 
-static void fmt_size(char *buf, size_t len, uint64_t b)
-{
-    if (b >= (1ull << 30))
-        snprintf(buf, len, "%.2f GiB", (double)b / (1ull << 30));
-    else if (b >= (1ull << 20))
-        snprintf(buf, len, "%.1f MiB", (double)b / (1ull << 20));
-    else
-        snprintf(buf, len, "%.1f KiB", (double)b / 1024);
-}
-
 int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes)
 {
     if (!shm_oom.full) return 0;
     char req[32], need[32], fr[32];
-    fmt_size(req, sizeof req, request_bytes);
-    fmt_size(need, sizeof need, shm_oom.need);
-    fmt_size(fr, sizeof fr, shm_oom.free);
+    fmt_bytes(req, sizeof req, request_bytes);
+    fmt_bytes(need, sizeof need, shm_oom.need);
+    fmt_bytes(fr, sizeof fr, shm_oom.free);
     snprintf(buf, len,
              "out of memory: cannot allocate %s: /dev/shm is full (%s free; growing the heap needs %s "
              "of shared memory); enlarge /dev/shm or run less at once",
@@ -215,15 +186,14 @@ int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes)
     return 1;
 }
 
-/* Reserve (fallocate) what growth over pages [page, page + n) will touch before anything is
- * touched: the arena pages, their span records, alloc and mark bits, pagemap entries (and
+/* Reserve (fallocate), then prefault, what growth over pages [page, page + n) will touch, before
+ * anything is touched: the arena pages, their span records, alloc and mark bits, pagemap entries (and
  * checkmark bits under GODEBUG=gccheckmark=1), and the work buffers the grown heap may need
  * (one entry per 256 grown bytes, plus INITIAL_WBUFS), which then become usable. -1 with
  * shm_oom set if /dev/shm is full. */
 static int grow_reserve(uint64_t page, uint64_t n, uint64_t newgrown)
 {
-    uint64_t cap = G->mheap.npages * PAGE_SIZE / 256 / WBUF_ENTRIES + INITIAL_WBUFS;
-    uint64_t nb = newgrown * PAGE_SIZE / 256 / WBUF_ENTRIES + INITIAL_WBUFS;
+    uint64_t cap = wbufs_for_pages(G->mheap.npages), nb = wbufs_for_pages(newgrown);
     if (cap > UINT32_MAX - 1) cap = UINT32_MAX - 1;
     if (nb > cap) nb = cap;
     uint32_t oldnb = atomic_load_explicit(&G->gc.work.nbufs, memory_order_relaxed);
@@ -231,15 +201,16 @@ static int grow_reserve(uint64_t page, uint64_t n, uint64_t newgrown)
     struct {
         int fd;
         uint64_t off, size;
+        int prefault; /* metadata a span on these pages writes under the mheap lock */
     } r[] = {
-        {gorun_arena_fd, page * PAGE_SIZE, n * PAGE_SIZE},
-        {gorun_meta_fd, G->off_spans + page * sizeof(mspan_t), n * sizeof(mspan_t)},
-        {gorun_meta_fd, G->off_allocbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
-        {gorun_meta_fd, G->off_markbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES},
-        {gorun_meta_fd, G->off_pagemap + page * sizeof(uint32_t), n * sizeof(uint32_t)},
+        {gorun_arena_fd, page * PAGE_SIZE, n * PAGE_SIZE, 0},
+        {gorun_meta_fd, G->off_spans + page * sizeof(mspan_t), n * sizeof(mspan_t), 1},
+        {gorun_meta_fd, G->off_allocbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES, 1},
+        {gorun_meta_fd, G->off_markbits + page * SPAN_BITS_BYTES, n * SPAN_BITS_BYTES, 1},
+        {gorun_meta_fd, G->off_pagemap + page * sizeof(uint32_t), n * sizeof(uint32_t), 1},
         {gorun_meta_fd, G->off_checkbits + page * SPAN_BITS_BYTES,
-         G->debug_flags & DBG_CHECKMARK ? n * SPAN_BITS_BYTES : 0},
-        {gorun_meta_fd, G->off_wbufs + oldnb * sizeof(wbuf_t), (nb - oldnb) * sizeof(wbuf_t)},
+         G->debug_flags & DBG_CHECKMARK ? n * SPAN_BITS_BYTES : 0, 0},
+        {gorun_meta_fd, G->off_wbufs + oldnb * sizeof(wbuf_t), (nb - oldnb) * sizeof(wbuf_t), 0},
     };
     uint64_t total = 0;
     for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++) total += r[i].size;
@@ -250,6 +221,14 @@ static int grow_reserve(uint64_t page, uint64_t n, uint64_t newgrown)
             shm_oom.free = gorun_shm_free();
             return -1;
         }
+    }
+    /* Fault in, one call per region, the metadata a span on these pages will write, so span
+     * allocation under the mheap lock does not take a page fault per record. Best effort: older
+     * kernels lack MADV_POPULATE_WRITE. */
+    for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++) {
+        if (!r[i].prefault) continue;
+        uint64_t a = r[i].off & ~4095ull, e = (r[i].off + r[i].size + 4095) & ~4095ull;
+        madvise((char *)G + a, e - a, MADV_POPULATE_WRITE);
     }
     /* Only grows; read under the work-queue lock by the markers. */
     atomic_store_explicit(&G->gc.work.nbufs, (uint32_t)nb, memory_order_release);
@@ -268,7 +247,6 @@ int pagealloc_grow(uint64_t npages)
     shm_oom.full = 0;
     if (newgrown < want) return -1;
     if (grow_reserve(h->grown_pages, newgrown - h->grown_pages, newgrown) != 0) return -1;
-    meta_prefault(h->grown_pages, newgrown - h->grown_pages);
     pagealloc_free(h->grown_pages, newgrown - h->grown_pages);
     LOCKED_STORE(h->grown_pages, newgrown);
     LOCKED_ADD(h->grow_events, 1);

@@ -104,8 +104,8 @@ int root_alloc(goaddr a, uint32_t *slot)
 
 void root_free(uint32_t i)
 {
-    if (!thisP || roots_owner != thisP) return; /* runtime detached (interpreter shutdown): nothing to release */
-    if (nfree == freecap) { /* grow first: nothing may fail between the slot's clear and its reuse */
+    if (!roots_here()) return; /* runtime detached (interpreter shutdown): nothing to release */
+    if (nfree == freecap) {    /* grow first: nothing may fail between the slot's clear and its reuse */
         uint64_t nc = freecap ? freecap * 2 : 1024;
         uint32_t *ns = realloc(freestack, nc * sizeof *ns);
         if (!ns) gorun_throw("out of process memory for the root free list");

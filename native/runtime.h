@@ -539,13 +539,15 @@ void gorun_throw(const char *fmt, ...) __attribute__((noreturn, format(printf, 1
 
 /* ---- layout / attach (heap.c) ---- */
 uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals);
+/* gorun_init_shared's results */
+enum { INIT_OK = 0, INIT_BAD_ARGS = -1, INIT_LOCK_FAILED = -2, INIT_RESERVE_FAILED = -3 /* errno set */ };
 int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t arena_size, uint32_t nprocs, int lock_kind,
                       uint64_t root_slots, uint64_t nglobals, uint32_t debug_flags);
 void gorun_attach_local(void *meta, void *arena);
 /* This process's mappings (MAP_SHARED | MAP_NORESERVE) of the two segments, with close-on-exec
  * copies of their fds kept for reservations at growth: 0 or an errno. */
 int heap_map(int meta_fd, uint64_t meta_size, int arena_fd, uint64_t arena_size);
-void heap_unmap(void);
+void heap_unmap(void); /* and G, A, thisP become NULL */
 void *heap_meta_map(void);
 void *heap_arena_map(void);
 int heap_layout_matches(const gorun_shared_t *g); /* magic, ABI version and GORUN_LAYOUT_SIG */
@@ -554,6 +556,10 @@ int heap_layout_matches(const gorun_shared_t *g); /* magic, ABI version and GORU
  * system cannot fallocate. */
 uint64_t gorun_meta_reserved(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals);
 #define INITIAL_WBUFS 64 /* work buffers usable (and reserved) before the heap grows */
+/* Work buffers for a heap of npages: one grey-object entry per 256 bytes, plus INITIAL_WBUFS.
+ * The layout sizes the region for the whole reservation; growth makes them usable chunk by chunk. */
+static inline uint64_t wbufs_for_pages(uint64_t npages)
+{ return npages * PAGE_SIZE / 256 / WBUF_ENTRIES + INITIAL_WBUFS; }
 
 /* ---- the type table (typetab.c) ---- */
 enum { TYPETAB_OK = 0, TYPETAB_CONFLICT = -1, TYPETAB_FULL = -2 };
@@ -578,6 +584,7 @@ uint64_t mheap_alloc_pages(uint64_t npages); /* first page, growing if needed; 0
 void mheap_free_pages(uint64_t page, uint64_t npages);
 uint64_t mheap_check_pages(char *err, size_t errlen, uint64_t *grown); /* pagealloc_check; grown pages out */
 void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes);
+void fmt_bytes(char *buf, size_t len, uint64_t b); /* "24 B", "5.9 KiB", "16.0 MiB", "1.50 GiB" */
 /* The first byte of the object containing addr (interior pointers allowed; for a tiny object
  * its length byte), with its span in *sp; 0 if no object is there. Lock-free. */
 goaddr findobject(goaddr addr, mspan_t **sp);

@@ -21,9 +21,10 @@ static PyObject *py_lock_acquire(PyObject *mod, PyObject *arg)
     glock_t *l = lock_by_index(PyLong_AsLong(arg));
     if (!l) return NULL;
     int rc;
-    Py_BEGIN_ALLOW_THREADS rc = glock_acquire(l);
-    Py_END_ALLOW_THREADS if (rc == GLOCK_HOLDER_DIED)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        rc = glock_acquire(l);
+    Py_END_ALLOW_THREADS
+    if (rc == GLOCK_HOLDER_DIED) {
         PyErr_Format(GorunError, "lock %s: holder died", l->name);
         return NULL;
     }
@@ -58,15 +59,15 @@ static PyObject *py_lock_hammer(PyObject *mod, PyObject *args)
     glock_t *l = lock_by_index(which);
     if (!l) return NULL;
     int rc = GLOCK_OK;
-    Py_BEGIN_ALLOW_THREADS for (long i = 0; i < n; i++)
-    {
-        rc = glock_acquire(l);
-        if (rc != GLOCK_OK) break;
-        G->test_counter++;
-        glock_release(l);
-    }
-    Py_END_ALLOW_THREADS if (rc != GLOCK_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        for (long i = 0; i < n; i++) {
+            rc = glock_acquire(l);
+            if (rc != GLOCK_OK) break;
+            G->test_counter++;
+            glock_release(l);
+        }
+    Py_END_ALLOW_THREADS
+    if (rc != GLOCK_OK) {
         PyErr_Format(GorunError, "lock %s: acquire failed (%d)", l->name, rc);
         return NULL;
     }
@@ -161,12 +162,14 @@ static PyObject *py_test_spin(PyObject *m, PyObject *arg)
     if (s == -1.0 && PyErr_Occurred()) return NULL;
     if (!(s >= 0 && s < 3600)) return PyErr_Format(PyExc_ValueError, "test_spin: seconds in [0, 3600)");
     if (ensure_p()) return NULL;
-    Py_BEGIN_ALLOW_THREADS uint64_t t0 = nanotime(), end = t0 + (uint64_t)(s * 1e9);
-    int in = rcall_enter(RC_TEST_SPIN, t0);
-    while (nanotime() < end)
-        for (int i = 0; i < 1000; i++) __asm__ __volatile__("" ::: "memory");
-    rcall_exit(in);
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+        uint64_t t0 = nanotime(), end = t0 + (uint64_t)(s * 1e9);
+        int in = rcall_enter(RC_TEST_SPIN, t0);
+        while (nanotime() < end)
+            for (int i = 0; i < 1000; i++) __asm__ __volatile__("" ::: "memory");
+        rcall_exit(in);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 PyMethodDef testhook_methods[] = {

@@ -9,17 +9,7 @@
  *   - rcall_enter / rcall_exit (runtime.h): a worker inside a runtime call that can take long.
  * Launcher side: watch_state(), one snapshot of all of it for gorun/watchdog.py.
  */
-#define _GNU_SOURCE
 #include "gorun_py.h"
-
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-
-/* ---- liveness ---- */
 
 /* ---- GC activity ---- */
 

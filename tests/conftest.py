@@ -201,13 +201,12 @@ def without_stale_line(err: str) -> str:
     return STALE_LINE.sub("", err)
 
 
-def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m gorun ARGS` from the repository, with a hang guard; returns the result (stderr
-    without the stale-segment notice, see without_stale_line) and records the child's pid as .pid."""
+def start_gorun(*args, env: dict | None = None) -> subprocess.Popen:
+    """Start `python -m gorun ARGS` from the repository (gorun_env() plus env), output piped."""
     e = gorun_env()
     if env:
         e.update(env)
-    p = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "gorun", *args],
         cwd=REPO,
         env=e,
@@ -215,6 +214,12 @@ def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subproce
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def run_gorun(*args, timeout: float = 60.0, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m gorun ARGS` from the repository, with a hang guard; returns the result (stderr
+    without the stale-segment notice, see without_stale_line) and records the child's pid as .pid."""
+    p = start_gorun(*args, env=env)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -17,24 +17,10 @@ import time
 import psutil
 import pytest
 
-from conftest import REPO, gorun_env, own_segments, run_gorun
+from conftest import REPO, gorun_env, own_segments, run_gorun, start_gorun
 from gorun import _gorun, shm, watchdog
 
 HARD_TIMEOUT = 30.0
-
-
-def _start_cli(*args, env=None) -> subprocess.Popen:
-    e = gorun_env()
-    if env:
-        e.update(env)
-    return subprocess.Popen(
-        [sys.executable, "-m", "gorun", *args],
-        cwd=REPO,
-        env=e,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _children(proc: subprocess.Popen, n: int, timeout: float = 20.0) -> list[psutil.Process]:
@@ -56,7 +42,7 @@ def _children(proc: subprocess.Popen, n: int, timeout: float = 20.0) -> list[psu
     pytest.fail(f"the run's children did not appear: rc={proc.returncode} {err[-2000:]}")
 
 
-def _finish(proc: subprocess.Popen, timeout: float = HARD_TIMEOUT) -> tuple[str, str]:
+def _finish(proc: subprocess.Popen, timeout: float = HARD_TIMEOUT, what: str = "the run") -> tuple[str, str]:
     try:
         return proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -64,7 +50,7 @@ def _finish(proc: subprocess.Popen, timeout: float = HARD_TIMEOUT) -> tuple[str,
             c.kill()
         proc.kill()
         proc.communicate()
-        pytest.fail(f"the run did not end within {timeout:.0f}s (hang)")
+        pytest.fail(f"{what} did not end within {timeout:.0f}s (hang)")
 
 
 def _gone(pids) -> bool:
@@ -88,7 +74,7 @@ def _assert_stall_output(proc, out: str, err: str) -> str:
 
 @pytest.mark.parametrize("victim", ["worker", "gc"])
 def test_sigstop_ends_the_run_naming_the_stopped_process(victim):
-    proc = _start_cli(
+    proc = start_gorun(
         "run", "alloc", "--procs", "2", "--duration", "60", "--max-heap", "512MiB", "--stall-timeout", "1"
     )
     kids = _children(proc, 2)
@@ -130,7 +116,7 @@ def test_worker_stopped_in_its_first_milliseconds_is_named(tmp_path):
     exact."""
     (tmp_path / "sitecustomize.py").write_text(STOP_AT_FORK)
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}", "GORUN_TEST_STOP_FORK": "2"}
-    proc = _start_cli("run", "alloc", "--procs", "2", "--stall-timeout", "1", "-p", "budget=64MiB", env=env)
+    proc = start_gorun("run", "alloc", "--procs", "2", "--stall-timeout", "1", "-p", "budget=64MiB", env=env)
     kids = _children(proc, 2)
     t0 = time.monotonic()
     out, err = _finish(proc)
@@ -155,14 +141,7 @@ def _child(mode: str, stall: str, lock: str = "futex", env=None) -> tuple[subpro
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        out, err = p.communicate(timeout=HARD_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        for c in psutil.Process(p.pid).children(recursive=True):
-            c.kill()
-        p.kill()
-        p.communicate()
-        pytest.fail(f"stall_child {mode} did not end within {HARD_TIMEOUT:.0f}s (hang)")
+    out, err = _finish(p, what=f"stall_child {mode}")
     assert own_segments(p.pid) == []
     assert out.strip(), err
     res = json.loads(out.strip().splitlines()[-1])
@@ -210,7 +189,7 @@ def test_stall_timeout_off_waits_for_a_stopped_worker(how):
     env = {"GORUN_STALL_TIMEOUT": "off"} if how == "env" else {"GORUN_STALL_TIMEOUT": "1"}
     if how == "option":
         args += ["--stall-timeout", "off"]  # the option wins over the environment
-    proc = _start_cli(*args, env=env)
+    proc = start_gorun(*args, env=env)
     kids = _children(proc, 2)
     time.sleep(0.3)
     _stop_for(proc, kids, 2.5)  # well past any 1 s timeout
@@ -220,7 +199,9 @@ def test_stall_timeout_off_waits_for_a_stopped_worker(how):
 
 
 def test_a_stop_shorter_than_the_timeout_is_not_a_stall():
-    proc = _start_cli("run", "alloc", "--procs", "2", "--duration", "3", "--max-heap", "512MiB", "--stall-timeout", "3")
+    proc = start_gorun(
+        "run", "alloc", "--procs", "2", "--duration", "3", "--max-heap", "512MiB", "--stall-timeout", "3"
+    )
     kids = _children(proc, 2)
     time.sleep(0.3)
     _stop_for(proc, kids, 1.0)
@@ -229,7 +210,7 @@ def test_a_stop_shorter_than_the_timeout_is_not_a_stall():
 
 
 def test_env_stall_timeout_applies():
-    proc = _start_cli(
+    proc = start_gorun(
         "run", "alloc", "--procs", "2", "--duration", "60", "--max-heap", "512MiB", env={"GORUN_STALL_TIMEOUT": "1.5"}
     )
     kids = _children(proc, 2)
