@@ -330,11 +330,12 @@ class Pacer:
         expected = scan_expected
         if scan_done > expected and expected > 0:
             # More scan work than the last cycle's: the heap is growing. Stretch the runway the
-            # goal had for the expected work in proportion to the worst case (everything
-            # scannable is live), but no further than the hard goal.
-            base = triggered if triggered != UINT64_MAX and triggered < goal else 0
-            ext = base + int((goal - base) / expected * max_scan)
-            goal = max(min(ext, self.hard_goal(goal)), goal)
+            # goal had for the expected work (goal - triggered) in proportion to the worst case
+            # (everything scannable is live), but no further than the hard goal. A cycle that
+            # started at or past its goal has no runway to stretch.
+            if triggered != UINT64_MAX and triggered < goal:
+                ext = triggered + int((goal - triggered) / expected * max_scan)
+                goal = max(min(ext, self.hard_goal(goal)), goal)
             expected = max_scan
         if heap_live > goal:
             # Past even that: leave 10 % more and assume the worst-case work.

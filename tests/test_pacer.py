@@ -211,6 +211,9 @@ def test_effective_goal_and_assist_ratio():
     # overrun: runway (20 MiB for 30 MiB of work) stretched to 60 MiB of worst-case work
     assert p.effective_goal(goal, trig, 40 * MiB, exp, 110 * MiB, 60 * MiB) == 140 * MiB
     assert p.assist_ratio(goal, trig, 40 * MiB, exp, 110 * MiB, 60 * MiB) == pytest.approx(20 / 30)
+    # a cycle that started at its goal (continuous GC) has no runway to stretch
+    assert p.effective_goal(goal, goal, 40 * MiB, exp, 110 * MiB, 60 * MiB) == goal
+    assert p.assist_ratio(goal, goal, 40 * MiB, exp, 110 * MiB, 60 * MiB) == pytest.approx(20 / 10)
     # ... but never past the hard goal (1 + GOGC/100) x goal
     assert p.effective_goal(goal, trig, 40 * MiB, exp, 110 * MiB, 10 * GiB) == 240 * MiB
     p.set_gc_percent(50)
