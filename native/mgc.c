@@ -60,6 +60,39 @@ void gc_wait_cycle_start(void)
     atomic_fetch_add_explicit(&gc->assist_cpu_total_ns, dt, memory_order_relaxed);
 }
 
+/* ---- settings ---- */
+
+static void settings_changed(void)
+{
+    gcctl_t *gc = &G->gc;
+    atomic_fetch_add(&gc->settings_gen, 1);
+    atomic_fetch_add(&gc->gc_wake, 1); /* the GC process re-paces (as gc_trigger_check wakes it) */
+    futex_wake_all(&gc->gc_wake);
+}
+
+int64_t gc_set_memory_limit(int64_t bytes)
+{
+    if (bytes < 0) return atomic_load(&G->gc.memory_limit);
+    int64_t old = atomic_exchange(&G->gc.memory_limit, bytes);
+    settings_changed();
+    return old;
+}
+
+int64_t gc_set_gc_percent(int64_t pct)
+{
+    int64_t old = atomic_exchange(&G->gc.gc_percent, pct < 0 ? -1 : pct);
+    settings_changed();
+    return old;
+}
+
+void gc_set_limiter(int on) { atomic_store(&G->gc.limiter_on, on ? 1u : 0u); }
+
+void gc_set_mark_throttle(int on)
+{
+    atomic_store(&G->gc.mark_throttle, on ? 1u : 0u);
+    if (!on) futex_wake_all(&G->gc.mark_throttle);
+}
+
 /* ---- GC process ---- */
 
 static int globals_scanned;

@@ -18,6 +18,13 @@ int gc_flush_handshake(int *dead); /* [GC] ragged log flush; 1 new work, 0 none,
 /* [GC] STW 2: drain everything, optional checkmark, barrier off, flush mcaches, sweepgen += 2. */
 int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *checked);
 void gc_finish_cycle(uint64_t forced_target); /* [GC] after the sweep: release g.gc() waiters */
+/* Settings (Go's debug.SetMemoryLimit / debug.SetGCPercent), [any] process attached to the heap
+ * (the launcher before forking, a worker, the GC process): each returns the previous value and,
+ * when it changes something, bumps settings_gen and wakes the GC process. */
+int64_t gc_set_memory_limit(int64_t bytes); /* bytes < 0: no change (returns the current limit) */
+int64_t gc_set_gc_percent(int64_t pct);     /* pct < 0: off, stored as -1 */
+void gc_set_limiter(int on);                /* [GC] the CPU limiter's bucket is full (1) or not */
+void gc_set_mark_throttle(int on);          /* [GC] pause (1) or resume (0, with a wake) the mark threads */
 
 /* ---- marking (mgcmark.c) ---- */
 int greyobject(goaddr a);                                /* [any marker] mark; queue if scannable; 1 if newly marked */

@@ -115,6 +115,18 @@ static PyObject *py_pages_check(PyObject *mod, PyObject *unused)
     return Py_BuildValue("(KK)", f, grown);
 }
 
+/* pages_scavenged(): bytes, one per grown page (1 = its scavenged bit is set). */
+static PyObject *py_pages_scavenged(PyObject *mod, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    uint8_t *buf = PyMem_Malloc(G->mheap.npages);
+    if (!buf) return PyErr_NoMemory();
+    uint64_t grown = mheap_scavenged_pages(buf);
+    PyObject *r = PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)grown);
+    PyMem_Free(buf);
+    return r;
+}
+
 static PyObject *py_span_of(PyObject *mod, PyObject *arg)
 {
     if (need_attached()) return NULL;
@@ -181,6 +193,7 @@ PyMethodDef testhook_methods[] = {
     {"pages_alloc", py_pages_alloc, METH_O, "test hook: allocate n pages (0 if none)"},
     {"pages_free", py_pages_free, METH_VARARGS, "test hook: free pages"},
     {"pages_check", py_pages_check, METH_NOARGS, "validity walker of the page allocator: (free_pages, grown_pages)"},
+    {"pages_scavenged", py_pages_scavenged, METH_NOARGS, "test hook: one byte per grown page, 1 = scavenged"},
     {"span_of", py_span_of, METH_O, "the span holding an address, as a dict (None if none)"},
     {"read_word", py_read_word, METH_O, "the 8-byte word at an arena address"},
     {"debug_set_barrier", py_debug_set_barrier, METH_O, "benchmarks: barrier on/off in a heap without a GC process"},
