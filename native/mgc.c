@@ -37,14 +37,16 @@ void gc_trigger_check(void)
 /* A worker past the heap goal with no cycle running waits until the GC process starts one. In Go
  * the allocating goroutine runs gcStart itself; here the start belongs to another process that
  * may not be on a CPU yet, and without this wait a busy machine lets the heap run far past its
- * goal. The wait serves safepoint requests (the start itself needs this P to stop). Called at
- * the start of mallocgc, where no lock is held. */
+ * goal. The wait serves safepoint requests (the start itself needs this P to stop). It is
+ * skipped, or ends, while the GC CPU limiter is on (then the heap may overshoot, as in Go).
+ * Called at the start of mallocgc, where no lock is held. */
 void gc_wait_cycle_start(void)
 {
     gcctl_t *gc = &G->gc;
+    if (atomic_load_explicit(&gc->limiter_on, memory_order_relaxed)) return; /* the heap may overshoot */
     uint64_t t0 = nanotime();
     int rc = rcall_enter(RC_CYCLE_WAIT, t0);
-    while (atomic_load(&gc->phase) == GC_OFF && !atomic_load(&gc->shutdown) &&
+    while (atomic_load(&gc->phase) == GC_OFF && !atomic_load(&gc->shutdown) && !atomic_load(&gc->limiter_on) &&
            atomic_load(&G->mheap.heap_live) >= atomic_load(&gc->goal)) {
         uint32_t gen = atomic_load(&gc->world_gen);
         atomic_fetch_add(&gc->gc_wake, 1);
@@ -111,6 +113,7 @@ int gc_sweep_termination(uint32_t cycle, int *dead)
     atomic_store(&gc->mark_cpu_ns, 0);
     atomic_store(&gc->assist_ns, 0);
     atomic_store(&gc->bg_credit, 0);
+    atomic_store(&gc->triggered, atomic_load(&G->mheap.heap_live)); /* the assists' goal extension */
     /* A mark thread that read `blacken` just before the last cycle ended may still count itself
      * busy for an instant (it re-checks and leaves empty-handed): wait that out. Grey objects
      * in the shared queue would be a real leftover. */

@@ -33,11 +33,17 @@ void gc_worker_scan_roots(gp_t *p);                      /* [W own P | GC under 
 void gc_scan_globals(void);                              /* [GC] grey every global slot */
 void gc_mark_tiny_blocks(void);                          /* [GC, STW 1] grey every P's current tiny block */
 void gc_assist(void);                                    /* [W] pay allocation debt in scan work (gcAssistAlloc) */
-int gc_start_mark_threads(int n);                        /* [GC] start n native mark threads (n <= MAX_MARK_THREADS) */
-void gc_stop_mark_threads(void);                         /* [GC] */
-uint64_t gc_help_mark(int64_t budget);                   /* [GC] the main thread marks too; returns scan work */
-int gc_mark_quiescent(void);                             /* [GC] no roots pending, no grey objects anywhere */
-void gc_mark_finish_stw(void);                           /* [GC, STW 2] drain to empty */
+/* [any] the goal and expected scan work an assist uses: Go's revise goal extension (mgcmark.c). */
+typedef struct assist_goal {
+    uint64_t goal, scan_expected;
+} assist_goal_t;
+assist_goal_t gc_assist_goal(uint64_t goal, uint64_t scan_expected, uint64_t triggered, int64_t gc_percent,
+                             uint64_t live, uint64_t done);
+int gc_start_mark_threads(int n);      /* [GC] start n native mark threads (n <= MAX_MARK_THREADS) */
+void gc_stop_mark_threads(void);       /* [GC] */
+uint64_t gc_help_mark(int64_t budget); /* [GC] the main thread marks too; returns scan work */
+int gc_mark_quiescent(void);           /* [GC] no roots pending, no grey objects anywhere */
+void gc_mark_finish_stw(void);         /* [GC, STW 2] drain to empty */
 
 /* ---- work buffers (mgcwork.c): the process-local gcWork and the shared grey queue ---- */
 void gcw_publish(void);         /* [any marker] hand local grey objects over, or drain them */
