@@ -64,7 +64,7 @@ static PyObject *py_gc_state(PyObject *m, PyObject *unused)
 {
     if (need_attached()) return NULL;
     gcctl_t *gc = &G->gc;
-    return Py_BuildValue(
+    PyObject *d = Py_BuildValue(
         "{s:K,s:K,s:i,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:I,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "init_ns",
         (unsigned long long)gc->init_ns, "cycles_done", (unsigned long long)atomic_load(&gc->cycles_done), "gc_pid",
         (int)gc->gc_ospid, "heap_live", (unsigned long long)atomic_load(&G->mheap.heap_live), "trigger",
@@ -80,6 +80,89 @@ static PyObject *py_gc_state(PyObject *m, PyObject *unused)
         (unsigned long long)atomic_load(&gc->bytes_freed), "objs_freed",
         (unsigned long long)atomic_load(&gc->objs_freed), "spans_freed",
         (unsigned long long)atomic_load(&gc->spans_freed), "sweepgen", atomic_load(&G->mheap.sweepgen));
+    PyObject *more = Py_BuildValue(
+        "{s:L,s:L,s:K,s:I,s:I,s:K,s:K}", "memory_limit", (long long)atomic_load(&gc->memory_limit), "gc_percent",
+        (long long)atomic_load(&gc->gc_percent), "settings_gen", (unsigned long long)atomic_load(&gc->settings_gen),
+        "limiter_on", atomic_load(&gc->limiter_on), "mark_throttle", atomic_load(&gc->mark_throttle), "triggered",
+        (unsigned long long)atomic_load(&gc->triggered), "scav_assist_ns",
+        (unsigned long long)atomic_load(&gc->scav_assist_ns));
+    if (!d || !more || PyDict_Update(d, more) < 0) {
+        Py_XDECREF(d);
+        Py_XDECREF(more);
+        return NULL;
+    }
+    Py_DECREF(more);
+    return d;
+}
+
+/* ---- memory: the scavenger, the settings, the limiter and the throttle (mgcscavenge.c, mgc.c) ---- */
+
+static PyObject *py_scavenge(PyObject *m, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    unsigned long long n = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    uint64_t got;
+    Py_BEGIN_ALLOW_THREADS
+        got = mheap_scavenge(n);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLongLong(got);
+}
+
+static PyObject *py_set_memory_limit(PyObject *m, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    return PyLong_FromLongLong(gc_set_memory_limit(n));
+}
+
+static PyObject *py_set_gc_percent(PyObject *m, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    return PyLong_FromLongLong(gc_set_gc_percent(n));
+}
+
+static PyObject *py_gc_set_limiter(PyObject *m, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    gc_set_limiter(on);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_gc_set_mark_throttle(PyObject *m, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    gc_set_mark_throttle(on);
+    Py_RETURN_NONE;
+}
+
+/* Go's runtime/metrics names for the memory classes, and plain keys for the rest. */
+static PyObject *py_memstats(PyObject *m, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    memstats_t s;
+    Py_BEGIN_ALLOW_THREADS
+        mheap_memstats(&s);
+    Py_END_ALLOW_THREADS
+#define U(x) (unsigned long long)(x)
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}",
+                         "/memory/classes/heap/objects:bytes", U(s.objects), "/memory/classes/heap/unused:bytes",
+                         U(s.unused), "/memory/classes/heap/free:bytes", U(s.free),
+                         "/memory/classes/heap/released:bytes", U(s.released), "/memory/classes/metadata/other:bytes",
+                         U(s.metadata), "/memory/classes/total:bytes", U(s.total), "mapped_ready", U(s.mapped_ready),
+                         "heap_live", U(s.heap_live), "heap_inuse", U(s.heap_inuse), "heap_free", U(s.free),
+                         "heap_released", U(s.released), "scav_inflight", U(s.inflight), "grown", U(s.grown),
+                         "sys_bytes", U(s.sys_bytes), "scav_released_bytes", U(s.scav_released_bytes),
+                         "scav_reused_bytes", U(s.scav_reused_bytes), "scav_sync_bytes", U(s.scav_sync_bytes),
+                         "scav_assist_ns", U(s.scav_assist_ns), "consistent", s.consistent ? Py_True : Py_False);
+#undef U
 }
 
 static PyObject *py_gc_set_pacing(PyObject *m, PyObject *args)
@@ -374,6 +457,14 @@ PyMethodDef gc_methods[] = {
     {"gc_wait", py_gc_wait, METH_VARARGS, "gc_wait(seen, timeout_s): sleep until a worker wakes the GC"},
     {"gc_state", py_gc_state, METH_NOARGS, "GC counters"},
     {"gc_set_pacing", py_gc_set_pacing, METH_VARARGS, "gc_set_pacing(trigger, goal, scan_expected)"},
+    {"scavenge", py_scavenge, METH_O, "scavenge(nbytes): return free pages to the OS; the bytes released"},
+    {"set_memory_limit", py_set_memory_limit, METH_O,
+     "set_memory_limit(bytes): the memory limit (bytes < 0: unchanged); returns the previous one"},
+    {"set_gc_percent", py_set_gc_percent, METH_O, "set_gc_percent(pct): GOGC (< 0: off, -1); returns the previous"},
+    {"gc_set_limiter", py_gc_set_limiter, METH_O, "GC process: the GC CPU limiter is on (True) or off"},
+    {"gc_set_mark_throttle", py_gc_set_mark_throttle, METH_O,
+     "GC process: pause (True) or resume the mark threads (background utilization)"},
+    {"memstats", py_memstats, METH_NOARGS, "the memory classes (Go's runtime/metrics names) and scavenger counters"},
     {"gc_sweep_termination", py_gc_sweep_termination, METH_O, "STW 1; returns the pause index"},
     {"gc_mark_step", py_gc_mark_step, METH_O, "one step of concurrent mark; True if quiescent"},
     {"gc_flush_handshake", py_gc_flush_handshake, METH_NOARGS, "ragged barrier; True if it found work"},

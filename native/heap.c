@@ -16,8 +16,8 @@
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1); }
 
 typedef struct layout {
-    uint64_t spans, allocbits, markbits, pagemap, pallocbits, pallocsum, roots, globals, checkbits, wbufs, wblog,
-        pauses, cycles, end, nchunks, nbufs;
+    uint64_t spans, allocbits, markbits, pagemap, pallocbits, pallocsum, scavbits, roots, globals, checkbits, wbufs,
+        wblog, pauses, cycles, end, nchunks, nbufs;
 } layout_t;
 
 static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
@@ -38,6 +38,8 @@ static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t ro
     off = align_up(off + L.nchunks * (PALLOC_CHUNK_PAGES / 8), 4096);
     L.pallocsum = off;
     off = align_up(off + L.nchunks * sizeof(uint64_t), 4096);
+    L.scavbits = off; /* same shape as the page bitmap: 1 = scavenged */
+    off = align_up(off + L.nchunks * (PALLOC_CHUNK_PAGES / 8), 4096);
     L.roots = off;
     off = align_up(off + (uint64_t)nprocs * root_slots * 8, 4096);
     L.globals = off;
@@ -63,7 +65,7 @@ uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slo
 { return compute_layout(arena_size, nprocs, root_slots, nglobals).end; }
 
 /* The regions of the metadata a run writes whatever the heap does, reserved (fallocate) at init:
- * the control block, the page bitmap and summaries, the root tables and globals, the first
+ * the control block, the page bitmap, summaries and scavenged bitmap, the root tables and globals, the first
  * INITIAL_WBUFS work buffers, the barrier logs and the pause and cycle rings. The per-page
  * regions, the rest of the work buffers and the arena are reserved chunk by chunk as the heap
  * grows (pagealloc_grow). [start, end) offsets. */
@@ -206,6 +208,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     G->off_wblog = L.wblog;
     G->off_pauses = L.pauses;
     G->off_cycles = L.cycles;
+    G->off_scavbits = L.scavbits;
     G->nchunks = L.nchunks;
 
     mheap_t *h = &G->mheap;
@@ -216,6 +219,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     memset((char *)G + G->off_pallocbits, 0xff, L.nchunks * (PALLOC_CHUNK_PAGES / 8));
     h->grown_pages = 1;
     h->search_page = 0;
+    for (unsigned i = 0; i < NFIXED; i++) h->sys_bytes += fixed[i][1] - fixed[i][0]; /* reserved above */
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         char name[32];
         snprintf(name, sizeof name, "mcentral[%d]", i);
@@ -231,6 +235,8 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
         (uint32_t)(L.nbufs < INITIAL_WBUFS ? L.nbufs : INITIAL_WBUFS); /* raised (and reserved) at growth */
     gc->trigger = UINT64_MAX;                                          /* set by the pacer when the GC process starts */
     gc->goal = UINT64_MAX;
+    gc->memory_limit = INT64_MAX; /* Go's default: no limit */
+    gc->gc_percent = 100;
     gc->init_ns = nanotime();
     if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK) return INIT_LOCK_FAILED;
     add_builtin_type(TID_BYTES, "[]byte", TK_BYTES, 0, 0);

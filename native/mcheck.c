@@ -31,11 +31,11 @@
  *    number of spans on its lists equals its nspans. With full (GORUN_DEBUG >= 2 at mark
  *    termination, always from the test hook): pagealloc_check; then a walk of the grown heap
  *    page by page through the pagemap: a page either belongs to no span and is free in the page
- *    bitmap (page 0 excepted), or starts an in-use span that passes mspan_check, whose pages are
- *    all allocated in the bitmap and that is on an mcentral list; and the counters agree:
- *    pages_inuse = sum of in-use spans' pages, spans_inuse and large_spans = their counts,
- *    nspans of each class = its in-use spans, free pages + pages_inuse + 1 (page 0) =
- *    grown_pages. Called at the end of mark termination (mgc.c), after sweepgen advanced.
+ *    bitmap (page 0 excepted) or being scavenged (allocated and scavenged), or starts an in-use
+ *    span that passes mspan_check, whose pages are all allocated and none scavenged in the
+ *    bitmaps and that is on an mcentral list; and the counters agree: pages_inuse = sum of in-use
+ *    spans' pages, spans_inuse and large_spans = their counts, nspans of each class = its in-use
+ *    spans, free pages + pages_inuse + pages being scavenged + 1 (page 0) = grown_pages. Called at the end of mark termination (mgc.c), after sweepgen advanced.
  *
  * Overview: docs/design.md "Debug builds".
  */
@@ -142,6 +142,12 @@ static inline int page_used(uint64_t p)
     return (int)(bits[p / 64] >> (p % 64) & 1);
 }
 
+static inline int page_scavenged(uint64_t p)
+{
+    const uint64_t *bits = (const uint64_t *)((char *)G + G->off_scavbits);
+    return (int)(bits[p / 64] >> (p % 64) & 1);
+}
+
 void mheap_check(int full, const char *where)
 {
     mheap_t *h = &G->mheap;
@@ -167,7 +173,7 @@ void mheap_check(int full, const char *where)
     for (uint64_t p = 1; p < h->grown_pages;) {
         spanid_t id = atomic_load_explicit(&pm[p], memory_order_acquire);
         if (!id) {
-            if (page_used(p))
+            if (page_used(p) && !page_scavenged(p)) /* scavenged and in use: mheap_scavenge holds it */
                 gorun_throw("mcheck (%s): page %llu is allocated in the page bitmap but belongs to no span", where,
                             (unsigned long long)p);
             p++;
@@ -178,10 +184,14 @@ void mheap_check(int full, const char *where)
                         (unsigned long long)p, id);
         mspan_check(id, where);
         mspan_t *s = spanof_id(id);
-        for (uint64_t q = p; q < p + s->npages; q++)
+        for (uint64_t q = p; q < p + s->npages; q++) {
             if (!page_used(q))
                 gorun_throw("mcheck (%s): page %llu of in-use span %u is free in the page bitmap", where,
                             (unsigned long long)q, id);
+            if (page_scavenged(q))
+                gorun_throw("mcheck (%s): page %llu of in-use span %u is scavenged (released to the OS)", where,
+                            (unsigned long long)q, id);
+        }
         if (s->list == MCL_NONE)
             gorun_throw("mcheck (%s): in-use span %u (span class %u) is on no mcentral list", where, id, s->spanclass);
         pages += s->npages;
@@ -196,9 +206,10 @@ void mheap_check(int full, const char *where)
             "%llu spans (%llu large)",
             where, (unsigned long long)pages, (unsigned long long)spans, (unsigned long long)large,
             (unsigned long long)h->pages_inuse, (unsigned long long)h->spans_inuse, (unsigned long long)h->large_spans);
-    if (nfree + pages + 1 != h->grown_pages)
-        gorun_throw("mcheck (%s): %llu free pages + %llu in spans + page 0 != %llu grown pages", where,
-                    (unsigned long long)nfree, (unsigned long long)pages, (unsigned long long)h->grown_pages);
+    if (nfree + pages + h->scav_inflight_pages + 1 != h->grown_pages)
+        gorun_throw("mcheck (%s): %llu free pages + %llu in spans + %llu being scavenged + page 0 != %llu grown pages",
+                    where, (unsigned long long)nfree, (unsigned long long)pages,
+                    (unsigned long long)h->scav_inflight_pages, (unsigned long long)h->grown_pages);
     for (int spc = 0; spc < NUM_SPAN_CLASSES; spc++)
         if (byclass[spc] != onlist[spc])
             gorun_throw(

@@ -37,14 +37,16 @@ void gc_trigger_check(void)
 /* A worker past the heap goal with no cycle running waits until the GC process starts one. In Go
  * the allocating goroutine runs gcStart itself; here the start belongs to another process that
  * may not be on a CPU yet, and without this wait a busy machine lets the heap run far past its
- * goal. The wait serves safepoint requests (the start itself needs this P to stop). Called at
- * the start of mallocgc, where no lock is held. */
+ * goal. The wait serves safepoint requests (the start itself needs this P to stop). It is
+ * skipped, or ends, while the GC CPU limiter is on (then the heap may overshoot, as in Go).
+ * Called at the start of mallocgc, where no lock is held. */
 void gc_wait_cycle_start(void)
 {
     gcctl_t *gc = &G->gc;
+    if (atomic_load_explicit(&gc->limiter_on, memory_order_relaxed)) return; /* the heap may overshoot */
     uint64_t t0 = nanotime();
     int rc = rcall_enter(RC_CYCLE_WAIT, t0);
-    while (atomic_load(&gc->phase) == GC_OFF && !atomic_load(&gc->shutdown) &&
+    while (atomic_load(&gc->phase) == GC_OFF && !atomic_load(&gc->shutdown) && !atomic_load(&gc->limiter_on) &&
            atomic_load(&G->mheap.heap_live) >= atomic_load(&gc->goal)) {
         uint32_t gen = atomic_load(&gc->world_gen);
         atomic_fetch_add(&gc->gc_wake, 1);
@@ -58,6 +60,39 @@ void gc_wait_cycle_start(void)
     uint64_t dt = nanotime() - t0;
     atomic_fetch_add_explicit(&gc->assist_ns, dt, memory_order_relaxed);
     atomic_fetch_add_explicit(&gc->assist_cpu_total_ns, dt, memory_order_relaxed);
+}
+
+/* ---- settings ---- */
+
+static void settings_changed(void)
+{
+    gcctl_t *gc = &G->gc;
+    atomic_fetch_add(&gc->settings_gen, 1);
+    atomic_fetch_add(&gc->gc_wake, 1); /* the GC process re-paces (as gc_trigger_check wakes it) */
+    futex_wake_all(&gc->gc_wake);
+}
+
+int64_t gc_set_memory_limit(int64_t bytes)
+{
+    if (bytes < 0) return atomic_load(&G->gc.memory_limit);
+    int64_t old = atomic_exchange(&G->gc.memory_limit, bytes);
+    settings_changed();
+    return old;
+}
+
+int64_t gc_set_gc_percent(int64_t pct)
+{
+    int64_t old = atomic_exchange(&G->gc.gc_percent, pct < 0 ? -1 : pct);
+    settings_changed();
+    return old;
+}
+
+void gc_set_limiter(int on) { atomic_store(&G->gc.limiter_on, on ? 1u : 0u); }
+
+void gc_set_mark_throttle(int on)
+{
+    atomic_store(&G->gc.mark_throttle, on ? 1u : 0u);
+    if (!on) futex_wake_all(&G->gc.mark_throttle);
 }
 
 /* ---- GC process ---- */
@@ -78,6 +113,7 @@ int gc_sweep_termination(uint32_t cycle, int *dead)
     atomic_store(&gc->mark_cpu_ns, 0);
     atomic_store(&gc->assist_ns, 0);
     atomic_store(&gc->bg_credit, 0);
+    atomic_store(&gc->triggered, atomic_load(&G->mheap.heap_live)); /* the assists' goal extension */
     /* A mark thread that read `blacken` just before the last cycle ended may still count itself
      * busy for an instant (it re-checks and leaves empty-handed): wait that out. Grey objects
      * in the shared queue would be a real leftover. */

@@ -18,6 +18,13 @@ int gc_flush_handshake(int *dead); /* [GC] ragged log flush; 1 new work, 0 none,
 /* [GC] STW 2: drain everything, optional checkmark, barrier off, flush mcaches, sweepgen += 2. */
 int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *checked);
 void gc_finish_cycle(uint64_t forced_target); /* [GC] after the sweep: release g.gc() waiters */
+/* Settings (Go's debug.SetMemoryLimit / debug.SetGCPercent), [any] process attached to the heap
+ * (the launcher before forking, a worker, the GC process): each returns the previous value and,
+ * when it changes something, bumps settings_gen and wakes the GC process. */
+int64_t gc_set_memory_limit(int64_t bytes); /* bytes < 0: no change (returns the current limit) */
+int64_t gc_set_gc_percent(int64_t pct);     /* pct < 0: off, stored as -1 */
+void gc_set_limiter(int on);                /* [GC] the CPU limiter's bucket is full (1) or not */
+void gc_set_mark_throttle(int on);          /* [GC] pause (1) or resume (0, with a wake) the mark threads */
 
 /* ---- marking (mgcmark.c) ---- */
 int greyobject(goaddr a);                                /* [any marker] mark; queue if scannable; 1 if newly marked */
@@ -26,11 +33,17 @@ void gc_worker_scan_roots(gp_t *p);                      /* [W own P | GC under 
 void gc_scan_globals(void);                              /* [GC] grey every global slot */
 void gc_mark_tiny_blocks(void);                          /* [GC, STW 1] grey every P's current tiny block */
 void gc_assist(void);                                    /* [W] pay allocation debt in scan work (gcAssistAlloc) */
-int gc_start_mark_threads(int n);                        /* [GC] start n native mark threads (n <= MAX_MARK_THREADS) */
-void gc_stop_mark_threads(void);                         /* [GC] */
-uint64_t gc_help_mark(int64_t budget);                   /* [GC] the main thread marks too; returns scan work */
-int gc_mark_quiescent(void);                             /* [GC] no roots pending, no grey objects anywhere */
-void gc_mark_finish_stw(void);                           /* [GC, STW 2] drain to empty */
+/* [any] the goal and expected scan work an assist uses: Go's revise goal extension (mgcmark.c). */
+typedef struct assist_goal {
+    uint64_t goal, scan_expected;
+} assist_goal_t;
+assist_goal_t gc_assist_goal(uint64_t goal, uint64_t scan_expected, uint64_t triggered, int64_t gc_percent,
+                             uint64_t live, uint64_t done);
+int gc_start_mark_threads(int n);      /* [GC] start n native mark threads (n <= MAX_MARK_THREADS) */
+void gc_stop_mark_threads(void);       /* [GC] */
+uint64_t gc_help_mark(int64_t budget); /* [GC] the main thread marks too; returns scan work */
+int gc_mark_quiescent(void);           /* [GC] no roots pending, no grey objects anywhere */
+void gc_mark_finish_stw(void);         /* [GC, STW 2] drain to empty */
 
 /* ---- work buffers (mgcwork.c): the process-local gcWork and the shared grey queue ---- */
 void gcw_publish(void);         /* [any marker] hand local grey objects over, or drain them */

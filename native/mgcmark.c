@@ -182,17 +182,61 @@ void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size)
 #define ASSIST_CHUNK    (64 << 10)    /* scan work between two safepoint polls of an assist (~30-60 us) */
 #define ASSIST_WAIT_NS  (100 * 1000L) /* an assist in debt past the goal waits this long for credit per round */
 
-/* Go's revise: scan work still expected over heap runway still left. Past the goal the runway
- * is nearly nil, so the ratio, and the debt, grow steeply. << 16 fixed point. */
+/* The goal and the scan work an assist paces itself against (Go's revise, ref 4.6). The pacer
+ * expected `scan_expected` bytes of scan work for this cycle, from a heap that was `triggered`
+ * bytes live when the cycle started. If the markers have already done more than that, the heap
+ * is growing: the runway left is extrapolated from the expectation to the worst case, max_scan =
+ * max(triggered, scan_expected) (everything live at the trigger is scannable), so the assist
+ * ratio stays steady instead of exploding:
+ *     goal' = triggered + (goal - triggered) * max_scan / scan_expected,
+ * capped at the hard goal (1 + gc_percent/100) * goal (no extension with gc_percent < 0), and the
+ * expected work becomes max_scan. If heap_live is past the goal even so, the goal is goal * 1.1
+ * and the expected work max_scan. A pure function of its arguments (the test hook
+ * assist_goal calls it directly); gc_assist_goal_now reads them from shared memory. */
+assist_goal_t gc_assist_goal(uint64_t goal, uint64_t scan_expected, uint64_t triggered, int64_t gc_percent,
+                             uint64_t live, uint64_t done)
+{
+    assist_goal_t r = {goal, scan_expected};
+    if (goal == UINT64_MAX) return r; /* no goal: GOGC=off and no memory limit */
+    uint64_t max_scan = triggered > scan_expected ? triggered : scan_expected;
+    if (done > scan_expected && gc_percent >= 0) {
+        uint64_t expected = scan_expected ? scan_expected : 1;
+        __uint128_t ext = goal;
+        if (goal > triggered) ext = triggered + (__uint128_t)(goal - triggered) * max_scan / expected;
+        __uint128_t hard = goal + (__uint128_t)goal * (uint64_t)gc_percent / 100;
+        if (ext > hard) ext = hard;
+        r.goal = ext >= UINT64_MAX ? UINT64_MAX - 1 : (uint64_t)ext;
+        r.scan_expected = max_scan;
+    }
+    if (live > r.goal) {
+        r.goal = r.goal + r.goal / 10 < r.goal ? UINT64_MAX - 1 : r.goal + r.goal / 10;
+        r.scan_expected = max_scan;
+    }
+    return r;
+}
+
+static assist_goal_t gc_assist_goal_now(void)
+{
+    gcctl_t *gc = &G->gc;
+    return gc_assist_goal(atomic_load_explicit(&gc->goal, memory_order_relaxed),
+                          atomic_load_explicit(&gc->scan_expected, memory_order_relaxed),
+                          atomic_load_explicit(&gc->triggered, memory_order_relaxed),
+                          atomic_load_explicit(&gc->gc_percent, memory_order_relaxed),
+                          atomic_load_explicit(&G->mheap.heap_live, memory_order_relaxed),
+                          atomic_load_explicit(&gc->scan_work, memory_order_relaxed));
+}
+
+/* Go's revise: scan work still expected over heap runway still left, against the (possibly
+ * extended) goal. Past the goal the runway is nearly nil, so the ratio, and the debt, grow
+ * steeply. << 16 fixed point. */
 static uint64_t assist_ratio(void)
 {
     gcctl_t *gc = &G->gc;
-    uint64_t expected = atomic_load_explicit(&gc->scan_expected, memory_order_relaxed);
+    assist_goal_t g = gc_assist_goal_now();
     uint64_t done = atomic_load_explicit(&gc->scan_work, memory_order_relaxed);
-    uint64_t goal = atomic_load_explicit(&gc->goal, memory_order_relaxed);
     uint64_t live = atomic_load_explicit(&G->mheap.heap_live, memory_order_relaxed);
-    uint64_t scan_left = expected > done + (64 << 10) ? expected - done : (64 << 10);
-    uint64_t heap_left = goal > live + (64 << 10) ? goal - live : (64 << 10);
+    uint64_t scan_left = g.scan_expected > done + (64 << 10) ? g.scan_expected - done : (64 << 10);
+    uint64_t heap_left = g.goal > live + (64 << 10) ? g.goal - live : (64 << 10);
     uint64_t r = (uint64_t)(((__uint128_t)scan_left << 16) / heap_left);
     if (r > (1024ull << 16)) r = 1024ull << 16;
     atomic_store_explicit(&gc->assist_ratio_fx, r, memory_order_relaxed);
@@ -212,13 +256,19 @@ static int64_t steal_credit(int64_t work)
 
 /* A worker that allocated during mark pays in scan work (Go's gcAssistAlloc): first with
  * background credit, then by scanning grey objects itself. If it is still in debt with no grey
- * object to scan while the heap is past the goal, it waits for the mark threads to earn credit
- * (Go parks it on the assist queue), serving safepoint requests meanwhile, so a mutator cannot
- * run the heap far past the goal. Called at the start of mallocgc, where no lock is held. */
+ * object to scan while the heap is past the (extended) goal, it waits for the mark threads to
+ * earn credit (Go parks it on the assist queue), serving safepoint requests meanwhile, so a
+ * mutator cannot run the heap far past the goal. While the GC CPU limiter is on it does neither:
+ * the debt is forgiven and the heap may overshoot (Go skips assists then). Called at the start
+ * of mallocgc, where no lock is held. */
 void gc_assist(void)
 {
     gcctl_t *gc = &G->gc;
     gp_t *p = thisP;
+    if (atomic_load_explicit(&gc->limiter_on, memory_order_relaxed)) {
+        p->assist_debt = 0;
+        return;
+    }
     if (p->assist_debt < ASSIST_MIN_DEBT) return;
     int64_t work = (int64_t)(((__uint128_t)p->assist_debt * assist_ratio()) >> 16);
     p->assist_debt = 0;
@@ -239,7 +289,8 @@ void gc_assist(void)
             safepoint_poll_c();
             continue;
         }
-        if (atomic_load(&G->mheap.heap_live) < atomic_load(&gc->goal)) break; /* under the goal: go on */
+        if (atomic_load_explicit(&gc->limiter_on, memory_order_relaxed)) break;  /* limiter: no waiting */
+        if (atomic_load(&G->mheap.heap_live) < gc_assist_goal_now().goal) break; /* under the goal: go on */
         uint32_t avail = atomic_load(&gc->work.avail);
         safepoint_poll_c(); /* serve root scans, log flushes and stops while waiting */
         if (!atomic_load_explicit(&gc->blacken, memory_order_acquire)) break;
@@ -256,8 +307,10 @@ void gc_assist(void)
 
 /* ---- mark threads (GC process) ---- */
 
-#define MARK_IDLE_WAIT_NS   (2 * 1000 * 1000L) /* a mark thread's sleep while no cycle is marking */
-#define MARK_NOWORK_WAIT_NS (1000 * 1000L)     /* ... and while marking but the queue is empty */
+#define MARK_IDLE_WAIT_NS     (2 * 1000 * 1000L) /* a mark thread's sleep while no cycle is marking */
+#define MARK_NOWORK_WAIT_NS   (1000 * 1000L)     /* ... and while marking but the queue is empty */
+#define MARK_THROTTLE_WAIT_NS (1000 * 1000L)     /* ... and while throttled (then it re-checks) */
+#define MARK_CHUNK            (256 << 10)        /* scan work between two throttle checks */
 
 static pthread_t mark_threads[MAX_MARK_THREADS];
 static int nmark_threads;
@@ -270,6 +323,10 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* A mark thread: drain the shared queue in chunks of MARK_CHUNK scan work, crediting its work
+ * (bg_credit, for the assists) and its CPU (mark_cpu_ns) after each; between chunks, while the
+ * GC process has set mark_throttle (background marking over its CPU utilization goal), hand the
+ * local grey objects back to the queue and pause in bounded futex sleeps. */
 static void *mark_worker(void *arg)
 {
     gcctl_t *gc = &G->gc;
@@ -279,21 +336,34 @@ static void *mark_worker(void *arg)
             futex_wait_until(&gc->work.avail, avail, MARK_IDLE_WAIT_NS);
             continue;
         }
-        uint64_t c0 = thread_cpu_ns();
+        if (atomic_load_explicit(&gc->mark_throttle, memory_order_relaxed)) {
+            futex_wait_until(&gc->mark_throttle, 1, MARK_THROTTLE_WAIT_NS); /* re-checks stop and blacken */
+            continue;
+        }
         busy_add(1);
         if (!atomic_load_explicit(&gc->blacken, memory_order_acquire)) {
             /* marking ended between the check above and the busy count: take nothing */
             busy_add(-1);
             continue;
         }
-        uint64_t did = 0;
+        uint64_t did = 0, c0 = thread_cpu_ns();
         if (gcw_refill()) {
-            did = gc_drain(-1);
+            for (;;) {
+                uint64_t d = gc_drain(MARK_CHUNK);
+                did += d;
+                uint64_t c1 = thread_cpu_ns();
+                if (d) atomic_fetch_add_explicit(&gc->bg_credit, (int64_t)d, memory_order_relaxed);
+                atomic_fetch_add_explicit(&gc->mark_cpu_ns, c1 - c0, memory_order_relaxed);
+                c0 = c1;
+                if (atomic_load(&mark_threads_stop) || atomic_load_explicit(&gc->mark_throttle, memory_order_relaxed))
+                    break;
+                if (gcw.n == 0 && RELAXED_LOAD(gc->work.nfull) == 0) break; /* nothing left anywhere */
+            }
+            gcw_publish(); /* what a throttled or stopped thread still holds goes back to the queue */
             gcw_flush_stats();
-        }
+        } else
+            atomic_fetch_add_explicit(&gc->mark_cpu_ns, thread_cpu_ns() - c0, memory_order_relaxed);
         busy_add(-1);
-        if (did) atomic_fetch_add_explicit(&gc->bg_credit, (int64_t)did, memory_order_relaxed);
-        atomic_fetch_add_explicit(&gc->mark_cpu_ns, thread_cpu_ns() - c0, memory_order_relaxed);
         if (!did) futex_wait_until(&gc->work.avail, avail, MARK_NOWORK_WAIT_NS);
     }
     return NULL;

@@ -12,18 +12,20 @@
 #include "runtime.h"
 
 /* First page of a free run of npages, growing the heap into the reservation if none is free;
- * 0 if the reservation (or /dev/shm) is exhausted. Caller holds the mheap lock. */
-static uint64_t alloc_pages_locked(uint64_t npages)
+ * 0 if the reservation (or /dev/shm) is exhausted. *nscav: how many of the run's pages had been
+ * scavenged (they were reserved again). Caller holds the mheap lock. */
+static uint64_t alloc_pages_locked(uint64_t npages, uint64_t *nscav)
 {
-    uint64_t page = pagealloc_alloc(npages);
-    if (page == 0 && pagealloc_grow(npages) == 0) page = pagealloc_alloc(npages);
+    uint64_t page = pagealloc_alloc(npages, nscav);
+    if (page == 0 && !pagealloc_reserve_failed() && pagealloc_grow(npages) == 0) page = pagealloc_alloc(npages, nscav);
     return page;
 }
 
 uint64_t mheap_alloc_pages(uint64_t npages)
 {
+    uint64_t nscav;
     lock(&G->mheap.lock);
-    uint64_t page = alloc_pages_locked(npages);
+    uint64_t page = alloc_pages_locked(npages, &nscav);
     unlock(&G->mheap.lock);
     return page;
 }
@@ -44,12 +46,22 @@ uint64_t mheap_check_pages(char *err, size_t errlen, uint64_t *grown)
     return f;
 }
 
+uint64_t mheap_scavenged_pages(uint8_t *out)
+{
+    lock(&G->mheap.lock);
+    uint64_t grown = RELAXED_LOAD(G->mheap.grown_pages);
+    pagealloc_scavenged_pages(out, grown);
+    unlock(&G->mheap.lock);
+    return grown;
+}
+
 spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
 {
     mheap_t *h = &G->mheap;
     int rc = rcall_enter(RC_LARGE, 0); /* a no-op inside a refill (RC_REFILL stays) */
+    uint64_t nscav;
     lock(&h->lock);
-    uint64_t page = alloc_pages_locked(npages);
+    uint64_t page = alloc_pages_locked(npages, &nscav);
     if (page == 0) {
         LOCKED_ADD(h->ooms, 1);
         unlock(&h->lock);
@@ -76,10 +88,14 @@ spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
     s->allocCache = 0;
     s->next = s->prev = 0;
     s->list = MCL_NONE;
-    s->needzero = page < h->zeroed_base;
+    /* Pages handed out before may hold old objects, unless every one of them was scavenged (punched
+     * out, then reserved again: zero). Their span's alloc and mark bits are metadata, never
+     * punched: they need clearing whenever the start page was handed out before. */
+    int reused = page < h->zeroed_base;
+    s->needzero = reused && nscav < npages;
     if (page + npages > h->zeroed_base) h->zeroed_base = page + npages;
     atomic_store_explicit(&s->sweepgen, atomic_load(&h->sweepgen), memory_order_relaxed);
-    if (s->needzero) { /* pages never handed out have never-written (zero) bits */
+    if (reused) { /* pages never handed out have never-written (zero) bits */
         memset(allocbits_of(id), 0, SPAN_BITS_BYTES);
         memset((void *)markbits_of(id), 0, SPAN_BITS_BYTES);
     }
@@ -93,6 +109,7 @@ spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass)
     if (sc == 0) LOCKED_ADD(h->large_spans, 1);
     LOCKED_ADD(h->nalloc_spans, 1);
     unlock(&h->lock);
+    mheap_scavenge_sync(); /* over the memory limit: return free pages now (Go's allocSpan) */
     rcall_exit(rc);
     return id;
 }

@@ -322,13 +322,15 @@ static PyObject *py_stats(PyObject *mod, PyObject *unused)
                                       "ngrow", (unsigned long long)RELAXED_LOAD(G->central[i].ngrow)));
     }
     for (uint32_t i = 0; i < G->nprocs; i++) PyList_SET_ITEM(ps, i, p_dict(&G->allp[i]));
-    PyObject *heap = Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "npages", h->npages, "grown_pages",
-        RELAXED_LOAD(h->grown_pages), "pages_inuse", RELAXED_LOAD(h->pages_inuse), "peak_pages_inuse",
-        RELAXED_LOAD(h->peak_pages_inuse), "spans_inuse", RELAXED_LOAD(h->spans_inuse), "large_spans",
-        RELAXED_LOAD(h->large_spans), "nalloc_spans", RELAXED_LOAD(h->nalloc_spans), "nfree_spans",
-        RELAXED_LOAD(h->nfree_spans), "grow_events", RELAXED_LOAD(h->grow_events), "ooms", RELAXED_LOAD(h->ooms),
-        "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen", atomic_load(&h->sweepgen));
+    PyObject *heap =
+        Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K,s:K}", "npages", h->npages, "grown_pages",
+                      RELAXED_LOAD(h->grown_pages), "pages_inuse", RELAXED_LOAD(h->pages_inuse), "peak_pages_inuse",
+                      RELAXED_LOAD(h->peak_pages_inuse), "spans_inuse", RELAXED_LOAD(h->spans_inuse), "large_spans",
+                      RELAXED_LOAD(h->large_spans), "nalloc_spans", RELAXED_LOAD(h->nalloc_spans), "nfree_spans",
+                      RELAXED_LOAD(h->nfree_spans), "grow_events", RELAXED_LOAD(h->grow_events), "ooms",
+                      RELAXED_LOAD(h->ooms), "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen",
+                      atomic_load(&h->sweepgen), "released_pages", (unsigned long long)RELAXED_LOAD(h->released_pages),
+                      "sys_bytes", (unsigned long long)RELAXED_LOAD(h->sys_bytes));
     return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N},s:N,s:N}", "nprocs", G->nprocs, "lock",
                          glock_kind_name((int)G->lock_kind), "arena_size", G->arena_size, "meta_size", G->meta_size,
                          "mheap", heap, "locks", "mheap", lock_dict(&h->lock), "typetab", lock_dict(&G->typetab.lock),
@@ -405,7 +407,7 @@ static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
     return Py_BuildValue(
         "{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
-        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}",
+        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:L,s:K}",
         "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size",
         (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size", MAX_SMALL_SIZE,
         "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "max_procs", MAX_PROCS, "max_types", MAX_TYPES,
@@ -415,7 +417,8 @@ static PyObject *py_constants(PyObject *mod, PyObject *unused)
         MAX_MARK_THREADS, "field_kinds", named_dict(field_kinds), "type_kinds", named_dict(type_kinds), "type_ids",
         named_dict(type_ids), "debug_flags", named_dict(debug_flags), "lock_kinds", lock_kind_names(), "lock_ranks",
         named_dict(lock_ranks), "p_status", named_dict(p_status), "poll_bits", named_dict(poll_bits), "pause_kinds",
-        named_dict(pause_kinds), "rcalls", named_dict(rcalls), "gc_activities", named_dict(gc_activities));
+        named_dict(pause_kinds), "rcalls", named_dict(rcalls), "gc_activities", named_dict(gc_activities),
+        "max_memory_limit", (long long)INT64_MAX, "scav_min_bytes", (unsigned long long)SCAV_MIN_BYTES);
 }
 
 static PyMethodDef methods[] = {

@@ -5,7 +5,13 @@
  * chunks that cannot hold the run and joins runs across chunk borders. Policy: address-ordered
  * first fit from a hint below which every chunk is full. Freeing clears bits, so neighbouring
  * free runs coalesce by construction. Pages past `grown_pages` stay marked in use until
- * pagealloc_grow hands them to the allocator. All state is under the mheap lock.
+ * pagealloc_grow hands them to the allocator.
+ *
+ * A second bitmap of the same shape, the scavenged bits (Go's scavenged bitmap in
+ * mpallocbits.go), marks free pages whose arena memory was returned to the OS (mgcscavenge.c
+ * punches them out). Allocation hands scavenged pages out like any free page, but first clears
+ * their bits and reserves them again with fallocate; a run that was entirely scavenged is known
+ * to read as zero. All state is under the mheap lock.
  * Overview: docs/design.md "mheap and the page allocator".
  */
 #include <errno.h>
@@ -23,6 +29,7 @@
 
 static inline uint64_t *pbits(void) { return (uint64_t *)((char *)G + G->off_pallocbits); }
 static inline uint64_t *psum(void) { return (uint64_t *)((char *)G + G->off_pallocsum); }
+static inline uint64_t *sbits(void) { return (uint64_t *)((char *)G + G->off_scavbits); }
 
 /* summary packing: start | max << 16 | end << 32 */
 static inline uint64_t sum_pack(uint64_t s, uint64_t m, uint64_t e) { return s | m << 16 | e << 32; }
@@ -73,20 +80,41 @@ static void summarize(uint64_t ci)
     psum()[ci] = sum_pack(start, max, end);
 }
 
-static void set_range(uint64_t page, uint64_t n, int used)
+/* Set (on) or clear bits [page, page + n) of a page bitmap. */
+static void bits_set(uint64_t *bits, uint64_t page, uint64_t n, int on)
 {
-    uint64_t *bits = pbits();
-    uint64_t first = page / PALLOC_CHUNK_PAGES, last = (page + n - 1) / PALLOC_CHUNK_PAGES;
     for (uint64_t p = page; p < page + n;) {
         uint64_t wi = p / 64, b = p % 64;
         uint64_t k = 64 - b < page + n - p ? 64 - b : page + n - p;
         uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
-        if (used)
+        if (on)
             bits[wi] |= mask;
         else
             bits[wi] &= ~mask;
         p += k;
     }
+}
+
+/* Bits set in [page, page + n) of a page bitmap. */
+static uint64_t bits_count(const uint64_t *bits, uint64_t page, uint64_t n)
+{
+    uint64_t c = 0;
+    for (uint64_t p = page; p < page + n;) {
+        uint64_t wi = p / 64, b = p % 64;
+        uint64_t k = 64 - b < page + n - p ? 64 - b : page + n - p;
+        uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
+        c += (uint64_t)__builtin_popcountll(bits[wi] & mask);
+        p += k;
+    }
+    return c;
+}
+
+static inline int bit_at(const uint64_t *bits, uint64_t p) { return (int)(bits[p / 64] >> (p % 64) & 1); }
+
+static void set_range(uint64_t page, uint64_t n, int used)
+{
+    bits_set(pbits(), page, n, used);
+    uint64_t first = page / PALLOC_CHUNK_PAGES, last = (page + n - 1) / PALLOC_CHUNK_PAGES;
     for (uint64_t ci = first; ci <= last; ci++) summarize(ci);
 }
 
@@ -106,11 +134,62 @@ static uint64_t find_in_chunk(uint64_t ci, uint64_t n)
     return 0;
 }
 
-uint64_t pagealloc_alloc(uint64_t npages)
+/* Set when this process's last reservation failed because /dev/shm is full, growing the heap or
+ * reusing released pages (process-local: the process that allocates is the one that raises the
+ * out-of-memory error). Reset by every pagealloc_alloc and pagealloc_grow. */
+static struct {
+    int full;
+    const char *what; /* "growing the heap", "reusing released pages" */
+    uint64_t need, free;
+} shm_oom;
+
+static void note_shm_full(const char *what, uint64_t need)
+{
+    shm_oom.full = 1;
+    shm_oom.what = what;
+    shm_oom.need = need;
+    shm_oom.free = gorun_shm_free();
+}
+
+int pagealloc_reserve_failed(void) { return shm_oom.full; }
+
+/* The pages [page, page + n) were just taken from the allocator: reserve again (fallocate) every
+ * scavenged one among them and clear its bit. 0, or -1 if /dev/shm is full; then nothing changed
+ * (sub-runs already reserved are kept, but as free unscavenged pages once the caller frees the
+ * run). *nscav: the scavenged pages the run held. */
+static int unscavenge(uint64_t page, uint64_t n, uint64_t *nscav)
+{
+    mheap_t *h = &G->mheap;
+    uint64_t *sb = sbits(), k = bits_count(sb, page, n), done = 0;
+    *nscav = k;
+    if (k == 0) return 0;
+    for (uint64_t p = page, end = page + n; p < end && done < k;) {
+        if (!bit_at(sb, p)) { /* skip unscavenged pages, a whole word at a time when possible */
+            p = p % 64 == 0 && sb[p / 64] == 0 ? p + 64 : p + 1;
+            continue;
+        }
+        uint64_t q = p;
+        while (q < end && bit_at(sb, q)) q++;
+        if (gorun_reserve(gorun_arena_fd, p * PAGE_SIZE, (q - p) * PAGE_SIZE) == ENOSPC) {
+            note_shm_full("reusing released pages", (k - done) * PAGE_SIZE);
+            break;
+        }
+        bits_set(sb, p, q - p, 0);
+        done += q - p;
+        p = q;
+    }
+    LOCKED_SUB(h->released_pages, done);
+    LOCKED_ADD(h->scav_reused_bytes, done * PAGE_SIZE);
+    return done == k ? 0 : -1;
+}
+
+uint64_t pagealloc_alloc(uint64_t npages, uint64_t *nscav)
 {
     mheap_t *h = &G->mheap;
     uint64_t nchunks = (h->grown_pages + PALLOC_CHUNK_PAGES - 1) / PALLOC_CHUNK_PAGES;
     uint64_t *sums = psum();
+    shm_oom.full = 0;
+    *nscav = 0;
     if (npages == 0) return 0;
     /* advance the hint past full chunks */
     uint64_t ci = h->search_page / PALLOC_CHUNK_PAGES;
@@ -141,6 +220,11 @@ uint64_t pagealloc_alloc(uint64_t npages)
     }
     if (!found) return 0;
     set_range(found, npages, 1);
+    if (unscavenge(found, npages, nscav) != 0) { /* /dev/shm is full: put the run back */
+        pagealloc_free(found, npages);
+        *nscav = 0;
+        return 0;
+    }
     return found;
 }
 
@@ -165,13 +249,6 @@ static uint64_t free_tail(void)
     return run;
 }
 
-/* Set when this process's last growth failed because /dev/shm is full (process-local: the
- * process that grows is the one that raises the out-of-memory error). */
-static struct {
-    int full;
-    uint64_t need, free;
-} shm_oom;
-
 int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes)
 {
     if (!shm_oom.full) return 0;
@@ -180,9 +257,9 @@ int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes)
     fmt_bytes(need, sizeof need, shm_oom.need);
     fmt_bytes(fr, sizeof fr, shm_oom.free);
     snprintf(buf, len,
-             "out of memory: cannot allocate %s: /dev/shm is full (%s free; growing the heap needs %s "
+             "out of memory: cannot allocate %s: /dev/shm is full (%s free; %s needs %s "
              "of shared memory); enlarge /dev/shm or run less at once",
-             req, fr, need);
+             req, fr, shm_oom.what, need);
     return 1;
 }
 
@@ -216,12 +293,11 @@ static int grow_reserve(uint64_t page, uint64_t n, uint64_t newgrown)
     for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++) total += r[i].size;
     for (unsigned i = 0; i < sizeof r / sizeof r[0]; i++) {
         if (gorun_reserve(r[i].fd, r[i].off, r[i].size) == ENOSPC) {
-            shm_oom.full = 1;
-            shm_oom.need = total;
-            shm_oom.free = gorun_shm_free();
+            note_shm_full("growing the heap", total);
             return -1;
         }
     }
+    LOCKED_ADD(G->mheap.sys_bytes, total);
     /* Fault in, one call per region, the metadata a span on these pages will write, so span
      * allocation under the mheap lock does not take a page fault per record. Best effort: older
      * kernels lack MADV_POPULATE_WRITE. */
@@ -253,12 +329,86 @@ int pagealloc_grow(uint64_t npages)
     return 0;
 }
 
-/* Validity walker: recompute every summary and compare; count free pages below grown. */
+/* ---- the scavenger's side (mgcscavenge.c drives it, under the mheap lock) ---- */
+
+/* Take the highest run of at least `min` free, unscavenged pages that ends at or below page
+ * `below`, within one chunk, at most `max` pages of it (its top): the pages become in use in the
+ * page bitmap (nobody allocates them) and scavenged (in flight) until pagealloc_scav_done. Returns
+ * the run's first page and its length in *n, or 0 if there is none. Work: the chunks below
+ * `below`, skipping by summary those with no free run of `min` pages. */
+uint64_t pagealloc_scav_take(uint64_t below, uint64_t min, uint64_t max, uint64_t *n)
+{
+    mheap_t *h = &G->mheap;
+    const uint64_t *ab = pbits(), *sb = sbits();
+    if (below > h->grown_pages) below = h->grown_pages;
+    if (min == 0 || max < min || below == 0) return 0;
+    for (uint64_t ci = (below - 1) / PALLOC_CHUNK_PAGES + 1; ci-- > 0;) {
+        if (sum_max(psum()[ci]) < min) continue; /* no free run that long, scavenged or not */
+        uint64_t lo = ci * PALLOC_CHUNK_PAGES, hi = lo + PALLOC_CHUNK_PAGES < below ? lo + PALLOC_CHUNK_PAGES : below;
+        uint64_t run = 0, top = 0; /* the current run of candidates (free, unscavenged): [top - run, top) */
+        for (uint64_t p = hi; p-- > lo;) {
+            if (p % 64 == 63) { /* a whole word at once (lo is a multiple of 64) */
+                uint64_t c = ~(ab[p / 64] | sb[p / 64]);
+                if (c == ~0ull) {
+                    if (!run) top = p + 1;
+                    run += 64;
+                    p -= 63;
+                    continue;
+                }
+                if (c == 0) {
+                    if (run >= min) break;
+                    run = 0;
+                    p -= 63;
+                    continue;
+                }
+            }
+            if (!bit_at(ab, p) && !bit_at(sb, p)) {
+                if (!run) top = p + 1;
+                run++;
+                continue;
+            }
+            if (run >= min) break; /* the highest qualifying run of this chunk */
+            run = 0;
+        }
+        if (run < min) continue;
+        uint64_t k = run < max ? run : max, start = top - k;
+        set_range(start, k, 1);
+        bits_set(sbits(), start, k, 1);
+        LOCKED_ADD(h->scav_inflight_pages, k);
+        *n = k;
+        return start;
+    }
+    return 0;
+}
+
+/* End of a scavenge of the run taken by pagealloc_scav_take: free it again, with its scavenged
+ * bits kept (released: its arena pages were punched out) or cleared (the punch failed). */
+void pagealloc_scav_done(uint64_t page, uint64_t n, int released)
+{
+    mheap_t *h = &G->mheap;
+    LOCKED_SUB(h->scav_inflight_pages, n);
+    if (released) {
+        LOCKED_ADD(h->released_pages, n);
+        LOCKED_ADD(h->scav_released_bytes, n * PAGE_SIZE);
+    } else
+        bits_set(sbits(), page, n, 0);
+    pagealloc_free(page, n);
+}
+
+/* Copy the scavenged bits of pages [0, n) into out, one byte per page (1 = scavenged). */
+void pagealloc_scavenged_pages(uint8_t *out, uint64_t n)
+{
+    for (uint64_t p = 0; p < n; p++) out[p] = (uint8_t)bit_at(sbits(), p);
+}
+
+/* Validity walker: recompute every summary and compare; check the scavenged bits (only below
+ * grown_pages; free ones are released_pages, in-use ones scav_inflight_pages); count free pages
+ * below grown. */
 uint64_t pagealloc_check(char *err, size_t errlen)
 {
     mheap_t *h = &G->mheap;
     uint64_t nchunks = (h->npages + PALLOC_CHUNK_PAGES - 1) / PALLOC_CHUNK_PAGES;
-    uint64_t free = 0;
+    uint64_t free = 0, scav_free = 0, scav_used = 0;
     for (uint64_t ci = 0; ci < nchunks; ci++) {
         uint64_t old = psum()[ci];
         summarize(ci);
@@ -283,6 +433,22 @@ uint64_t pagealloc_check(char *err, size_t errlen)
             return (uint64_t)-1;
         }
         free += !used;
+        if (!bit_at(sbits(), p)) continue;
+        if (p >= h->grown_pages) {
+            snprintf(err, errlen, "page %llu beyond grown_pages is scavenged", (unsigned long long)p);
+            return (uint64_t)-1;
+        }
+        scav_free += !used;
+        scav_used += used;
+    }
+    if (scav_free != RELAXED_LOAD(h->released_pages) || scav_used != RELAXED_LOAD(h->scav_inflight_pages)) {
+        snprintf(err, errlen,
+                 "%llu free and %llu in-use pages are scavenged; released_pages %llu, scav_inflight_pages %llu "
+                 "(a scavenged page must be free unless mheap_scavenge holds it)",
+                 (unsigned long long)scav_free, (unsigned long long)scav_used,
+                 (unsigned long long)RELAXED_LOAD(h->released_pages),
+                 (unsigned long long)RELAXED_LOAD(h->scav_inflight_pages));
+        return (uint64_t)-1;
     }
     return free;
 }

@@ -62,6 +62,11 @@ void gorun_child_of(int32_t launcher);
 /* fallocate [off, off+len) of fd before first touch, so a full /dev/shm is an error, not a
  * SIGBUS. 0 on success (or nothing to do), else the errno. */
 int gorun_reserve(int fd, uint64_t off, uint64_t len);
+/* Give [off, off+len) of fd back to the file system (fallocate PUNCH_HOLE | KEEP_SIZE: on tmpfs
+ * the pages are freed and read as zero afterwards, in every process mapping them; madvise
+ * MADV_DONTNEED would only drop this process's mapping of shared pages). 0, or the errno
+ * (EOPNOTSUPP: the file system cannot punch holes; EBADF: no fd). */
+int gorun_release(int fd, uint64_t off, uint64_t len);
 uint64_t gorun_shm_free(void); /* free bytes of the filesystem holding the run's segments */
 
 #endif

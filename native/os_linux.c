@@ -1,7 +1,7 @@
 /* os_linux.c: the operating-system helpers of os.h (Go's os_linux.go and the futex half of
  * lock_futex.go): the monotonic clock and the TSC calibration, futex sleep and wake on shared
  * 32-bit words, process liveness that does not call a zombie alive, and fallocate reservations
- * of the shared segments. Nothing here knows the heap's layout. */
+ * and releases (hole punching) of the shared segments. Nothing here knows the heap's layout. */
 #define _GNU_SOURCE
 #include "os.h"
 
@@ -100,6 +100,16 @@ int gorun_reserve(int fd, uint64_t off, uint64_t len)
         if (errno == EOPNOTSUPP || errno == ENOSYS)
             return 0; /* not tmpfs (e.g. a file attached by hand): nothing to reserve with */
         return errno;
+    }
+}
+
+int gorun_release(int fd, uint64_t off, uint64_t len)
+{
+    if (fd < 0) return EBADF;
+    if (len == 0) return 0;
+    for (;;) {
+        if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0) return 0;
+        if (errno != EINTR) return errno;
     }
 }
 

@@ -15,7 +15,7 @@
 
 #include "lock.h"
 
-#define GORUN_ABI_VERSION 9
+#define GORUN_ABI_VERSION 10
 #define GORUN_MAGIC       0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -173,6 +173,24 @@ typedef struct mheap {
     _Atomic uint64_t heap_live; /* atomic: Go's heapLive: bytes in cached spans + small/large objects */
     _Atomic uint32_t sweepgen;  /* changed only with the world stopped (+= 2 per cycle), under the mheap lock */
     uint32_t _pad;
+    /* Memory accounting and the scavenger (mgcscavenge.c; docs/design.md "Returning memory to the
+     * OS"). (H), read lock-free as snapshots like the counters above. A page's scavenged bit
+     * (off_scavbits) is set only while the page is free and its arena page is punched out, or
+     * while mheap_scavenge holds it in flight (in use in the page bitmap, no span):
+     *   released_pages      == popcount(scavenged & free)
+     *   scav_inflight_pages == popcount(scavenged & in use) (0 outside mheap_scavenge)
+     *   mapped_ready        == sys_bytes - released_pages * PAGE_SIZE (Go's mappedReady). */
+    _Atomic uint64_t released_pages;      /* (H) free pages returned to the OS */
+    _Atomic uint64_t scav_inflight_pages; /* (H) pages mheap_scavenge has taken out of the allocator to punch */
+    _Atomic uint64_t sys_bytes;           /* (H; the launcher at init) bytes of both segments reserved with fallocate
+                                             so far: the fixed metadata at init, plus every growth's arena pages,
+                                             per-page metadata and work buffers. Counted once: a released page
+                                             leaves mapped_ready through released_pages, and its re-reservation
+                                             on reuse brings it back by lowering released_pages */
+    _Atomic uint64_t scav_released_bytes; /* (H) cumulative bytes released */
+    _Atomic uint64_t scav_reused_bytes;   /* (H) cumulative released bytes handed out again (re-reserved) */
+    _Atomic uint64_t scav_sync_bytes;     /* relaxed fetch_add by allocating processes, no lock: cumulative bytes
+                                             released synchronously by allocations over the memory limit */
 } mheap_t;
 
 /* ---- GC shared state (mgc.c, mgcmark.c, mgcsweep.c, mwbbuf.c, proc.c) ---- */
@@ -324,6 +342,22 @@ typedef struct gcctl {
     uint32_t nmarkthreads;          /* GC process */
     uint64_t init_ns;               /* launcher, at init, read-only after: time 0 of gctrace's @T (read by
                                      the GC process through gc_state) */
+    /* Settings (Go's debug.SetMemoryLimit, debug.SetGCPercent), written by atomic exchange by the
+     * launcher before forking and by any process through set_memory_limit / set_gc_percent, each
+     * followed by a fetch_add of settings_gen and a wake of the GC process (gc_wake). */
+    _Atomic int64_t memory_limit;    /* bytes of mapped_ready; INT64_MAX = none (Go's default) */
+    _Atomic int64_t gc_percent;      /* GOGC; -1 = off; 100 at init */
+    _Atomic uint64_t settings_gen;   /* the GC process re-paces when it moves */
+    _Atomic uint64_t triggered;      /* GC process, in STW 1: heap_live when this cycle started (the assists'
+                                        goal extension, gc_assist_goal) */
+    _Atomic uint64_t scav_assist_ns; /* relaxed fetch_add by allocating processes: time spent scavenging
+                                        synchronously (over the memory limit), cumulative */
+    _Atomic uint32_t limiter_on;     /* GC process: the GC CPU limiter's bucket is full: assists do no work and
+                                        never wait, allocations do not wait for a cycle to start and do not
+                                        scavenge synchronously */
+    _Atomic uint32_t mark_throttle;  /* futex word, GC process: 1 = background marking is over its CPU
+                                        utilization goal: the mark threads pause between chunks (bounded
+                                        futex sleeps); cleared with a wake-all. Assists are never throttled */
     workq_t work;
     /* Progress watch. activity*: the GC process's main thread (gc_activity: relaxed stores of
      * since/arg/cycle, then a release store of activity). progress: the main thread, relaxed
@@ -442,7 +476,8 @@ typedef struct gorun_shared {
                                test names; one lock per test, so a lost update shows a broken lock */
     /* region offsets inside the metadata segment, set at init */
     uint64_t off_spans, off_allocbits, off_markbits, off_pagemap, off_pallocbits, off_pallocsum, off_roots, off_globals,
-        off_checkbits, off_wbufs, off_wblog, off_pauses, off_cycles;
+        off_checkbits, off_wbufs, off_wblog, off_pauses, off_cycles,
+        off_scavbits; /* 1 bit per arena page, 1 = scavenged (see mheap_t), under the mheap lock */
     uint64_t nchunks; /* page-allocator chunks */
     mheap_t mheap;
     mcentral_t central[NUM_SPAN_CLASSES];
@@ -472,15 +507,15 @@ _Static_assert(sizeof(mcentral_t) % 64 == 0 && sizeof(gp_t) % 64 == 0,
                "per-class and per-P state must stay cache-line sized");
 #if defined(__x86_64__) && defined(__GLIBC__)
 _Static_assert(sizeof(glock_t) == 448, "glock_t changed: bump GORUN_ABI_VERSION");
-_Static_assert(sizeof(mcentral_t) == 512 && sizeof(mheap_t) == 576,
+_Static_assert(sizeof(mcentral_t) == 512 && sizeof(mheap_t) == 640,
                "mcentral_t or mheap_t changed: bump GORUN_ABI_VERSION");
-_Static_assert(sizeof(workq_t) == 512 && sizeof(gcctl_t) == 832, "gcctl_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(workq_t) == 512 && sizeof(gcctl_t) == 896, "gcctl_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(gp_t) == 1344 && offsetof(gp_t, root_hwm) == 576 && offsetof(gp_t, wb_head) == 1208,
                "gp_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(typetab_t) == 426496, "typetab_t changed: bump GORUN_ABI_VERSION");
-_Static_assert(sizeof(gorun_shared_t) == 583744 && offsetof(gorun_shared_t, mheap) == 192 &&
-                   offsetof(gorun_shared_t, central) == 768 && offsetof(gorun_shared_t, allp) == 70400 &&
-                   offsetof(gorun_shared_t, gc) == 156416 && offsetof(gorun_shared_t, typetab) == 157248,
+_Static_assert(sizeof(gorun_shared_t) == 583936 && offsetof(gorun_shared_t, mheap) == 256 &&
+                   offsetof(gorun_shared_t, central) == 896 && offsetof(gorun_shared_t, allp) == 70528 &&
+                   offsetof(gorun_shared_t, gc) == 156544 && offsetof(gorun_shared_t, typetab) == 157440,
                "gorun_shared_t changed: bump GORUN_ABI_VERSION");
 #endif
 #define GORUN_LAYOUT_SIG                                                                                 \
@@ -568,13 +603,51 @@ enum { TYPETAB_OK = 0, TYPETAB_CONFLICT = -1, TYPETAB_FULL = -2 };
 int typetab_register(const gotype_t *t, uint32_t *tid);
 
 /* ---- page allocator (mpagealloc.c), under the mheap lock ---- */
-uint64_t pagealloc_alloc(uint64_t npages); /* first page of a free run, 0 if none */
+/* First page of a free run, 0 if none (or if reserving its scavenged pages again failed:
+ * pagealloc_reserve_failed). *nscav: how many of its pages had been scavenged. */
+uint64_t pagealloc_alloc(uint64_t npages, uint64_t *nscav);
 void pagealloc_free(uint64_t page, uint64_t npages);
 int pagealloc_grow(uint64_t npages);                /* make more of the reservation usable; 0 ok */
 uint64_t pagealloc_check(char *err, size_t errlen); /* validity walker: free pages, or (u64)-1 */
-/* If this process's last growth failed for lack of shared memory, write the out-of-memory
+int pagealloc_reserve_failed(void);                 /* the last pagealloc_alloc / pagealloc_grow found /dev/shm full */
+/* If this process's last reservation failed for lack of shared memory, write the out-of-memory
  * message naming /dev/shm and its free space and return 1; else 0. */
 int pagealloc_shm_oom_message(char *buf, size_t len, uint64_t request_bytes);
+/* The scavenger's side (mgcscavenge.c): take the highest free unscavenged run (>= min pages,
+ * within a chunk, ending at or below `below`, its top `max` pages at most) out of the allocator,
+ * in flight; then give it back, released (scavenged bits kept) or not. */
+uint64_t pagealloc_scav_take(uint64_t below, uint64_t min, uint64_t max, uint64_t *n);
+void pagealloc_scav_done(uint64_t page, uint64_t n, int released);
+void pagealloc_scavenged_pages(uint8_t *out, uint64_t n); /* 1 byte per page of [0, n): scavenged bit */
+
+/* ---- the scavenger and memory accounting (mgcscavenge.c; docs/design.md "Returning memory") ---- */
+/* Return up to nbytes (rounded up to SCAV_MIN_BYTES) of free arena pages to the OS, highest
+ * addresses first, punching them out of the arena file; takes the mheap lock, never across the
+ * punch. Returns the bytes released (0 if no free unscavenged run of SCAV_MIN_PAGES is left). */
+uint64_t mheap_scavenge(uint64_t nbytes);
+#define SCAV_MIN_PAGES 8                            /* the smallest run released: 64 KiB */
+#define SCAV_MIN_BYTES (SCAV_MIN_PAGES * PAGE_SIZE) /* requests are rounded up to this */
+#define SCAV_MAX_PAGES 512                          /* at most one chunk (4 MiB) per punch */
+uint64_t mapped_ready_bytes(void);                  /* sys_bytes - released: a lock-free relaxed snapshot */
+/* After a span allocation, with no lock held: if a memory limit is set, the CPU limiter is off
+ * and mapped_ready is over the limit, scavenge the excess now (Go's allocSpan), adding the time
+ * to gcctl.scav_assist_ns and the bytes to mheap.scav_sync_bytes. */
+void mheap_scavenge_sync(void);
+/* One snapshot of the memory classes (Go's /memory/classes/...), taken under the mheap lock
+ * (consistent = 1); if the lock's holder died, a racy lock-free snapshot (consistent = 0). Bytes,
+ * except the ns. objects + unused + free + released + metadata == total == sys_bytes, and
+ * total - released == mapped_ready. */
+typedef struct memstats {
+    uint64_t objects;  /* heap_live (Go's heapAlloc analogue), at most heap_inuse */
+    uint64_t unused;   /* heap_inuse - objects */
+    uint64_t free;     /* grown usable pages neither in a span nor released (in-flight ones included) */
+    uint64_t released; /* released_pages */
+    uint64_t metadata; /* sys_bytes - the grown arena: everything reserved in the metadata segment */
+    uint64_t total, mapped_ready, heap_live, heap_inuse, grown, sys_bytes, inflight;
+    uint64_t scav_released_bytes, scav_reused_bytes, scav_sync_bytes, scav_assist_ns;
+    int consistent;
+} memstats_t;
+void mheap_memstats(memstats_t *m);
 
 /* ---- mheap (mheap.c) ---- */
 spanid_t mheap_alloc_span(uint64_t npages, uint8_t spanclass); /* 0 = out of memory */
@@ -583,6 +656,7 @@ void mheap_free_span(spanid_t id);
 uint64_t mheap_alloc_pages(uint64_t npages); /* first page, growing if needed; 0 if none */
 void mheap_free_pages(uint64_t page, uint64_t npages);
 uint64_t mheap_check_pages(char *err, size_t errlen, uint64_t *grown); /* pagealloc_check; grown pages out */
+uint64_t mheap_scavenged_pages(uint8_t *out); /* out[p] = scavenged bit, p < grown (returned); out has npages */
 void mheap_oom_message(char *buf, size_t len, uint64_t request_bytes);
 void fmt_bytes(char *buf, size_t len, uint64_t b); /* "24 B", "5.9 KiB", "16.0 MiB", "1.50 GiB" */
 /* The first byte of the object containing addr (interior pointers allowed; for a tiny object

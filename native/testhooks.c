@@ -115,6 +115,18 @@ static PyObject *py_pages_check(PyObject *mod, PyObject *unused)
     return Py_BuildValue("(KK)", f, grown);
 }
 
+/* pages_scavenged(): bytes, one per grown page (1 = its scavenged bit is set). */
+static PyObject *py_pages_scavenged(PyObject *mod, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    uint8_t *buf = PyMem_Malloc(G->mheap.npages);
+    if (!buf) return PyErr_NoMemory();
+    uint64_t grown = mheap_scavenged_pages(buf);
+    PyObject *r = PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)grown);
+    PyMem_Free(buf);
+    return r;
+}
+
 static PyObject *py_span_of(PyObject *mod, PyObject *arg)
 {
     if (need_attached()) return NULL;
@@ -153,6 +165,29 @@ static PyObject *py_debug_set_barrier(PyObject *m, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* Tests only, in a heap with no GC process: set or clear `blacken` (assists run while it is set),
+ * so a P of a standalone heap can go through gc_assist without a cycle. */
+static PyObject *py_debug_set_blacken(PyObject *m, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    if (G->gc.gc_ospid) return PyErr_Format(GorunError, "debug_set_blacken: a GC process is running");
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    atomic_store(&G->gc.blacken, (uint32_t)on);
+    Py_RETURN_NONE;
+}
+
+/* assist_goal(goal, scan_expected, triggered, gc_percent, heap_live, scan_done) -> (goal,
+ * scan_expected): the assists' goal extension (gc_assist_goal) on the given figures. */
+static PyObject *py_assist_goal(PyObject *m, PyObject *args)
+{
+    unsigned long long goal, expected, triggered, live, done;
+    long long pct;
+    if (!PyArg_ParseTuple(args, "KKKLKK", &goal, &expected, &triggered, &pct, &live, &done)) return NULL;
+    assist_goal_t g = gc_assist_goal(goal, expected, triggered, pct, live, done);
+    return Py_BuildValue("(KK)", (unsigned long long)g.goal, (unsigned long long)g.scan_expected);
+}
+
 /* test_spin(seconds): spin in C for `seconds` without polling for safepoints, marked as "in a
  * runtime call" (RC_TEST_SPIN), like an endless runtime call would. The GIL is released, so
  * even the SIGURG handler cannot run until it returns: the P reaches no safepoint meanwhile. */
@@ -181,9 +216,13 @@ PyMethodDef testhook_methods[] = {
     {"pages_alloc", py_pages_alloc, METH_O, "test hook: allocate n pages (0 if none)"},
     {"pages_free", py_pages_free, METH_VARARGS, "test hook: free pages"},
     {"pages_check", py_pages_check, METH_NOARGS, "validity walker of the page allocator: (free_pages, grown_pages)"},
+    {"pages_scavenged", py_pages_scavenged, METH_NOARGS, "test hook: one byte per grown page, 1 = scavenged"},
     {"span_of", py_span_of, METH_O, "the span holding an address, as a dict (None if none)"},
     {"read_word", py_read_word, METH_O, "the 8-byte word at an arena address"},
     {"debug_set_barrier", py_debug_set_barrier, METH_O, "benchmarks: barrier on/off in a heap without a GC process"},
+    {"debug_set_blacken", py_debug_set_blacken, METH_O, "tests: blacken on/off in a heap without a GC process"},
+    {"assist_goal", py_assist_goal, METH_VARARGS,
+     "assist_goal(goal, scan_expected, triggered, gc_percent, heap_live, scan_done) -> (goal, scan_expected)"},
     {"test_spin", py_test_spin, METH_O, "test hook: spin N seconds in C without polling, as an endless runtime call"},
     {NULL},
 };

@@ -286,7 +286,11 @@ def test_completeness_steady_live_set():
     for prev, c in heap_cycles:
         assert c["heap_end"] <= 2.5 * prev["heap_marked"], (c, prev)
         assert c["heap_marked"] <= 2 * live_bytes, c  # floating garbage: < one cycle's allocation
-    assert max(c["heap_end"] for _, c in heap_cycles) <= 3.5 * live_bytes
+    # Go's goal extension: a cycle whose scan work overruns the last one's (floating garbage) lets
+    # assists pace against a goal extrapolated to the heap live at the trigger, up to 2x the goal
+    # (ref 4.6). Under a slow build (the sanitizer's) the marked heap reaches about 1.8x live and
+    # the heap at mark termination about 3.9x live.
+    assert max(c["heap_end"] for _, c in heap_cycles) <= 4.5 * live_bytes
 
 
 def test_gogc_off_runs_no_heap_cycles():
