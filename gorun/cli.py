@@ -24,6 +24,8 @@ EXAMPLES = """examples:
   GODEBUG=mcachebypass=1 gorun run alloc --procs 2   stress the mcentral locks
   GODEBUG=gctrace=1 gorun run binary-trees --procs 2 -p depth=16
   GOGC=25 GODEBUG=gccheckmark=1 gorun run graph -p steps=500000   GC torture
+  GOMEMLIMIT=900MiB gorun run spike --container 1GiB --procs 2 -p live=400MiB -p grow=600MiB -p churn=2GiB
+                                           the container story: the limit keeps the run alive
   gorun run alloc --stall-timeout 2        end a run stuck for 2 s, naming the stuck process
   gorun workloads                          list workloads and their parameters
   gorun clean                              remove segments of dead runs from /dev/shm
@@ -62,6 +64,19 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="workload parameter")
     r.add_argument("--pin", action="store_true", help="pin P i to CPU i mod ncpu")
     r.add_argument("--gogc", default=None, help="GC target percentage or 'off' (default: $GOGC or 100)")
+    r.add_argument(
+        "--memlimit",
+        default=None,
+        metavar="LIMIT",
+        help="soft memory limit in Go's GOMEMLIMIT syntax (e.g. 900MiB, or off; default: $GOMEMLIMIT or off)",
+    )
+    r.add_argument(
+        "--container",
+        default=None,
+        metavar="SIZE",
+        help="run the GC process and the workers in a fresh memory cgroup with this hard limit "
+        "(e.g. 1GiB); the kernel OOM-kills the run past it (needs root and a memory controller)",
+    )
     r.add_argument("--mark-threads", default=None, help="GC mark threads (default: 25%% of the CPUs, at least 1)")
     r.add_argument("--gc-period", default=None, help="also start a cycle every S seconds (Go: 120)")
     r.add_argument(
@@ -199,6 +214,7 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     if args.cmd == "clean":
+        from . import container as containermod
         from .shm import clean_stale
 
         res = clean_stale(args.dry_run)
@@ -208,7 +224,10 @@ def _main(argv: list[str] | None) -> int:
             _print(f"kept {n} (its launcher is alive)")
         for n, why in res.failed:  # e.g. another user's segment: say so and go on
             _print(f"gorun: cannot remove {n}: {why}", file=sys.stderr)
-        if not res.removed and not res.kept and not res.failed:
+        cgroups = [] if args.dry_run else containermod.clean_stale()  # --container cgroups of dead launchers
+        for path in cgroups:
+            _print(f"removed cgroup {path}")
+        if not res.removed and not res.kept and not res.failed and not cgroups:
             _print("no gorun segments")
         return 1 if res.failed else 0
     if args.cmd == "workloads":
@@ -251,6 +270,7 @@ def _check_json_path(path: str | None) -> None:
 
 def _run(args) -> int:
     from . import runtime as rtmod
+    from .units import parse_memlimit, parse_size
     from .watchdog import parse_stall_timeout
     from .workloads import get
 
@@ -263,6 +283,10 @@ def _run(args) -> int:
         duration = _seconds_arg("duration", args.duration)
         gc_period = _seconds_arg("gc-period", args.gc_period)
         mark_threads = _int_arg("mark-threads", args.mark_threads, 1) if args.mark_threads is not None else None
+        memlimit = parse_memlimit(args.memlimit, "--memlimit") if args.memlimit is not None else None
+        container = None
+        if args.container is not None:
+            container = parse_size(args.container, "--container")
         stall = None
         if args.stall_timeout is not None:
             stall = parse_stall_timeout(args.stall_timeout, "--stall-timeout")
@@ -278,6 +302,8 @@ def _run(args) -> int:
             gc_period=gc_period,
             pin=args.pin,
             stall_timeout=stall,
+            memory_limit=memlimit,
+            container=container,
         )
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)

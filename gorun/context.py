@@ -58,6 +58,10 @@ class Context:
     g.copy(d, i, s, j, n) copy n elements between arrays (pointer arrays: bulk write barrier)
     g.interior(h, off)   a handle to byte `off` of h's data: an interior pointer, which keeps
                          the whole object alive
+    g.set_memory_limit(n) the run's memory limit in bytes (GOMEMLIMIT); returns the previous
+                         one; n < 0 only reads it (Go's debug.SetMemoryLimit)
+    g.set_gc_percent(n)  GOGC; n < 0 turns percent-based GC off; returns the previous value,
+                         -1 for off (Go's debug.SetGCPercent)
     g.deadline           time.monotonic() at which --duration ends, or None
     """
 
@@ -76,6 +80,8 @@ class Context:
         self.gc = _gorun.gc
         self.copy = _gorun.array_copy
         self.interior = _gorun.interior
+        self.set_memory_limit = _gorun.set_memory_limit
+        self.set_gc_percent = _gorun.set_gc_percent
 
     def new_array(self, elem, n: int):
         return _gorun.new_array(array_tid(elem), n)

@@ -1,18 +1,19 @@
 """The GC process: Go's GC controller as policy over the C core's bounded steps
-(ARCHITECTURE.md section 7; docs/design.md "The GC cycle" and "Pacer").
+(ARCHITECTURE.md section 7; docs/design.md "The GC cycle", "Pacer", "Memory limit").
 
 One GC process per run. It sleeps until a worker wakes it (heap_live reached the trigger at a
-refill or large allocation, or g.gc()), or the optional timer fires, then runs a cycle:
+refill or large allocation, g.gc(), g.set_gc_percent / g.set_memory_limit), the optional timer
+fires, or its 10 ms tick comes round, then runs a cycle:
 
   STW 1 sweep termination -> concurrent mark (mark threads + this thread, ragged root scans,
-  barrier-log draining) -> mark completion (ragged barrier until a round finds no new work)
-  -> STW 2 mark termination -> concurrent sweep -> pacing for the next cycle.
+  barrier-log draining, background marking held to 25 % of the P's CPU) -> mark completion
+  (ragged barrier until a round finds no new work) -> STW 2 mark termination -> concurrent sweep
+  -> pacing for the next cycle (gorun/pacer.py: Go's cons/mark trigger, the GOGC goal and the
+  memory-limit goal).
 
-Pacer (simple form of Go's): goal = marked + (marked + globals) * GOGC/100, floored at
-4 MiB * GOGC/100, capped at --max-heap; trigger = marked + (goal - marked) * 45/64 (Go's lower trigger bound);
-assists: the C core revises the ratio at each assist as (expected scan work - scan done) /
-(goal - heap_live), Go's revise, and an assist past the goal waits for mark credit.
-GOGC=off disables heap-triggered cycles.
+Between cycles, every tick: the GC CPU limiter's bucket (pacer.CPULimiter; while it is full the
+workers skip assists), the memory-limit goal (it moves with mapped memory) and the background
+scavenger (~1 % of one CPU towards Go's retained goal; eagerly down to 95 % of the memory limit).
 """
 
 from __future__ import annotations
@@ -21,16 +22,27 @@ import resource
 import sys
 import time
 
-from . import _gorun
+from . import _gorun, pacer
+from .pacer import UINT64_MAX, Pacer
+from .units import MAX_MEMORY_LIMIT, fmt_memlimit
 
-HEAP_MINIMUM = 4 << 20
-TRIGGER_NUM, TRIGGER_DEN = 45, 64
 MARK_STEP_BUDGET = 256 << 10  # scan bytes per main-thread step (~100 us at 2-3 GB/s)
 SWEEP_BATCH = 64
+TICK_S = 0.010  # Go's gcCPULimiterUpdatePeriod; also the memory-limit goal's and the scavenger's period
+IDLE_WAIT_S = 0.5  # the wait when nothing needs a tick (no limit, nothing to scavenge, bucket empty)
+MARK_UTIL_SLACK_NS = 1_000_000  # background marking may run this far ahead of its 25 % share
+THROTTLE_NAP_S = 0.0005
+# The background scavenger's share of one CPU (GODEBUG=scavpercent=N). Go's scavengePercent is 1
+# (pacer.SCAVENGE_PERCENT),
+# but a release here (fallocate PUNCH_HOLE of shared tmpfs pages, zapped from the page tables of
+# every process that mapped them) costs 30-200 us per 64 KiB against a few us for Go's madvise, so
+# at 1 % memory would come back 10-40x slower than Go returns it; 10 % gives about Go's rate.
+SCAV_PERCENT = 10.0
+SCAV_MAX_STEP = 64 << 20  # at most this much per step, so a tick stays short
 
 # the cycle record (cyclerec_t in native/runtime.h): its fields, by name, from the C core
 CYCLE_KEYS = _gorun.constants()["cycle_fields"]
-UINT64_MAX = (1 << 64) - 1
+GOAL_SOURCES = ("gogc", "memlimit")  # cyclerec_t.goal_source
 
 
 def parse_gogc(value) -> int:
@@ -53,31 +65,6 @@ def parse_gogc(value) -> int:
     return v
 
 
-class Pacer:
-    def __init__(self, gogc: int, globals_bytes: int, heap_cap: int = UINT64_MAX):
-        self.gogc = gogc
-        self.globals_bytes = globals_bytes
-        self.heap_cap = heap_cap  # --max-heap: no goal above what the heap can hold
-        self.last_marked = 0
-        self.last_scan = 0
-
-    def goal(self, marked: int) -> int:
-        if self.gogc < 0:
-            return UINT64_MAX
-        goal = max(marked + (marked + self.globals_bytes) * self.gogc // 100, HEAP_MINIMUM * self.gogc // 100)
-        return min(goal, self.heap_cap)
-
-    def trigger(self, marked: int, goal: int) -> int:
-        if self.gogc < 0:
-            return UINT64_MAX
-        return marked + (goal - marked) * TRIGGER_NUM // TRIGGER_DEN
-
-    def scan_expected(self) -> int:
-        """Scan work the next cycle is expected to need (Go: last cycle's heap scan work). The C
-        core turns it into the assist ratio as the cycle goes (Go's revise)."""
-        return max(self.last_scan, 1 << 20)
-
-
 def _mb(n: int) -> int:
     return n >> 20
 
@@ -87,6 +74,60 @@ def _ms(ns: int) -> str:
     if ms >= 10:
         return f"{ms:.0f}"
     return f"{ms:.2g}" if ms >= 0.01 else f"{ms:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+class Scavenger:
+    """Go's background scavenger (bgscavenge), run by the GC process's main thread between cycles.
+
+    Goals (pacer.scavenge_goals, recomputed after every cycle): retained memory (heap in use +
+    free, not released) at most (1 + 10 %) x goal / last goal x heap in use at the last mark
+    termination; under a memory limit, mapped memory at most 95 % of the limit. Toward the first
+    it works at `percent` of one CPU (pacer.ScavengerPacer: credit that grows with wall time,
+    spent at the measured cost per byte); past the second it releases at once (eager). Each
+    release is one `_gorun.scavenge(n)`: free runs of at least 64 KiB, highest addresses first,
+    punched out of the arena with fallocate(PUNCH_HOLE)."""
+
+    def __init__(self, now_ns: int, percent: float = SCAV_PERCENT):
+        self.pace = pacer.ScavengerPacer(percent, now_ns)
+        self.gc_goal = UINT64_MAX  # retained bytes
+        self.limit_goal = UINT64_MAX  # mapped-ready bytes
+        self.released_bg = 0
+        self.released_eager = 0
+        self.cpu_ns = 0
+
+    def set_goals(self, gc_goal: int, limit_goal: int) -> None:
+        self.gc_goal, self.limit_goal = gc_goal, limit_goal
+
+    def pending(self, ms: dict) -> bool:
+        return self._want(ms) > 0
+
+    def _want(self, ms: dict) -> int:
+        return pacer.scavenge_needed(
+            ms["heap_inuse"] + ms["heap_free"], ms["mapped_ready"], self.gc_goal, self.limit_goal
+        )
+
+    def _release(self, n: int) -> int:
+        t0 = time.thread_time_ns()
+        got = _gorun.scavenge(n)
+        dt = time.thread_time_ns() - t0
+        self.cpu_ns += dt
+        self.pace.note(got, dt)
+        return got
+
+    def step(self, now_ns: int, ms: dict) -> int:
+        """One bounded step; returns bytes released."""
+        budget = self.pace.budget(now_ns, self.cpu_ns)
+        over_limit = ms["mapped_ready"] - self.limit_goal if self.limit_goal != UINT64_MAX else 0
+        if over_limit > 0:  # eager: the limit is near
+            got = self._release(min(max(over_limit, pacer.SCAVENGE_QUANTUM), SCAV_MAX_STEP))
+            self.released_eager += got
+            return got
+        n = min(self.pace.bytes_for(budget, self._want(ms)), SCAV_MAX_STEP)
+        if n <= 0:
+            return 0
+        got = self._release(max(n, pacer.SCAVENGE_QUANTUM))
+        self.released_bg += got
+        return got
 
 
 class GCProcess:
@@ -100,11 +141,16 @@ class GCProcess:
         period: float | None,
         nglobals: int,
         init_ns: int,
+        memory_limit: int = MAX_MEMORY_LIMIT,
+        scavtrace: bool = False,
+        scav_percent: float = SCAV_PERCENT,
     ):
         self.nprocs = nprocs
-        self.pacer = Pacer(gogc, nglobals * 8)
+        self.pacer = Pacer(gogc, memory_limit, nglobals * 8, nprocs)
+        self.limiter = pacer.CPULimiter(nprocs, now_ns=time.monotonic_ns())
         self.mark_threads = mark_threads
         self.gctrace = gctrace
+        self.scavtrace = scavtrace
         self.checkmark = checkmark
         self.period = period
         self.init_ns = init_ns
@@ -112,69 +158,181 @@ class GCProcess:
         self.forced_served = 0
         self.last_end = time.monotonic()
         self.pause_ns_total = 0
+        self.pacing = None
+        self.settings_gen = 0
+        self.last_tick_ns = 0
+        self.limiter_on = False
+        self.scav = Scavenger(time.monotonic_ns(), scav_percent)
+        self.scav_traced = (0, 0)
 
     def cpu_ns(self) -> int:
         r = resource.getrusage(resource.RUSAGE_SELF)
         return int((r.ru_utime + r.ru_stime) * 1e9)
 
-    def set_pacing(self, marked: int) -> None:
-        goal = self.pacer.goal(marked)
-        trig = self.pacer.trigger(marked, goal)
-        _gorun.gc_set_pacing(trig, goal, self.pacer.scan_expected())
-        self.goal, self.trig = goal, trig
+    # ---- pacing ----
+
+    def commit(self, marked: int, in_cycle: bool = False) -> None:
+        """Pace from the last marked heap and the memory figures now; in a cycle only the goal
+        moves (the trigger stays off until mark termination commits the next one)."""
+        ms = _gorun.memstats()
+        st = _gorun.gc_state()
+        p = self.pacer.commit(
+            heap_marked=marked,
+            mapped_ready=ms["mapped_ready"],
+            heap_free=ms["heap_free"],
+            heap_alloc=ms["/memory/classes/heap/objects:bytes"],
+            heap_live=st["heap_live"],
+        )
+        _gorun.gc_set_pacing(UINT64_MAX if in_cycle else p.trigger, p.goal, p.scan_expected)
+        self.pacing = p
+
+    def sync_settings(self, st: dict) -> bool:
+        """g.set_gc_percent / g.set_memory_limit from a worker: take the new values. True if changed."""
+        if st["settings_gen"] == self.settings_gen:
+            return False
+        self.settings_gen = st["settings_gen"]
+        self.pacer.gogc = st["gc_percent"]
+        self.pacer.memory_limit = st["memory_limit"]
+        return True
+
+    def gc_cpu_total(self, st: dict) -> int:
+        """GC CPU so far as the limiter counts it (Go's mgclimit): this process (mark threads,
+        marking, sweeping, scavenging), assists and synchronous scavenging, and every pause x P."""
+        return self.cpu_ns() + st["assist_cpu_total_ns"] + st["scav_assist_ns"] + self.pause_ns_total * self.nprocs
+
+    def tick_limiter(self, st: dict) -> None:
+        on = self.limiter.update(time.monotonic_ns(), self.gc_cpu_total(st))
+        if on != self.limiter_on:
+            self.limiter_on = on
+            _gorun.gc_set_limiter(on)
+
+    def needs_tick(self, ms: dict) -> bool:
+        return (
+            self.pacer.memory_limit < MAX_MEMORY_LIMIT
+            or self.limiter.fill_ns > 0
+            or self.limiter_on
+            or self.scav.pending(ms)
+        )
+
+    # ---- the loop ----
 
     def main(self) -> dict:
         _gorun.gc_setup(self.mark_threads)
         self.pacer.heap_cap = _gorun.stats()["arena_size"]
-        self.set_pacing(0)
-        seen = _gorun.gc_state()["gc_wake"]
+        st = _gorun.gc_state()
+        self.sync_settings(st)
+        self.commit(0)
+        seen = st["gc_wake"]
         try:
             while True:
                 st = _gorun.gc_state()
                 if st["shutdown"]:  # every worker finished: no cycle can serve anyone now (with
                     break  # GOGC=0 or a tiny --gc-period one is always due)
+                now = time.monotonic_ns()
+                changed = self.sync_settings(st)
+                if changed or now - self.last_tick_ns >= TICK_S * 1e9:
+                    self.last_tick_ns = now
+                    self.tick_limiter(st)
+                    if changed or self.pacer.memory_limit < MAX_MEMORY_LIMIT:
+                        self.commit(self.pacer.last_heap_marked)
                 forced = st["forced_req"] > self.forced_served
-                heap_due = self.trig != UINT64_MAX and st["heap_live"] >= self.trig
+                trig = self.pacing.trigger
+                heap_due = trig != UINT64_MAX and st["heap_live"] >= trig
                 timer_due = self.period is not None and time.monotonic() - self.last_end >= self.period
                 if forced or heap_due or timer_due:
                     self.run_cycle(st, forced)  # Go marks only runtime.GC cycles "(forced)"
                     continue
-                timeout = 0.5 if self.period is None else max(0.001, self.period - (time.monotonic() - self.last_end))
-                seen = _gorun.gc_wait(seen, min(timeout, 0.5))
+                ms = _gorun.memstats()
+                if self.scav.pending(ms) and self.scav.step(time.monotonic_ns(), ms):
+                    continue  # released something: look again (a worker may be waiting)
+                timeout = TICK_S if self.needs_tick(ms) else IDLE_WAIT_S
+                if self.period is not None:
+                    timeout = min(timeout, max(0.001, self.period - (time.monotonic() - self.last_end)))
+                seen = _gorun.gc_wait(seen, timeout)
         finally:
             _gorun.gc_teardown()
-        return {"cycles": self.cycle, "cpu_ns": self.cpu_ns()}
+        return {
+            "cycles": self.cycle,
+            "cpu_ns": self.cpu_ns(),
+            "limiter": {
+                "enabled_cycles": self.limiter.enabled_cycles,
+                "enabled_ns": self.limiter.enabled_ns,
+                "last_enabled_cycle": self.limiter.last_enabled_cycle,
+            },
+            "scavenger": {
+                "released_bg": self.scav.released_bg,
+                "released_eager": self.scav.released_eager,
+                "cpu_ns": self.scav.cpu_ns,
+            },
+        }
+
+    def mark(self, mark_start: int, mark_cpu0: int) -> int:
+        """Concurrent mark and mark completion. Background marking (mark threads and this
+        thread) is held to Go's background utilization of the P's CPU over the mark phase (25 %,
+        pacer.background_utilization: dedicated plus fractional workers): while the
+        GC process's CPU since the mark began exceeds its share (plus MARK_UTIL_SLACK_NS), the mark
+        threads pause on `mark_throttle` and this thread only serves blocked P's and drains the
+        barrier logs; assists (never throttled) make up any shortfall. Returns handshakes."""
+        handshakes = 0
+        throttled = False
+        share = pacer.background_utilization(self.nprocs) * self.nprocs
+        while True:
+            used = self.cpu_ns() - mark_cpu0
+            over = used > share * (time.monotonic_ns() - mark_start) + MARK_UTIL_SLACK_NS
+            if over != throttled:
+                throttled = over
+                _gorun.gc_set_mark_throttle(over)
+            if over:
+                _gorun.gc_mark_step(0)  # roots of blocked P's, barrier logs; no marking budget
+                time.sleep(THROTTLE_NAP_S)
+                continue
+            if _gorun.gc_mark_step(MARK_STEP_BUDGET):
+                handshakes += 1
+                if not _gorun.gc_flush_handshake() and _gorun.gc_mark_step(0):
+                    break
+        if throttled:
+            _gorun.gc_set_mark_throttle(False)
+        return handshakes
 
     def run_cycle(self, st: dict, forced: bool) -> None:
         self.cycle += 1
         n = self.cycle
         forced_target = st["forced_req"]
+        self.limiter.note_cycle(n)
         cpu0 = self.cpu_ns()
         t_start = time.monotonic_ns()
         heap_start = st["heap_live"]
+        paced = self.pacing
         p1 = _gorun.gc_sweep_termination(n)
+        self.pacer.start_cycle(heap_start)
         # no new trigger until this cycle's pacing is committed; goal and expected scan stay
-        _gorun.gc_set_pacing(
-            UINT64_MAX, self.goal if self.goal != UINT64_MAX else UINT64_MAX, self.pacer.scan_expected()
-        )
+        _gorun.gc_set_pacing(UINT64_MAX, paced.goal, paced.scan_expected)
         mark_start = time.monotonic_ns()
         mark_cpu0 = self.cpu_ns()
-        handshakes = 0
-        while True:
-            if _gorun.gc_mark_step(MARK_STEP_BUDGET):
-                handshakes += 1
-                if not _gorun.gc_flush_handshake() and _gorun.gc_mark_step(0):
-                    break
+        handshakes = self.mark(mark_start, mark_cpu0)
         heap_end = _gorun.gc_state()["heap_live"]
         mark_proc_cpu = self.cpu_ns() - mark_cpu0
+        mark_wall = time.monotonic_ns() - mark_start
         p2, checked = _gorun.gc_mark_termination(n, self.checkmark)
         mark_end = time.monotonic_ns()
         st2 = _gorun.gc_state()
         marked = st2["bytes_marked"]
-        self.pacer.last_marked = marked
-        self.pacer.last_scan = st2["scan_work"]
-        goal_used, trigger_used = self.goal, self.trig
-        self.set_pacing(marked)
+        self.pacer.end_cycle(
+            heap_live=heap_end,
+            triggered=heap_start,
+            scan_work=st2["scan_work"],
+            heap_marked=marked,
+            bg_cpu_ns=mark_proc_cpu,
+            assist_cpu_ns=st2["assist_ns"],
+            mark_wall_ns=mark_wall,
+        )
+        self.sync_settings(st2)
+        self.commit(marked)
+        ms = _gorun.memstats()
+        gc_goal, limit_goal = pacer.scavenge_goals(
+            self.pacing.goal, self.pacer.last_heap_goal, ms["heap_inuse"], self.pacer.memory_limit
+        )
+        self.scav.set_goals(gc_goal, limit_goal)
         while _gorun.gc_bgsweep(SWEEP_BATCH):
             pass
         sweep_end = time.monotonic_ns()
@@ -182,8 +340,11 @@ class GCProcess:
         _gorun.gc_finish_cycle(forced_target)
         pauses = _gorun.gc_pauses(p1)
         stw1, stw2 = pauses[0], pauses[p2 - p1]
-        gc_cpu = self.cpu_ns() - cpu0
+        self.pause_ns_total += stw1["total_ns"] + stw2["total_ns"]
         st3 = _gorun.gc_state()
+        self.tick_limiter(st3)
+        self.limiter.note_cycle(n)
+        gc_cpu = self.cpu_ns() - cpu0
         rec = {
             "n": n,
             "start_ns": t_start,
@@ -194,7 +355,7 @@ class GCProcess:
             "heap_start": heap_start,
             "heap_end": heap_end,
             "heap_marked": marked,
-            "goal": goal_used if goal_used != UINT64_MAX else 0,
+            "goal": paced.goal if paced.goal != UINT64_MAX else 0,
             "mark_cpu_ns": st2["mark_cpu_ns"],
             "assist_ns": st2["assist_ns"],
             "forced": int(forced),
@@ -204,25 +365,34 @@ class GCProcess:
             "bytes_freed": st3["bytes_freed"],
             "objs_freed": st3["objs_freed"],
             "gc_cpu_ns": gc_cpu,
-            "trigger": trigger_used if trigger_used != UINT64_MAX else 0,
+            "trigger": paced.trigger if paced.trigger != UINT64_MAX else 0,
             "checked": checked,
             "handshakes": handshakes,
             "globals_bytes": self.pacer.globals_bytes,
             "end_ns": time.monotonic_ns(),
             "mark_proc_cpu_ns": mark_proc_cpu,
+            "goal_source": GOAL_SOURCES.index(paced.goal_source),
+            "limiter": int(self.limiter.last_enabled_cycle == n),
+            "mapped_ready": ms["mapped_ready"],
+            "released": ms["heap_released"],
+            "memory_limit": min(self.pacer.memory_limit, MAX_MEMORY_LIMIT),
         }
         _gorun.gc_cycle_write(n - 1, rec)
         self.last_end = time.monotonic()
         if self.gctrace:
             self.trace(rec, stw1, stw2)
+        if self.scavtrace:
+            self.trace_scav(ms)
 
     def trace(self, rec: dict, stw1: dict, stw2: dict) -> None:
-        """Go's gctrace=1 line (go-runtime.md 10.1)."""
+        """Go's gctrace=1 line (go-runtime.md 10.1), then, when a memory limit is set or memory
+        has been released, a gorun line with the limit, mapped memory and released memory
+        (Go's gctrace has no such fields; the line starts with "gorun:" so parsers of Go's
+        lines skip it)."""
         p = self.nprocs
         a, c = stw1["total_ns"], stw2["total_ns"]
         b = max(stw2["start_ns"] - (stw1["start_ns"] + a), 0)
         at = (rec["start_ns"] - self.init_ns) / 1e9
-        self.pause_ns_total += a + c
         wall = max(time.monotonic_ns() - self.init_ns, 1)
         gc_cpu = self.cpu_ns() + _gorun.gc_state()["assist_cpu_total_ns"] + self.pause_ns_total * p
         pct = int(100 * gc_cpu / (p * wall))
@@ -234,6 +404,30 @@ class GCProcess:
             + (" (forced)" if rec["forced"] else "")
         )
         print(line, file=sys.stderr, flush=True)
+        if rec["memory_limit"] < MAX_MEMORY_LIMIT or rec["released"]:
+            print(
+                f"gorun: gc {rec['n']} memlimit {fmt_memlimit(rec['memory_limit'])}, "
+                f"goal from {GOAL_SOURCES[rec['goal_source']]}, mapped {_mb(rec['mapped_ready'])} MB, "
+                f"released {_mb(rec['released'])} MB" + (", GC CPU limiter on" if rec["limiter"] else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def trace_scav(self, ms: dict) -> None:
+        """Go's scavtrace=1 line, once per cycle: memory released since the last line by the
+        background and the eager (memory-limit) scavenger, released memory now, and the share of
+        unreleased heap memory in use."""
+        bg, eager = self.scav.released_bg, self.scav.released_eager + ms["scav_sync_bytes"]
+        dbg, deager = bg - self.scav_traced[0], eager - self.scav_traced[1]
+        self.scav_traced = (bg, eager)
+        retained = ms["heap_inuse"] + ms["heap_free"]
+        util = 100 * ms["heap_inuse"] // retained if retained else 100
+        print(
+            f"scav {dbg >> 10} KiB work (bg), {deager >> 10} KiB work (eager), "
+            f"{ms['heap_released'] >> 10} KiB now, {util}% util",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def gc_process_main(cfg: dict) -> dict:

@@ -21,7 +21,11 @@ KNOBS = {
         "a reachable unmarked object is a fatal error naming it",
     ),
     "gctrace": (0, "1: one line per GC cycle on stderr, in Go's format"),
+    "scavtrace": (0, "1: one line per GC cycle on stderr on the scavenger's work, in Go's format"),
+    "scavpercent": (0, "N (1..100): the background scavenger's share of one CPU, in percent (default 10; Go's is 1)"),
 }
+
+RANGES = {"scavpercent": (1, 100)}  # knobs whose value is a number in a range, not a switch
 
 
 @dataclass
@@ -45,6 +49,8 @@ def parse(text: str) -> Debug:
             v = int(val)
         except ValueError:
             raise ValueError(f"bad GODEBUG value {item!r}: expected an integer") from None
+        if name in RANGES and not RANGES[name][0] <= v <= RANGES[name][1]:
+            raise ValueError(f"bad GODEBUG value {item!r}: must be {RANGES[name][0]}..{RANGES[name][1]}")
         d.values[name] = v
         bit = KNOBS[name][0]
         if bit and v:

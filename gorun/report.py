@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from . import _gorun
 from .sizeclasses import CLASS_TO_SIZE
-from .units import fmt_bytes, fmt_ns
+from .units import MAX_MEMORY_LIMIT, fmt_bytes, fmt_memlimit, fmt_ns
 
 PAGE_SIZE = _gorun.constants()["page_size"]
+GOAL_SOURCES = ("gogc", "memlimit")  # cyclerec_t.goal_source
+# runtime/metrics names reported under memory.metrics (docs/design.md "Output")
+MEMORY_METRICS = (
+    "/memory/classes/heap/objects:bytes",
+    "/memory/classes/heap/unused:bytes",
+    "/memory/classes/heap/free:bytes",
+    "/memory/classes/heap/released:bytes",
+    "/memory/classes/metadata/other:bytes",
+    "/memory/classes/total:bytes",
+)
 LOCK_FIELDS = ("acquisitions", "contended", "wait_ns_total", "wait_ns_max", "hold_ns_total", "recovered")
 
 
@@ -99,11 +109,66 @@ def gc_dict(r) -> dict:
                 "scan_bytes": c["scan_work"],
                 "handshakes": c["handshakes"],
                 "sweep_ns": c["sweep_end_ns"] - c["mark_end_ns"],
+                "goal_source": GOAL_SOURCES[c["goal_source"]],
+                "limiter": bool(c["limiter"]),
+                "mapped_ready": c["mapped_ready"],
+                "released": c["released"],
             }
             for c in cycles
         ],
     }
+    lim = g.get("limiter") or {}
+    out["limiter"] = {
+        "enabled_cycles": lim.get("enabled_cycles", sum(1 for c in cycles if c["limiter"])),
+        "enabled_ns": lim.get("enabled_ns", 0),
+        "last_enabled_cycle": lim.get("last_enabled_cycle", max((c["n"] for c in cycles if c["limiter"]), default=0)),
+    }
     return out
+
+
+def memory_dict(r) -> dict:
+    """memory.*: the limit, the sampled memory of the run (what a container's limit sees), the
+    runtime's own classes by runtime/metrics name, the container."""
+    m = r.stats.get("memory") or {}
+    cl = m.get("classes") or {}
+    sampled = m.get("sampled") or {}
+    ctr = m.get("container") or {}
+    state = (r.stats.get("gc") or {}).get("state", {})
+    cycles = (r.stats.get("gc") or {}).get("cycles", [])
+    limit = state.get("memory_limit", MAX_MEMORY_LIMIT)
+    scav = (r.stats.get("gc") or {}).get("scavenger") or {}
+    metrics = {k: cl.get(k, 0) for k in MEMORY_METRICS}
+    metrics["/gc/gomemlimit:bytes"] = limit
+    metrics["/gc/heap/goal:bytes"] = state.get("goal", 0) if state.get("goal", 0) < (1 << 64) - 1 else 0
+    metrics["/gc/limiter/last-enabled:gc-cycle"] = max((c["n"] for c in cycles if c["limiter"]), default=0)
+    metrics["/gc/scavenge/assist/cpu:seconds"] = state.get("scav_assist_ns", 0) / 1e9
+    metrics["/gc/scavenge/background/cpu:seconds"] = scav.get("cpu_ns", 0) / 1e9
+    return {
+        "limit_bytes": limit,
+        "peak_bytes": sampled.get("peak_bytes", 0),
+        "final_bytes": sampled.get("final_bytes", 0),
+        "released_bytes": cl.get("heap_released", 0),
+        "mapped_bytes": cl.get("mapped_ready", 0),
+        "heap_inuse_bytes": cl.get("heap_inuse", 0),
+        "heap_free_bytes": cl.get("heap_free", 0),
+        "metadata_bytes": cl.get("/memory/classes/metadata/other:bytes", 0),
+        "scavenged": {
+            "background_bytes": scav.get("released_bg", 0),
+            "eager_bytes": scav.get("released_eager", 0),
+            "sync_bytes": cl.get("scav_sync_bytes", 0),
+            "total_bytes": cl.get("scav_released_bytes", 0),
+            "reused_bytes": cl.get("scav_reused_bytes", 0),
+        },
+        "samples": sampled.get("samples", 0),
+        "container": {
+            "limit_bytes": ctr.get("limit_bytes"),
+            "oom_killed": bool(ctr.get("oom_killed")),
+            "usage_bytes": ctr.get("usage_bytes"),
+            "peak_bytes": ctr.get("peak_bytes") or sampled.get("container_peak_bytes"),
+            "cgroup_version": ctr.get("version"),
+        },
+        "metrics": metrics,
+    }
 
 
 def result_dict(r) -> dict:
@@ -162,6 +227,7 @@ def result_dict(r) -> dict:
             "spans_by_class": {k: v["spans"] for k, v in by_class.items()},
         },
         "gc": gc_dict(r),
+        "memory": memory_dict(r),
         "locks": {
             "mheap": {k: mh[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
             "mcentral": {k: mc[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
@@ -215,6 +281,19 @@ def summary_text(r) -> str:
         f"grown {fmt_bytes(h['grown_bytes'])} of max {fmt_bytes(d['max_heap'])}, "
         f"{h['spans_inuse']} spans ({h['large_spans']} large)",
     ]
+    m = d["memory"]
+    mem = (
+        f"memory: peak {fmt_bytes(m['peak_bytes'])}, final {fmt_bytes(m['final_bytes'])} (sampled: private "
+        f"resident + shared segments); mapped {fmt_bytes(m['mapped_bytes'])}, released "
+        f"{fmt_bytes(m['released_bytes'])}, metadata {fmt_bytes(m['metadata_bytes'])}; "
+        f"limit {fmt_memlimit(m['limit_bytes'])}"
+    )
+    c = m["container"]
+    if c["limit_bytes"]:
+        mem += f"; container {fmt_bytes(c['limit_bytes'])}" + (
+            " (OOM-killed)" if c["oom_killed"] else f", peak {fmt_bytes(c['peak_bytes'] or 0)}"
+        )
+    out.append(mem)
     g = d["gc"]
     if g["cycles"]:
         tt, ts = g["pause_total_ns"], g["pause_stop_ns"]
@@ -225,6 +304,13 @@ def summary_text(r) -> str:
             f"    pause total p50 {fmt_ns(tt['p50'])}  p99 {fmt_ns(tt['p99'])}  max {fmt_ns(tt['max'])};  "
             f"time to stop p50 {fmt_ns(ts['p50'])}  p99 {fmt_ns(ts['p99'])}  max {fmt_ns(ts['max'])}",
         ]
+        lim = g["limiter"]
+        if m["limit_bytes"] < MAX_MEMORY_LIMIT or lim["enabled_cycles"]:
+            nmem = sum(1 for c in g["cycles_detail"] if c["goal_source"] == "memlimit")
+            out.append(
+                f"    memory limit: {nmem} of {len(g['cycles_detail'])} cycles paced by it; GC CPU limiter on in "
+                f"{lim['enabled_cycles']} cycles for {fmt_ns(lim['enabled_ns'])}"
+            )
     elif g["gogc"] is not None:
         out.append(f"gc: no cycle ran (GOGC={'off' if g['gogc'] == -1 else g['gogc']})")
     byc = d["locks"]["mcentral_by_class"]

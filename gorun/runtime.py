@@ -9,6 +9,7 @@ collects results and statistics, and removes every segment on every exit path
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -19,9 +20,10 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from . import _gorun, gc, godebug, heap, shm, types, watchdog
+from . import _gorun, gc, godebug, heap, memsample, shm, types, watchdog
+from . import container as containermod
 from .context import Context
-from .units import parse_size
+from .units import MAX_MEMORY_LIMIT, fmt_bytes, fmt_memlimit, parse_memlimit, parse_size
 
 GorunError = _gorun.GorunError
 OutOfMemory = _gorun.OutOfMemory
@@ -31,6 +33,9 @@ LOCK_KINDS = _C["lock_kinds"]
 DEFAULT_MAX_HEAP = 4 << 30
 MIN_MAX_HEAP = _C["min_heap"]
 MAX_MAX_HEAP = _C["max_heap"]
+SAMPLE_INTERVAL_S = 0.005  # the memory sampler's period (gorun/memsample.py)
+MIN_CONTAINER = 16 << 20  # a container smaller than this cannot hold the interpreters of a run
+CONTAINER_MARGIN = 32 << 20  # room beyond the fixed metadata for the interpreters to start
 
 
 class RunError(GorunError):
@@ -135,13 +140,23 @@ class Runtime:
         mark_threads: int | None = None,
         gc_period: float | None = None,
         stall_timeout: float | str | None = None,
+        memory_limit: int | str | None = None,
+        container: int | str | None = None,
     ):
         maxp = _gorun.constants()["max_procs"]
-        if "GOMEMLIMIT" in os.environ:
-            raise ValueError(
-                f"GOMEMLIMIT is not implemented yet (GOMEMLIMIT={os.environ['GOMEMLIMIT']!r}): "
-                "unset it (use --max-heap to cap the heap)"
-            )
+        if memory_limit is None:  # $GOMEMLIMIT, in Go's syntax; unset or empty: no limit
+            env = os.environ.get("GOMEMLIMIT", "")
+            self.memory_limit = parse_memlimit(env) if env else MAX_MEMORY_LIMIT
+        else:
+            self.memory_limit = parse_memlimit(memory_limit, "memory limit")
+        self.container = None
+        if container is not None:
+            self.container = parse_size(container, "container size")
+            if self.container < MIN_CONTAINER:
+                raise ValueError(f"bad container size {container!r}: need at least {MIN_CONTAINER >> 20}MiB")
+            why = containermod.probe()
+            if why:
+                raise ValueError(f"cannot run in a container: {why}")
         if procs is None:
             env = os.environ.get("GOMAXPROCS", "").strip()
             if env:
@@ -188,6 +203,15 @@ class Runtime:
         self.gc_period = gc_period
         # seconds, or None: no watchdog ('off'); None in the call means $GORUN_STALL_TIMEOUT or 10 s
         self.stall_timeout = watchdog.resolve_stall_timeout(stall_timeout)
+        if self.container is not None:
+            # the launcher reserves the segments' fixed regions from inside the container: past
+            # its limit the kernel would OOM-kill the launcher itself
+            need = _gorun.meta_reserved(self.max_heap, procs, root_slots, nglobals) + CONTAINER_MARGIN
+            if self.container < need:
+                raise ValueError(
+                    f"bad container size {container!r}: the heap's fixed metadata alone needs "
+                    f"{fmt_bytes(need - CONTAINER_MARGIN)} (plus {CONTAINER_MARGIN >> 20} MiB for the processes)"
+                )
 
     # ---- the run ----
 
@@ -207,6 +231,8 @@ class Runtime:
                 "or inside another run is not supported)"
             )
         self.stale_cleaned = shm.clean_stale()
+        if self.container is not None:
+            containermod.clean_stale()  # the cgroups of --container launchers that were killed
         if self.stale_cleaned.removed:
             log.info("%s", self.stale_cleaned.summary())
         sig = _StopSignals()
@@ -226,19 +252,38 @@ class Runtime:
         t0 = time.monotonic_ns()
         result = None
         launcher = os.getpid()
+        self.ctr = None  # the --container cgroup, while the run has one
+        self.sampler = None
+        self.gc_outcome = None
+        self.oom_killed = False
+        self.final_sample = None
         # The stop signals are blocked from before the first segment exists until every child is
         # recorded, and handled from then on: none can leak a segment or a child (a Python handler
         # runs between any two bytecodes, e.g. between a fork and the child's bookkeeping).
-        # Leaving the `with` detaches and unlinks the segments (gorun/heap.py).
+        # Leaving the ExitStack detaches and unlinks the segments (gorun/heap.py), then removes
+        # the container's cgroup (registered first, so it goes last, once nothing is charged).
         try:
             sig.block_and_install()
-            with hp:
+            with contextlib.ExitStack() as stack:
+                if self.container is not None:
+                    try:
+                        self.ctr = containermod.Container(self.container)
+                    except containermod.ContainerUnavailable as e:
+                        raise GorunError(f"cannot run in a container: {e}") from None
+                    stack.callback(self.ctr.remove)
+                # the segments' first pages are charged to the container: the launcher makes
+                # them from inside it (and goes back out before forking)
+                with self.ctr.entered() if self.ctr else contextlib.nullcontext():
+                    stack.enter_context(hp)
                 try:
                     types.register_all()
+                    _gorun.set_gc_percent(self.gogc)
+                    _gorun.set_memory_limit(self.memory_limit)
                     r, w = os.pipe()
                     ospid = os.fork()
                     if ospid == 0:  # the GC process
                         _gorun.child_of(launcher)  # first: PR_SET_PDEATHSIG, and exit if the launcher is gone
+                        self._join_container()
                         os.close(r)
                         self._gc_main(w, sig)  # never returns
                     os.close(w)
@@ -250,6 +295,7 @@ class Runtime:
                         ospid = os.fork()
                         if ospid == 0:  # the worker
                             _gorun.child_of(launcher)
+                            self._join_container()
                             os.close(r)
                             for _, (_, fd) in children.items():
                                 os.close(fd)
@@ -257,6 +303,13 @@ class Runtime:
                         os.close(w)
                         children[ospid] = (i, r)
                         outcomes[i].ospid = ospid
+                    self.sampler = memsample.MemorySampler(
+                        interval=SAMPLE_INTERVAL_S, segment_fds=self._segment_fds(hp, stack), container=self.ctr
+                    )
+                    for ospid in children:
+                        self.sampler.add_pid(ospid)
+                    self.sampler.start()
+                    stack.callback(self.sampler.stop)
                     sig.unblock()  # a signal that arrived meanwhile is handled here
                     self.gc_outcome = None
                     failure = self._watch(children, outcomes)
@@ -296,6 +349,58 @@ class Runtime:
             sig.ignore()
             sig.restore()
 
+    def _join_container(self) -> None:
+        """In a forked child, before it touches any memory: join the run's container, so every
+        page it faults in (its own and the shared segments' it touches first) is charged there."""
+        if self.ctr is None:
+            return
+        try:
+            self.ctr.join()
+        except BaseException:  # noqa: BLE001 - never run outside the limit the user asked for
+            traceback.print_exc()
+            os._exit(1)
+
+    @staticmethod
+    def _segment_fds(hp, stack) -> list[int]:
+        """Read-only fds of the two segments for the sampler (their allocated blocks are the
+        shared memory the run holds), closed when the run ends."""
+        fds = []
+        for name in (hp.meta_name, hp.arena_name):
+            fd = os.open(shm.SHM_DIR + name, os.O_RDONLY | os.O_CLOEXEC)
+            stack.callback(os.close, fd)
+            fds.append(fd)
+        return fds
+
+    def _oom_killed(self, who: str, status: int) -> tuple[str, str] | None:
+        """A child killed by SIGKILL while the container's OOM counter moved: the kernel's OOM
+        killer ended the run. The message carries the memory figures at that moment."""
+        if self.ctr is None or not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL):
+            return None
+        if self.ctr.oom_kills() == 0:
+            return None
+        self.oom_killed = True
+        ms = _gorun.memstats()
+        last = self.sampler.last if self.sampler else {}
+        peak = self.sampler.peak_bytes if self.sampler else 0
+        return "oom_killed", (
+            f"the container's memory limit ({fmt_bytes(self.container)}) OOM-killed {who}: at that moment "
+            f"the container held {fmt_bytes(self.ctr.usage_bytes())} and the run "
+            f"{fmt_bytes(last.get('total_bytes', 0))} (peak {fmt_bytes(peak)}); heap in use "
+            f"{fmt_bytes(ms['heap_inuse'])}, free {fmt_bytes(ms['heap_free'])}, released "
+            f"{fmt_bytes(ms['heap_released'])}, metadata {fmt_bytes(ms['/memory/classes/metadata/other:bytes'])}; "
+            f"memory limit {fmt_memlimit(_gorun.gc_state()['memory_limit'])}"
+        )
+
+    def _sampled(self) -> dict | None:
+        """The sampler's summary, with `final_bytes` the last sample taken while the workers ran
+        (after they exit only the segments and the GC process are left to count)."""
+        if self.sampler is None:
+            return None
+        s = self.sampler.summary()
+        if self.final_sample:
+            s["final_bytes"] = self.final_sample.get("total_bytes", s["final_bytes"])
+        return s
+
     def _child_main(self, wfd: int, body, sig: "_StopSignals", sigurg: bool = False) -> None:
         """Run body() in a forked child (the GC process or a worker) and send the message it
         returns, (kind, value, error text), to the launcher through wfd. Never returns. The
@@ -324,6 +429,9 @@ class Runtime:
                 gogc=self.gogc,
                 mark_threads=self.mark_threads,
                 gctrace=bool(self.debug.get("gctrace")),
+                scavtrace=bool(self.debug.get("scavtrace")),
+                scav_percent=self.debug.get("scavpercent", gc.SCAV_PERCENT),
+                memory_limit=self.memory_limit,
                 checkmark=bool(self.debug.get("gccheckmark")),
                 period=self.gc_period,
                 nglobals=self.nglobals,
@@ -387,8 +495,17 @@ class Runtime:
                     kind, value, err = pickle.loads(bytes(bufs[fd])) if bufs[fd] else ("died", None, "")
                 except Exception:  # noqa: BLE001
                     kind, value, err = "died", None, ""
+                if self.sampler is not None:
+                    self.sampler.remove_pid(ospid)
+                oom = (
+                    self._oom_killed("the GC process" if pidx == GC_ID else f"worker P{pidx}", status)
+                    if kind == "died"
+                    else None
+                )
                 if pidx == GC_ID:
                     self.gc_outcome = (kind, value, err, _describe_status(status))
+                    if oom:
+                        return oom
                     if kind == "error":
                         return "error", f"the GC process (pid {ospid}) failed:\n{err}"
                     if kind != "ok" or workers_left:
@@ -396,6 +513,8 @@ class Runtime:
                     continue
                 workers_left -= 1
                 if workers_left == 0:
+                    if self.sampler is not None:  # "final": the last sample with the workers alive
+                        self.final_sample = dict(self.sampler.last)
                     _gorun.gc_shutdown()
                 o = outcomes[pidx]
                 o.exit_desc = _describe_status(status)
@@ -406,6 +525,9 @@ class Runtime:
                     return "oom", f"P{pidx}: {err}"
                 if kind == "error":
                     return "error", f"workload raised in P{pidx} (pid {ospid}):\n{err}"
+                if oom:
+                    o.status = "oom_killed"
+                    return oom
                 if kind == "died":
                     hint = ""
                     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS:
@@ -461,6 +583,19 @@ class Runtime:
             "state": _gorun.gc_state(),
             "gogc": self.gogc,
             "mark_threads": self.mark_threads,
+            "limiter": gc_out[1].get("limiter") if gc_out and gc_out[0] == "ok" else None,
+            "scavenger": gc_out[1].get("scavenger") if gc_out and gc_out[0] == "ok" else None,
+        }
+        stats["memory"] = {
+            "classes": _gorun.memstats(),
+            "sampled": self._sampled(),
+            "container": {
+                "limit_bytes": self.container,
+                "oom_killed": self.oom_killed,
+                "usage_bytes": self.ctr.usage_bytes() if self.ctr else None,
+                "peak_bytes": self.ctr.peak_bytes() if self.ctr else None,
+                "version": self.ctr.version if self.ctr else None,
+            },
         }
         return RunResult(
             procs=self.procs,

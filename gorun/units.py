@@ -37,6 +37,47 @@ def parse_size(text: str | int, what: str = "size") -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
+MAX_MEMORY_LIMIT = (1 << 63) - 1  # Go's default memory limit (math.MaxInt64): no limit
+_MEMLIMIT_RE = re.compile(r"^([0-9]+)((?:[KMGT]i)?B)?$")
+_MEMLIMIT_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
+def parse_memlimit(text, what: str = "GOMEMLIMIT") -> int:
+    """GOMEMLIMIT in Go's syntax: a byte count with an optional B, KiB, MiB, GiB or TiB suffix
+    (``^[0-9]+(([KMGT]i)?B)?$``, case-sensitive, no spaces), or ``off`` (``MAX_MEMORY_LIMIT``).
+    An int is taken as bytes. ValueError (one line) otherwise, as Go refuses to start."""
+    if isinstance(text, bool):
+        raise ValueError(f"bad {what} {text!r}: expected a byte count such as 900MiB, or off")
+    if isinstance(text, int):
+        if not 0 <= text <= MAX_MEMORY_LIMIT:
+            raise ValueError(f"bad {what} {text!r}: must be 0..{MAX_MEMORY_LIMIT} bytes")
+        return text
+    s = str(text)
+    if s == "off":
+        return MAX_MEMORY_LIMIT
+    m = _MEMLIMIT_RE.match(s)
+    if not m:
+        raise ValueError(
+            f"bad {what} {s!r}: expected a byte count with an optional B, KiB, MiB, GiB or TiB suffix "
+            "(e.g. 900MiB), or off"
+        )
+    v = int(m.group(1)) * _MEMLIMIT_UNITS[m.group(2)]
+    if v > MAX_MEMORY_LIMIT:
+        raise ValueError(f"bad {what} {s!r}: larger than the largest limit ({MAX_MEMORY_LIMIT} bytes)")
+    return v
+
+
+def fmt_memlimit(v: int) -> str:
+    """The limit as a user would write it back: 'off', or bytes in the largest exact unit."""
+    if v >= MAX_MEMORY_LIMIT:
+        return "off"
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        d = _MEMLIMIT_UNITS[unit]
+        if v and v % d == 0:
+            return f"{v // d}{unit}"
+    return f"{v}B"
+
+
 def fmt_bytes(n: float) -> str:
     n = float(n)
     for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):

@@ -242,32 +242,37 @@ typedef struct pauserec {
  * ring of MAX_CYCLES; the launcher reads it. Every field is a uint64_t exported to Python by
  * name (`_gorun.constants()["cycle_fields"]`), so Python never repeats the layout. Times are
  * CLOCK_MONOTONIC ns, sizes bytes, pauses the index of the pause record. */
-#define CYCLEREC_FIELDS(X)                                              \
-    X(n, "cycle number, from 1")                                        \
-    X(start_ns, "the cycle started (before STW 1)")                     \
-    X(stw1_pause, "pause record index of STW 1 (sweep termination)")    \
-    X(stw2_pause, "pause record index of STW 2 (mark termination)")     \
-    X(mark_start_ns, "concurrent mark started")                         \
-    X(mark_end_ns, "mark termination ended")                            \
-    X(heap_start, "heap live when the cycle started")                   \
-    X(heap_end, "heap live at mark termination")                        \
-    X(heap_marked, "bytes marked (Go's heapMarked)")                    \
-    X(goal, "the heap goal this cycle ran against (0: none, GOGC=off)") \
-    X(mark_cpu_ns, "mark threads' CPU")                                 \
-    X(assist_ns, "workers' assist time")                                \
-    X(forced, "1 if g.gc() asked for it")                               \
-    X(objs_marked, "objects marked")                                    \
-    X(scan_work, "bytes scanned")                                       \
-    X(sweep_end_ns, "the background sweep finished")                    \
-    X(bytes_freed, "bytes freed by sweeping, cumulative")               \
-    X(objs_freed, "objects freed by sweeping, cumulative")              \
-    X(gc_cpu_ns, "the GC process's CPU over the cycle")                 \
-    X(trigger, "the trigger that started it (0: none)")                 \
-    X(checked, "objects re-marked by gccheckmark (0: off)")             \
-    X(handshakes, "flush handshakes of mark completion")                \
-    X(globals_bytes, "global slots, bytes (scanned as roots)")          \
-    X(end_ns, "the cycle's record was written")                         \
-    X(mark_proc_cpu_ns, "the GC process's CPU during concurrent mark")
+#define CYCLEREC_FIELDS(X)                                                                   \
+    X(n, "cycle number, from 1")                                                             \
+    X(start_ns, "the cycle started (before STW 1)")                                          \
+    X(stw1_pause, "pause record index of STW 1 (sweep termination)")                         \
+    X(stw2_pause, "pause record index of STW 2 (mark termination)")                          \
+    X(mark_start_ns, "concurrent mark started")                                              \
+    X(mark_end_ns, "mark termination ended")                                                 \
+    X(heap_start, "heap live when the cycle started")                                        \
+    X(heap_end, "heap live at mark termination")                                             \
+    X(heap_marked, "bytes marked (Go's heapMarked)")                                         \
+    X(goal, "the heap goal this cycle ran against (0: none, GOGC=off)")                      \
+    X(mark_cpu_ns, "mark threads' CPU")                                                      \
+    X(assist_ns, "workers' assist time")                                                     \
+    X(forced, "1 if g.gc() asked for it")                                                    \
+    X(objs_marked, "objects marked")                                                         \
+    X(scan_work, "bytes scanned")                                                            \
+    X(sweep_end_ns, "the background sweep finished")                                         \
+    X(bytes_freed, "bytes freed by sweeping, cumulative")                                    \
+    X(objs_freed, "objects freed by sweeping, cumulative")                                   \
+    X(gc_cpu_ns, "the GC process's CPU over the cycle")                                      \
+    X(trigger, "the trigger that started it (0: none)")                                      \
+    X(checked, "objects re-marked by gccheckmark (0: off)")                                  \
+    X(handshakes, "flush handshakes of mark completion")                                     \
+    X(globals_bytes, "global slots, bytes (scanned as roots)")                               \
+    X(end_ns, "the cycle's record was written")                                              \
+    X(mark_proc_cpu_ns, "the GC process's CPU during concurrent mark")                       \
+    X(goal_source, "what set the goal: 0 GOGC, 1 the memory limit")                          \
+    X(limiter, "1 if the GC CPU limiter was on during the cycle")                            \
+    X(mapped_ready, "memory mapped and not released at mark termination (Go's mappedReady)") \
+    X(released, "heap memory released to the OS at mark termination")                        \
+    X(memory_limit, "the memory limit in force (INT64_MAX: none)")
 
 typedef struct cyclerec {
 #define CYCLEREC_MEMBER(name, doc) uint64_t name;
@@ -495,7 +500,7 @@ typedef struct gorun_shared {
  * builds that disagree on the layout never share a heap. */
 _Static_assert(sizeof(mspan_t) == 64, "mspan_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(wbuf_t) == 4088, "wbuf_t changed: bump GORUN_ABI_VERSION");
-_Static_assert(sizeof(cyclerec_t) == 25 * 8, "cyclerec_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(cyclerec_t) == 30 * 8, "cyclerec_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(gotype_t) == 104, "gotype_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(lockwait_t) == 16, "lockwait_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(mcache_t) == 560, "mcache_t changed: bump GORUN_ABI_VERSION");

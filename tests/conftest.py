@@ -237,7 +237,7 @@ def gorun_env() -> dict:
     e["PYTHONPATH"] = str(REPO) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     e.pop("GODEBUG", None)
     e.pop("GOMAXPROCS", None)
-    e.pop("GOMEMLIMIT", None)  # refused until it is implemented
+    e.pop("GOMEMLIMIT", None)
     return e
 
 

@@ -56,7 +56,7 @@ def test_python_takes_the_constants_from_the_c_core():
     assert runtime.LOCK_KINDS == c["lock_kinds"] == ("futex", "pthread", "sem")
     assert (runtime.MIN_MAX_HEAP, runtime.MAX_MAX_HEAP) == (c["min_heap"], c["max_heap"])
     assert report.PAGE_SIZE == c["page_size"] == 8192
-    assert gc.CYCLE_KEYS == c["cycle_fields"] and len(gc.CYCLE_KEYS) == 25
+    assert gc.CYCLE_KEYS == c["cycle_fields"] and len(gc.CYCLE_KEYS) == 30
     assert c["lock_ranks"]["mcentral"] < c["lock_ranks"]["mheap"] < c["lock_ranks"]["workbuf"]
 
 
@@ -65,7 +65,7 @@ def test_cycle_record_is_written_and_read_by_name(heap):
     rec = {k: i * 3 + 1 for i, k in enumerate(names)}
     _gorun.gc_cycle_write(0, rec)
     assert _gorun.gc_cycles() == [rec]
-    with pytest.raises(ValueError, match="25 fields"):
+    with pytest.raises(ValueError, match="30 fields"):
         _gorun.gc_cycle_write(1, {"n": 1})
     bad = dict(rec)
     bad.pop("n")

@@ -502,8 +502,9 @@ def test_json_folder_not_writable_is_refused():
         ({"GOMAXPROCS": "0"}, ["GOMAXPROCS", "'0'"]),
         ({"GOMAXPROCS": "999"}, ["GOMAXPROCS", "'999'"]),
         ({"GOMAXPROCS": "two"}, ["GOMAXPROCS", "'two'"]),
-        ({"GOMEMLIMIT": "1GiB"}, ["GOMEMLIMIT is not implemented yet", "'1GiB'"]),
-        ({"GOMEMLIMIT": "off"}, ["GOMEMLIMIT is not implemented yet"]),
+        ({"GOMEMLIMIT": "1GB"}, ["GOMEMLIMIT", "'1GB'"]),
+        ({"GOMEMLIMIT": "-5"}, ["GOMEMLIMIT", "'-5'"]),
+        ({"GOMEMLIMIT": "1.5GiB"}, ["GOMEMLIMIT", "'1.5GiB'"]),
     ],
     ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict) else None,
 )
@@ -531,7 +532,12 @@ def test_api_refuses_bad_builtin_parameters_before_anything_starts():
     assert rt.run(alloc, budget=1 << 16, tiny=0, large=0).values[0]["bytes"] >= 1 << 16
 
 
-def test_api_refuses_gomemlimit(monkeypatch):
+def test_api_reads_gomemlimit_in_gos_syntax(monkeypatch):
     monkeypatch.setenv("GOMEMLIMIT", "1GiB")
-    with pytest.raises(ValueError, match="GOMEMLIMIT is not implemented yet"):
+    assert gorun.Runtime(procs=1).memory_limit == 1 << 30
+    monkeypatch.setenv("GOMEMLIMIT", "off")
+    assert gorun.Runtime(procs=1).memory_limit == (1 << 63) - 1
+    monkeypatch.setenv("GOMEMLIMIT", "1 GiB")
+    with pytest.raises(ValueError, match="bad GOMEMLIMIT '1 GiB'"):
         gorun.Runtime(procs=1)
+    assert gorun.Runtime(procs=1, memory_limit="64MiB").memory_limit == 64 << 20  # the argument wins

@@ -162,4 +162,4 @@ def all_workloads() -> dict[str, Workload]:
 
 
 def _load() -> None:
-    from . import alloc, binary_trees, gcbench, graph  # noqa: F401
+    from . import alloc, binary_trees, gcbench, graph, spike  # noqa: F401
