@@ -243,8 +243,12 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", choices=["story", "scavenger", "pacer"])
+    p.add_argument("--wait", type=float, default=None, metavar="S", help="wait up to S s for an idle machine first")
     a = p.parse_args(argv)
-    res = {"env": common.environment()}
+    wait = a.wait if a.wait is not None else (3 if a.quick else 30)
+    if wait > 0:
+        common.wait_quiet(timeout=wait)
+    res = {"env": common.environment(), "quick": a.quick}
     for name, fn in (("story", bench_story), ("scavenger", bench_scavenger), ("pacer", bench_pacer)):
         if a.only and a.only != name:
             continue

@@ -21,7 +21,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(BENCH_DIR, "out")
-BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks", "bench_gc"]
+BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks", "bench_gc", "bench_memlimit"]
 
 
 def load(name: str) -> dict | None:
@@ -232,6 +232,51 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                     "pointer store from Python: barrier off / on (Python slots attribute)",
                     f"{st['off_ns']:.0f} / {st['on_ns']:.0f} ns ({st['slots_ns']:.0f} ns)",
                     "",
+                ]
+            )
+    d = results.get("bench_memlimit")
+    if d:
+        st = d.get("story")
+        if st:
+            for c in st["cases"]:
+                where = f", container {c['container']}" if c["container"] else ""
+                peak = c["peak_container_mib"] if c["container"] else c["peak_sampled_mib"]
+                go = st["go"]["off" if c["limit"] == "off" else "900MiB"]
+                rows.append(
+                    [
+                        f"spike {st['sizes']['live'] >> 20}->{st['sizes']['grow'] >> 20} MiB live, 2 P, "
+                        f"GOMEMLIMIT={c['limit']}{where}: ended; peak ({'cgroup' if c['container'] else 'sampled'}) "
+                        "/ mapped MiB; cycles; GC CPU; pause p50/p99 us",
+                        f"{'ok' if c['ok'] else 'OOM-killed' if 'OOM' in c['error'] else c['error'][:40]}; "
+                        f"{peak} / {c['peak_mapped_mib']}; {c['cycles']}; {100 * c['gc_cpu_fraction']:.1f}%; "
+                        f"{c['pause_p50_us']}/{c['pause_p99_us']}",
+                        f"Go: {go['peak_mib']} MiB, {go['cycles']} cycles"
+                        + ("; target peak <= 900 MiB" if c["limit"] != "off" else ""),
+                    ]
+                )
+        sc = d.get("scavenger")
+        if sc:
+            for key, c in sc.items():
+                rows.append(
+                    [
+                        f"scavenger ({key}): live {c['live_from_mib']} -> {c['live_to_mib']} MiB, arena MiB; "
+                        "seconds to within 1.2x of the retained goal",
+                        f"{c['arena_before_mib']} -> {c['arena_end_mib']} (goal {c['retained_goal_mib']}); "
+                        f"{c['seconds_to_1_2x'] if c['seconds_to_1_2x'] is not None else '> 10'} s",
+                        "< 2 s",
+                    ]
+                )
+        pc = d.get("pacer")
+        if pc:
+            rows.append(
+                [
+                    "pacer, steady 16 MiB live, 2 P: heap at end of mark / goal p50, p95 at GOGC 50 / 100 / 200; "
+                    "peak heap / marked",
+                    "; ".join(
+                        f"{g}: {v['heap_over_goal_p50']}, {v['heap_over_goal_p95']} ({v['peak_over_marked']}x)"
+                        for g, v in pc.items()
+                    ),
+                    "p50 0.95-1.05; <= 2.2x at GOGC=100",
                 ]
             )
     env = next((r["env"] for r in results.values() if r), {})

@@ -13,7 +13,7 @@ fires, or its 10 ms tick comes round, then runs a cycle:
 
 Between cycles, every tick: the GC CPU limiter's bucket (pacer.CPULimiter; while it is full the
 workers skip assists), the memory-limit goal (it moves with mapped memory) and the background
-scavenger (~1 % of one CPU towards Go's retained goal; eagerly down to 95 % of the memory limit).
+scavenger (GODEBUG=scavpercent, 10 % of one CPU by default, towards Go's retained goal; harder past 95 % of the memory limit).
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ THROTTLE_NAP_S = 0.0005
 # at 1 % memory would come back 10-40x slower than Go returns it; 10 % gives about Go's rate.
 SCAV_PERCENT = 10.0
 SCAV_MAX_STEP = 64 << 20  # at most this much per step, so a tick stays short
+# Past 95 % of the memory limit the scavenger works harder, at this share of one CPU: unpaced, it
+# fought the allocator (pages released at 95 % are reused at once while the heap goal, 3 % under
+# the limit, lets the heap grow back) and took the GC process's whole core.
+SCAV_EAGER_PERCENT = 50.0
 
 # the cycle record (cyclerec_t in native/runtime.h): its fields, by name, from the C core
 CYCLE_KEYS = _gorun.constants()["cycle_fields"]
@@ -83,17 +87,20 @@ class Scavenger:
     free, not released) at most (1 + 10 %) x goal / last goal x heap in use at the last mark
     termination; under a memory limit, mapped memory at most 95 % of the limit. Toward the first
     it works at `percent` of one CPU (pacer.ScavengerPacer: credit that grows with wall time,
-    spent at the measured cost per byte); past the second it releases at once (eager). Each
+    spent at the measured cost per byte); past the second it works harder (eager, at
+    SCAV_EAGER_PERCENT of one CPU), and an allocation past the limit releases the excess itself. Each
     release is one `_gorun.scavenge(n)`: free runs of at least 64 KiB, highest addresses first,
     punched out of the arena with fallocate(PUNCH_HOLE)."""
 
     def __init__(self, now_ns: int, percent: float = SCAV_PERCENT):
         self.pace = pacer.ScavengerPacer(percent, now_ns)
+        self.eager_pace = pacer.ScavengerPacer(max(percent, SCAV_EAGER_PERCENT), now_ns)
         self.gc_goal = UINT64_MAX  # retained bytes
         self.limit_goal = UINT64_MAX  # mapped-ready bytes
         self.released_bg = 0
         self.released_eager = 0
         self.cpu_ns = 0
+        self.last_cost_ns = 0
 
     def set_goals(self, gc_goal: int, limit_goal: int) -> None:
         self.gc_goal, self.limit_goal = gc_goal, limit_goal
@@ -111,15 +118,21 @@ class Scavenger:
         got = _gorun.scavenge(n)
         dt = time.thread_time_ns() - t0
         self.cpu_ns += dt
+        self.last_cost_ns = dt
         self.pace.note(got, dt)
         return got
 
     def step(self, now_ns: int, ms: dict) -> int:
         """One bounded step; returns bytes released."""
         budget = self.pace.budget(now_ns, self.cpu_ns)
+        eager_budget = self.eager_pace.budget(now_ns, self.cpu_ns)
         over_limit = ms["mapped_ready"] - self.limit_goal if self.limit_goal != UINT64_MAX else 0
         if over_limit > 0:  # eager: the limit is near
-            got = self._release(min(max(over_limit, pacer.SCAVENGE_QUANTUM), SCAV_MAX_STEP))
+            n = min(self.eager_pace.bytes_for(eager_budget, over_limit), SCAV_MAX_STEP)
+            if n <= 0:
+                return 0
+            got = self._release(max(n, pacer.SCAVENGE_QUANTUM))
+            self.eager_pace.note(got, self.last_cost_ns)
             self.released_eager += got
             return got
         n = min(self.pace.bytes_for(budget, self._want(ms)), SCAV_MAX_STEP)

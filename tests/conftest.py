@@ -76,6 +76,25 @@ def standalone_heap(
     )
 
 
+@contextlib.contextmanager
+def shm_test_file(tag: str, size: int = 0):
+    """A sparse /dev/shm file of a test (not named like a gorun segment), as (path, fd); unlinked
+    on every path, also when the code under test closed the fd."""
+    import secrets
+
+    path = f"/dev/shm/gorun-test-{tag}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        if size:
+            os.ftruncate(fd, size)
+        yield path, fd
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def unlink_segment(name: str) -> None:
     """Unlink a segment by name ('/gorun...' or 'gorun...'); nothing if it is already gone."""
     with contextlib.suppress(posix_ipc.ExistentialError):

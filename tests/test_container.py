@@ -17,7 +17,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, fork_child, gorun_env, read_all, wait_child
+from conftest import REPO, fork_child, gorun_env, read_all, wait_child, shm_test_file
 
 from gorun import container
 from gorun.container import Container, ContainerUnavailable
@@ -64,20 +64,9 @@ def procs_of(path: str) -> list[int]:
         return [int(x) for x in f.read().split()]
 
 
-@contextlib.contextmanager
 def shm_file(size: int = 0):
-    """A /dev/shm file of this test (not named like a gorun segment), unlinked on every path."""
-    path = f"/dev/shm/gorun-test-container.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        if size:
-            os.ftruncate(fd, size)
-        yield path, fd
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        with contextlib.suppress(OSError):  # closed by the code under test: still unlinked above
-            os.close(fd)
+    """A /dev/shm file of this test, (path, fd) (conftest.shm_test_file)."""
+    return shm_test_file("container", size)
 
 
 def touch_pages(fd: int, size: int) -> None:
