@@ -184,9 +184,9 @@ class GCProcess:
 
     # ---- pacing ----
 
-    def commit(self, marked: int, in_cycle: bool = False) -> None:
-        """Pace from the last marked heap and the memory figures now; in a cycle only the goal
-        moves (the trigger stays off until mark termination commits the next one)."""
+    def commit(self, marked: int) -> None:
+        """Pace from the last marked heap and the memory figures now (between cycles: during one
+        the trigger stays off and the goal stays, until mark termination commits again)."""
         ms = _gorun.memstats()
         st = _gorun.gc_state()
         p = self.pacer.commit(
@@ -196,7 +196,7 @@ class GCProcess:
             heap_alloc=ms["/memory/classes/heap/objects:bytes"],
             heap_live=st["heap_live"],
         )
-        _gorun.gc_set_pacing(UINT64_MAX if in_cycle else p.trigger, p.goal, p.scan_expected)
+        _gorun.gc_set_pacing(p.trigger, p.goal, p.scan_expected)
         self.pacing = p
 
     def sync_settings(self, st: dict) -> bool:
