@@ -282,16 +282,24 @@ class GCProcess:
     def mark(self, mark_start: int, mark_cpu0: int) -> int:
         """Concurrent mark and mark completion. Background marking (mark threads and this
         thread) is held to Go's background utilization of the P's CPU over the mark phase (25 %,
-        pacer.background_utilization: dedicated plus fractional workers): while the
-        GC process's CPU since the mark began exceeds its share (plus MARK_UTIL_SLACK_NS), the mark
+        pacer.background_utilization: dedicated plus fractional workers), plus the whole CPU of
+        every P that is not running (Go's idle workers): while the GC process's CPU since the
+        mark began exceeds that budget (plus MARK_UTIL_SLACK_NS), the mark
         threads pause on `mark_throttle` and this thread only serves blocked P's and drains the
         barrier logs; assists (never throttled) make up any shortfall. Returns handshakes."""
         handshakes = 0
         throttled = False
         share = pacer.background_utilization(self.nprocs) * self.nprocs
+        allowed = float(MARK_UTIL_SLACK_NS)
+        last = mark_start
         while True:
+            # the budget grows by the background share of the P's, plus every P that is not
+            # running (Go's idle mark workers: a blocked, waiting or finished P's CPU is free)
+            now = time.monotonic_ns()
+            allowed += (share + self.nprocs - _gorun.gc_running_ps()) * (now - last)
+            last = now
             used = self.cpu_ns() - mark_cpu0
-            over = used > share * (time.monotonic_ns() - mark_start) + MARK_UTIL_SLACK_NS
+            over = used > allowed
             if over != throttled:
                 throttled = over
                 _gorun.gc_set_mark_throttle(over)

@@ -143,6 +143,12 @@ static PyObject *py_gc_set_mark_throttle(PyObject *m, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyObject *py_gc_running_ps(PyObject *m, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    return PyLong_FromUnsignedLong(p_count_running());
+}
+
 /* Go's runtime/metrics names for the memory classes, and plain keys for the rest. */
 static PyObject *py_memstats(PyObject *m, PyObject *unused)
 {
@@ -462,6 +468,7 @@ PyMethodDef gc_methods[] = {
      "set_memory_limit(bytes): the memory limit (bytes < 0: unchanged); returns the previous one"},
     {"set_gc_percent", py_set_gc_percent, METH_O, "set_gc_percent(pct): GOGC (< 0: off, -1); returns the previous"},
     {"gc_set_limiter", py_gc_set_limiter, METH_O, "GC process: the GC CPU limiter is on (True) or off"},
+    {"gc_running_ps", py_gc_running_ps, METH_NOARGS, "P's running now (the others leave their CPU to the GC)"},
     {"gc_set_mark_throttle", py_gc_set_mark_throttle, METH_O,
      "GC process: pause (True) or resume the mark threads (background utilization)"},
     {"memstats", py_memstats, METH_NOARGS, "the memory classes (Go's runtime/metrics names) and scavenger counters"},

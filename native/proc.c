@@ -405,3 +405,13 @@ int gc_wait_requests(uint32_t mask, int *dead)
         futex_wait_until(&gc->stopnote, note, STW_RESEND_NS);
     }
 }
+
+/* Go's idle mark workers run on P's with nothing to do; here a P that is not RUNNING (blocked in
+ * g.blocking() or g.gc(), not started, done) leaves its share of the CPU to the GC process. */
+uint32_t p_count_running(void)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < G->nprocs; i++)
+        n += atomic_load_explicit(&G->allp[i].status, memory_order_relaxed) == P_RUNNING;
+    return n;
+}

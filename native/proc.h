@@ -31,6 +31,7 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead); /* [GC] 0, or -1 with a 
 void stw_start(void);                                   /* [GC] */
 int gc_serve_blocked(void);                     /* [GC] serve requests of P's that cannot; returns requests served */
 int gc_wait_requests(uint32_t mask, int *dead); /* [GC] until no P has `mask` pending; -1 if a worker died */
+uint32_t p_count_running(void); /* [any] P's RUNNING now (a racy snapshot): the rest are idle to the GC */
 
 /* ---- asynchronous preemption (preempt.c) ---- */
 int preempt_init(void); /* [W] SIGURG -> pending call -> safepoint; 0, or -1 with errno */
