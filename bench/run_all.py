@@ -270,13 +270,14 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
         if pc:
             rows.append(
                 [
-                    "pacer, steady 16 MiB live, 2 P: heap at end of mark / goal p50, p95 at GOGC 50 / 100 / 200; "
-                    "peak heap / marked",
+                    "pacer, steady 16 MiB live, 2 P, GOGC 50 / 100 / 200: heap at end of mark / goal p50, p95; "
+                    "heap / live p50 / p95 / max",
                     "; ".join(
-                        f"{g}: {v['heap_over_goal_p50']}, {v['heap_over_goal_p95']} ({v['peak_over_marked']}x)"
+                        f"{g}: {v['heap_over_goal_p50']}, {v['heap_over_goal_p95']} ({v['heap_over_live_p50']} / "
+                        f"{v['heap_over_live_p95']} / {v['heap_over_live_max']}x)"
                         for g, v in pc.items()
                     ),
-                    "p50 0.95-1.05; <= 2.2x at GOGC=100",
+                    "p50 0.95-1.05; <= 2.2x live at GOGC=100",
                 ]
             )
     env = next((r["env"] for r in results.values() if r), {})
