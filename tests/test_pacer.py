@@ -232,54 +232,35 @@ def test_end_cycle_measures_cons_mark_and_keeps_the_max_of_five():
     over this and the last four measurements."""
     p = Pacer(100, nprocs=4)
     ms = 1_000_000
-    # 8 MiB allocated during a 100 ms mark on 4 P's with 1 CPU of background: u = 0.25
-    cm = p.end_cycle(
-        heap_live=108 * MiB,
-        triggered=100 * MiB,
-        scan_work=64 * MiB,
-        heap_marked=70 * MiB,
-        bg_cpu_ns=100 * ms,
-        assist_cpu_ns=0,
-        mark_wall_ns=100 * ms,
-    )
-    assert cm == pytest.approx(8 * 0.25 / (64 * 0.75))
-    assert p.last_heap_scan == 64 * MiB and p.triggered == UINT64_MAX
-    first = cm
-    # assists raise u: 100 ms of assists -> u = 0.5
-    cm2 = p.end_cycle(
-        heap_live=108 * MiB,
-        triggered=100 * MiB,
-        scan_work=64 * MiB,
-        heap_marked=70 * MiB,
-        bg_cpu_ns=100 * ms,
-        assist_cpu_ns=100 * ms,
-        mark_wall_ns=100 * ms,
-    )
-    assert p.last_cons_mark == pytest.approx(8 * 0.5 / (64 * 0.5)) and cm2 == p.last_cons_mark > first
-    # a lower measurement does not lower the estimate for four more cycles
-    for i in range(5):
-        low = p.end_cycle(
-            heap_live=101 * MiB,
+
+    def end(allocated_mib: int, assist_ms: int = 0) -> float:
+        """A 100 ms mark on 4 P's with 1 CPU of background, 64 MiB scanned, triggered at 100 MiB."""
+        return p.end_cycle(
+            heap_live=(100 + allocated_mib) * MiB,
             triggered=100 * MiB,
             scan_work=64 * MiB,
             heap_marked=70 * MiB,
             bg_cpu_ns=100 * ms,
-            assist_cpu_ns=0,
+            assist_cpu_ns=assist_ms * ms,
             mark_wall_ns=100 * ms,
         )
+
+    # 8 MiB allocated during the mark: u = 0.25
+    cm = end(8)
+    assert cm == pytest.approx(8 * 0.25 / (64 * 0.75))
+    assert p.last_heap_scan == 64 * MiB and p.triggered == UINT64_MAX
+    first = cm
+    # assists raise u: 100 ms of assists -> u = 0.5
+    cm2 = end(8, assist_ms=100)
+    assert p.last_cons_mark == pytest.approx(8 * 0.5 / (64 * 0.5)) and cm2 == p.last_cons_mark > first
+    # a lower measurement does not lower the estimate for four more cycles
+    for i in range(5):
+        low = end(1)
         if i < 3:
             assert low == pytest.approx(cm2)
     assert low == pytest.approx(1 * 0.25 / (64 * 0.75))
     # no allocation during mark: nothing measured
-    assert p.end_cycle(
-        heap_live=100 * MiB,
-        triggered=100 * MiB,
-        scan_work=64 * MiB,
-        heap_marked=70 * MiB,
-        bg_cpu_ns=100 * ms,
-        assist_cpu_ns=0,
-        mark_wall_ns=100 * ms,
-    ) == pytest.approx(low)
+    assert end(0) == pytest.approx(low)
 
 
 def test_background_workers_match_the_table_of_4_5():
