@@ -73,11 +73,28 @@ def _mb(n: int) -> int:
     return n >> 20
 
 
+def _itoa_div(val: int, dec: int) -> str:
+    """val with a decimal point `dec` digits from the right, zero-padded (Go's itoaDiv)."""
+    text = str(val)
+    if dec <= 0:
+        return text
+    text = text.rjust(dec + 1, "0")
+    return text[:-dec] + "." + text[-dec:]
+
+
 def _ms(ns: int) -> str:
-    ms = ns / 1e6
-    if ms >= 10:
-        return f"{ms:.0f}"
-    return f"{ms:.2g}" if ms >= 0.01 else f"{ms:.3f}".rstrip("0").rstrip(".") or "0"
+    """A duration in ms as Go's gctrace prints it (fmtNSAsMS): whole milliseconds from 10 ms
+    up; below, two significant digits of the microseconds (truncated) with at most three
+    decimals: 20 us -> 0.020, 150 us -> 0.15, 2 ms -> 2.0, under 1 us -> 0."""
+    if ns >= 10_000_000:
+        return str(ns // 1_000_000)
+    x, dec = ns // 1000, 3
+    if x == 0:
+        return "0"
+    while x >= 100:
+        x //= 10
+        dec -= 1
+    return _itoa_div(x, dec)
 
 
 class Scavenger:
@@ -413,12 +430,12 @@ class GCProcess:
         p = self.nprocs
         a, c = stw1["total_ns"], stw2["total_ns"]
         b = max(stw2["start_ns"] - (stw1["start_ns"] + a), 0)
-        at = (rec["start_ns"] - self.init_ns) / 1e9
+        at = _itoa_div(max(rec["start_ns"] - self.init_ns, 0) // 1_000_000, 3)  # Go: ms, truncated
         wall = max(time.monotonic_ns() - self.init_ns, 1)
         gc_cpu = self.cpu_ns() + _gorun.gc_state()["assist_cpu_total_ns"] + self.pause_ns_total * p
         pct = int(100 * gc_cpu / (p * wall))
         line = (
-            f"gc {rec['n']} @{at:.3f}s {pct}%: {_ms(a)}+{_ms(b)}+{_ms(c)} ms clock, "
+            f"gc {rec['n']} @{at}s {pct}%: {_ms(a)}+{_ms(b)}+{_ms(c)} ms clock, "
             f"{_ms(a * p)}+{_ms(rec['assist_ns'])}/{_ms(rec['mark_cpu_ns'])}/0+{_ms(c * p)} ms cpu, "
             f"{_mb(rec['heap_start'])}->{_mb(rec['heap_end'])}->{_mb(rec['heap_marked'])} MB, "
             f"{_mb(rec['goal'])} MB goal, 0 MB stacks, {_mb(rec['globals_bytes'])} MB globals, {p} P"

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # go-runtime.md 10.1: gc N @T s U%: A+B+C ms clock, D+E/F/G+H ms cpu, X->Y->Z MB, W MB goal,
@@ -99,3 +101,27 @@ def test_gogc_off_from_environment_and_bad_flag():
     assert "GOGC" in r.stderr and "fast" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = gorun_cli("run", "alloc", env={"GODEBUG": "gctrace=x"})
     assert r.returncode == 2 and "gctrace=x" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "ns,text",
+    [
+        (0, "0"),
+        (999, "0"),
+        (5_000, "0.005"),
+        (20_000, "0.020"),
+        (150_000, "0.15"),
+        (999_999, "0.99"),
+        (1_234_567, "1.2"),
+        (2_000_000, "2.0"),
+        (9_990_000, "9.9"),
+        (10_000_000, "10"),
+        (123_456_789, "123"),
+    ],
+)
+def test_gctrace_times_print_as_gos_fmtnsasms(ns, text):
+    # Go: whole ms from 10 ms up; else two significant digits of the truncated microseconds,
+    # at most three decimals (20 us -> 0.020, 2 ms -> 2.0)
+    from gorun.gc import _ms
+
+    assert _ms(ns) == text
