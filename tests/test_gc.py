@@ -256,7 +256,8 @@ def test_completeness_steady_live_set():
     """GOGC=100, a steady live set of ~6 MiB, 100+ cycles.
 
     GOGC's bound is against the live heap the previous cycle marked (Go's heapMarked): heap at
-    mark termination <= 2.5x that. The marked heap itself is the live set plus floating
+    mark termination <= 2.5x that, unless the cycle's scan work overran the last one's (Go's goal
+    extension then allows up to 1.1x the hard goal, 2x the goal at GOGC=100). The marked heap itself is the live set plus floating
     garbage, which is at most what the mutators allocated during one mark phase (allocate
     black); it must stay bounded too. Garbage made during a cycle is gone after the next."""
 
@@ -284,7 +285,10 @@ def test_completeness_steady_live_set():
     heap_cycles = [(prev, c) for prev, c in zip(cycles, cycles[1:]) if not c["forced"] and prev["n"] >= 3]
     assert len(heap_cycles) >= 90
     for prev, c in heap_cycles:
-        assert c["heap_end"] <= 2.5 * prev["heap_marked"], (c, prev)
+        if c["scan_bytes"] <= max(prev["scan_bytes"], 1 << 20) + 8192:
+            assert c["heap_end"] <= 2.5 * prev["heap_marked"], (c, prev)
+        else:  # scan work overran the last cycle's: Go's goal extension, at most 1.1 x the hard goal
+            assert c["heap_end"] <= 1.1 * 2 * c["goal"], (c, prev)
         assert c["heap_marked"] <= 2 * live_bytes, c  # floating garbage: < one cycle's allocation
     # Go's goal extension: a cycle whose scan work overruns the last one's (floating garbage) lets
     # assists pace against a goal extrapolated to the heap live at the trigger, up to 2x the goal
