@@ -23,7 +23,7 @@ import sys
 import time
 
 from . import _gorun, pacer
-from .pacer import UINT64_MAX, Pacer
+from .pacer import GOAL_SOURCES, UINT64_MAX, Pacer
 from .units import MAX_MEMORY_LIMIT, fmt_memlimit
 
 MARK_STEP_BUDGET = 256 << 10  # scan bytes per main-thread step (~100 us at 2-3 GB/s)
@@ -46,7 +46,6 @@ SCAV_EAGER_PERCENT = 50.0
 
 # the cycle record (cyclerec_t in native/runtime.h): its fields, by name, from the C core
 CYCLE_KEYS = _gorun.constants()["cycle_fields"]
-GOAL_SOURCES = ("gogc", "memlimit")  # cyclerec_t.goal_source
 
 
 def parse_gogc(value) -> int:
@@ -117,7 +116,6 @@ class Scavenger:
         self.released_bg = 0
         self.released_eager = 0
         self.cpu_ns = 0
-        self.last_cost_ns = 0
 
     def set_goals(self, gc_goal: int, limit_goal: int) -> None:
         self.gc_goal, self.limit_goal = gc_goal, limit_goal
@@ -130,13 +128,12 @@ class Scavenger:
             ms["heap_inuse"] + ms["heap_free"], ms["mapped_ready"], self.gc_goal, self.limit_goal
         )
 
-    def _release(self, n: int) -> int:
+    def _release(self, n: int, pace: pacer.ScavengerPacer) -> int:
         t0 = time.thread_time_ns()
         got = _gorun.scavenge(n)
         dt = time.thread_time_ns() - t0
         self.cpu_ns += dt
-        self.last_cost_ns = dt
-        self.pace.note(got, dt)
+        pace.note(got, dt)
         return got
 
     def step(self, now_ns: int, ms: dict) -> int:
@@ -148,14 +145,13 @@ class Scavenger:
             n = min(self.eager_pace.bytes_for(eager_budget, over_limit), SCAV_MAX_STEP)
             if n <= 0:
                 return 0
-            got = self._release(max(n, pacer.SCAVENGE_QUANTUM))
-            self.eager_pace.note(got, self.last_cost_ns)
+            got = self._release(max(n, pacer.SCAVENGE_QUANTUM), self.eager_pace)
             self.released_eager += got
             return got
         n = min(self.pace.bytes_for(budget, self._want(ms)), SCAV_MAX_STEP)
         if n <= 0:
             return 0
-        got = self._release(max(n, pacer.SCAVENGE_QUANTUM))
+        got = self._release(max(n, pacer.SCAVENGE_QUANTUM), self.pace)
         self.released_bg += got
         return got
 
@@ -201,17 +197,16 @@ class GCProcess:
 
     # ---- pacing ----
 
-    def commit(self, marked: int) -> None:
-        """Pace from the last marked heap and the memory figures now (between cycles: during one
-        the trigger stays off and the goal stays, until mark termination commits again)."""
-        ms = _gorun.memstats()
-        st = _gorun.gc_state()
+    def commit(self, marked: int, heap_live: int, ms: dict) -> None:
+        """Pace from the last marked heap and the memory figures `ms` (`_gorun.memstats()`, read
+        by the caller), between cycles: during one the trigger stays off and the goal stays, until
+        mark termination commits again."""
         p = self.pacer.commit(
             heap_marked=marked,
             mapped_ready=ms["mapped_ready"],
             heap_free=ms["heap_free"],
             heap_alloc=ms["/memory/classes/heap/objects:bytes"],
-            heap_live=st["heap_live"],
+            heap_live=heap_live,
         )
         _gorun.gc_set_pacing(p.trigger, p.goal, p.scan_expected)
         self.pacing = p
@@ -251,7 +246,7 @@ class GCProcess:
         self.pacer.heap_cap = _gorun.stats()["arena_size"]
         st = _gorun.gc_state()
         self.sync_settings(st)
-        self.commit(0)
+        self.commit(0, st["heap_live"], _gorun.memstats())
         seen = st["gc_wake"]
         try:
             while True:
@@ -259,12 +254,13 @@ class GCProcess:
                 if st["shutdown"]:  # every worker finished: no cycle can serve anyone now (with
                     break  # GOGC=0 or a tiny --gc-period one is always due)
                 now = time.monotonic_ns()
+                ms = _gorun.memstats()  # one snapshot per wake-up (it takes the mheap lock)
                 changed = self.sync_settings(st)
                 if changed or now - self.last_tick_ns >= TICK_S * 1e9:
                     self.last_tick_ns = now
                     self.tick_limiter(st)
                     if changed or self.pacer.memory_limit < MAX_MEMORY_LIMIT:
-                        self.commit(self.pacer.last_heap_marked)
+                        self.commit(self.pacer.last_heap_marked, st["heap_live"], ms)
                 forced = st["forced_req"] > self.forced_served
                 trig = self.pacing.trigger
                 heap_due = trig != UINT64_MAX and st["heap_live"] >= trig
@@ -272,7 +268,6 @@ class GCProcess:
                 if forced or heap_due or timer_due:
                     self.run_cycle(st, forced)  # Go marks only runtime.GC cycles "(forced)"
                     continue
-                ms = _gorun.memstats()
                 if self.scav.pending(ms) and self.scav.step(time.monotonic_ns(), ms):
                     continue  # released something: look again (a worker may be waiting)
                 timeout = TICK_S if self.needs_tick(ms) else IDLE_WAIT_S
@@ -365,8 +360,8 @@ class GCProcess:
             mark_wall_ns=mark_wall,
         )
         self.sync_settings(st2)
-        self.commit(marked)
         ms = _gorun.memstats()
+        self.commit(marked, st2["heap_live"], ms)
         gc_goal, limit_goal = pacer.scavenge_goals(
             self.pacing.goal, self.pacer.last_heap_goal, ms["heap_inuse"], self.pacer.memory_limit
         )

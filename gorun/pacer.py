@@ -22,6 +22,7 @@ from typing import Callable
 UINT64_MAX = (1 << 64) - 1
 MAX_MEMORY_LIMIT = (1 << 63) - 1  # Go's default GOMEMLIMIT (math.MaxInt64): no limit
 
+GOAL_SOURCES = ("gogc", "memlimit")  # Pacing.goal_source; cyclerec_t.goal_source is the index
 HEAP_MINIMUM = 4 << 20  # §7.1: the goal's floor is HEAP_MINIMUM * GOGC/100
 GOAL_UTILIZATION = 0.25  # §7.2 gcGoalUtilization (= gcBackgroundUtilization, §4.5)
 TRIGGER_LOWER = (45, 64)  # §7.2: the trigger is at least 45/64 (~0.70) of the way from marked to goal

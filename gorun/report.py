@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from . import _gorun
+from .pacer import GOAL_SOURCES, UINT64_MAX
 from .sizeclasses import CLASS_TO_SIZE
 from .units import MAX_MEMORY_LIMIT, fmt_bytes, fmt_memlimit, fmt_ns
 
 PAGE_SIZE = _gorun.constants()["page_size"]
-GOAL_SOURCES = ("gogc", "memlimit")  # cyclerec_t.goal_source
 # runtime/metrics names reported under memory.metrics (docs/design.md "Output")
 MEMORY_METRICS = (
     "/memory/classes/heap/objects:bytes",
@@ -126,21 +126,20 @@ def gc_dict(r) -> dict:
     return out
 
 
-def memory_dict(r) -> dict:
+def memory_dict(r, gc: dict) -> dict:
     """memory.*: the limit, the sampled memory of the run (what a container's limit sees), the
-    runtime's own classes by runtime/metrics name, the container."""
+    runtime's own classes by runtime/metrics name, the container. `gc` is gc_dict(r)."""
     m = r.stats.get("memory") or {}
     cl = m.get("classes") or {}
     sampled = m.get("sampled") or {}
     ctr = m.get("container") or {}
     state = (r.stats.get("gc") or {}).get("state", {})
-    cycles = (r.stats.get("gc") or {}).get("cycles", [])
     limit = state.get("memory_limit", MAX_MEMORY_LIMIT)
     scav = (r.stats.get("gc") or {}).get("scavenger") or {}
     metrics = {k: cl.get(k, 0) for k in MEMORY_METRICS}
     metrics["/gc/gomemlimit:bytes"] = limit
-    metrics["/gc/heap/goal:bytes"] = state.get("goal", 0) if state.get("goal", 0) < (1 << 64) - 1 else 0
-    metrics["/gc/limiter/last-enabled:gc-cycle"] = max((c["n"] for c in cycles if c["limiter"]), default=0)
+    metrics["/gc/heap/goal:bytes"] = state.get("goal", 0) if state.get("goal", 0) < UINT64_MAX else 0
+    metrics["/gc/limiter/last-enabled:gc-cycle"] = gc["limiter"]["last_enabled_cycle"]
     metrics["/gc/scavenge/assist/cpu:seconds"] = state.get("scav_assist_ns", 0) / 1e9
     metrics["/gc/scavenge/background/cpu:seconds"] = scav.get("cpu_ns", 0) / 1e9
     return {
@@ -204,6 +203,7 @@ def result_dict(r) -> dict:
             }
     mc = lock_summary(st["locks"]["mcentral"])
     mh = lock_summary([st["locks"]["mheap"]])
+    gcd = gc_dict(r)
     return {
         "workload": r.workload,
         "params": r.params,
@@ -226,8 +226,8 @@ def result_dict(r) -> dict:
             "large_spans": heap["large_spans"],
             "spans_by_class": {k: v["spans"] for k, v in by_class.items()},
         },
-        "gc": gc_dict(r),
-        "memory": memory_dict(r),
+        "gc": gcd,
+        "memory": memory_dict(r, gcd),
         "locks": {
             "mheap": {k: mh[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
             "mcentral": {k: mc[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},

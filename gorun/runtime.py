@@ -34,7 +34,6 @@ DEFAULT_MAX_HEAP = 4 << 30
 MIN_MAX_HEAP = _C["min_heap"]
 MAX_MAX_HEAP = _C["max_heap"]
 SAMPLE_INTERVAL_S = 0.005  # the memory sampler's period (gorun/memsample.py)
-MIN_CONTAINER = 16 << 20  # a container smaller than this cannot hold the interpreters of a run
 CONTAINER_MARGIN = 32 << 20  # room beyond the fixed metadata for the interpreters to start
 
 
@@ -149,14 +148,6 @@ class Runtime:
             self.memory_limit = parse_memlimit(env) if env else MAX_MEMORY_LIMIT
         else:
             self.memory_limit = parse_memlimit(memory_limit, "memory limit")
-        self.container = None
-        if container is not None:
-            self.container = parse_size(container, "container size")
-            if self.container < MIN_CONTAINER:
-                raise ValueError(f"bad container size {container!r}: need at least {MIN_CONTAINER >> 20}MiB")
-            why = containermod.probe()
-            if why:
-                raise ValueError(f"cannot run in a container: {why}")
         if procs is None:
             env = os.environ.get("GOMAXPROCS", "").strip()
             if env:
@@ -203,7 +194,9 @@ class Runtime:
         self.gc_period = gc_period
         # seconds, or None: no watchdog ('off'); None in the call means $GORUN_STALL_TIMEOUT or 10 s
         self.stall_timeout = watchdog.resolve_stall_timeout(stall_timeout)
-        if self.container is not None:
+        self.container = None
+        if container is not None:
+            self.container = parse_size(container, "container size")
             # the launcher reserves the segments' fixed regions from inside the container: past
             # its limit the kernel would OOM-kill the launcher itself
             need = _gorun.meta_reserved(self.max_heap, procs, root_slots, nglobals) + CONTAINER_MARGIN
@@ -212,6 +205,9 @@ class Runtime:
                     f"bad container size {container!r}: the heap's fixed metadata alone needs "
                     f"{fmt_bytes(need - CONTAINER_MARGIN)} (plus {CONTAINER_MARGIN >> 20} MiB for the processes)"
                 )
+            why = containermod.probe()
+            if why:
+                raise ValueError(f"cannot run in a container: {why}")
 
     # ---- the run ----
 
@@ -303,15 +299,12 @@ class Runtime:
                         os.close(w)
                         children[ospid] = (i, r)
                         outcomes[i].ospid = ospid
-                    self.sampler = memsample.MemorySampler(
-                        interval=SAMPLE_INTERVAL_S, segment_fds=self._segment_fds(hp, stack), container=self.ctr
-                    )
+                    self.sampler = self._new_sampler(hp, self.ctr)
                     for ospid in children:
                         self.sampler.add_pid(ospid)
                     self.sampler.start()
                     stack.callback(self.sampler.stop)
                     sig.unblock()  # a signal that arrived meanwhile is handled here
-                    self.gc_outcome = None
                     failure = self._watch(children, outcomes)
                     if failure:
                         self._kill_all(children, outcomes)  # stop the others before the statistics are read
@@ -361,15 +354,15 @@ class Runtime:
             os._exit(1)
 
     @staticmethod
-    def _segment_fds(hp, stack) -> list[int]:
-        """Read-only fds of the two segments for the sampler (their allocated blocks are the
-        shared memory the run holds), closed when the run ends."""
-        fds = []
-        for name in (hp.meta_name, hp.arena_name):
-            fd = os.open(shm.SHM_DIR + name, os.O_RDONLY | os.O_CLOEXEC)
-            stack.callback(os.close, fd)
-            fds.append(fd)
-        return fds
+    def _new_sampler(hp, ctr) -> memsample.MemorySampler:
+        """The memory sampler over the two segments (their allocated blocks are the shared memory
+        the run holds): it keeps duplicates of the read-only fds opened here."""
+        fds = [os.open(shm.SHM_DIR + name, os.O_RDONLY | os.O_CLOEXEC) for name in (hp.meta_name, hp.arena_name)]
+        try:
+            return memsample.MemorySampler(interval=SAMPLE_INTERVAL_S, segment_fds=fds, container=ctr)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def _oom_killed(self, who: str, status: int) -> tuple[str, str] | None:
         """A child killed by SIGKILL while the container's OOM counter moved: the kernel's OOM
