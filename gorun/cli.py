@@ -1,4 +1,4 @@
-"""The gorun command line: ``gorun run WORKLOAD ...``, ``gorun workloads``, ``gorun clean``.
+"""The gorun command line: ``gorun run WORKLOAD ...``, ``gorun plot RESULT.json``, ``gorun workloads``, ``gorun clean``.
 
 Exit codes: 0 success; 1 the run failed (out of memory, a worker died, the workload raised, the
 run stalled: see --stall-timeout, a runtime error such as a full /dev/shm), or `gorun clean`
@@ -27,6 +27,7 @@ EXAMPLES = """examples:
   GOMEMLIMIT=900MiB gorun run spike --container 1GiB --procs 2 -p live=400MiB -p grow=600MiB -p churn=2GiB
                                            the container story: the limit keeps the run alive
   gorun run alloc --stall-timeout 2        end a run stuck for 2 s, naming the stuck process
+  gorun plot out.json -o plots             heap, pauses, MMU, lock waits and GC CPU as PNGs
   gorun workloads                          list workloads and their parameters
   gorun clean                              remove segments of dead runs from /dev/shm
 """
@@ -85,6 +86,22 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="end the run if a stop-the-world, a GC cycle or a wait makes no progress for S "
         "seconds, naming the stuck process; 'off' disables (default: $GORUN_STALL_TIMEOUT or 10)",
+    )
+    r.add_argument("--plot", metavar="DIR", default=None, help="after the run, write the PNGs of `gorun plot` into DIR")
+    pl = sub.add_parser(
+        "plot",
+        help="plot a --json result as PNG files",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pl.error = p.error
+    pl.add_argument("result", metavar="RESULT.json", help="a `gorun run --json` or `gorun compare --json` document")
+    pl.add_argument(
+        "-o",
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="folder for the PNGs (default: the JSON's folder; made if missing)",
     )
     sub.add_parser("workloads", help="list the built-in workloads")
     c = sub.add_parser("clean", help="remove shared-memory segments left by dead runs")
@@ -238,7 +255,41 @@ def _main(argv: list[str] | None) -> int:
             for k, v in w.params.items():
                 _print(f"    -p {k}={v}  ({w.limits[k].describe()})")
         return 0
+    if args.cmd == "plot":
+        return _plot(args)
     return _run(args)
+
+
+def _write_plots(result: dict, go_metrics: dict | None, out_dir: str, out) -> None:
+    """Write the PNGs (gorun/plot.py), print their paths on `out` and a note per missing part on stderr."""
+    from . import plot
+
+    paths, notes = plot.write_plots(result, go_metrics, out_dir)
+    for n in notes:
+        _print(f"gorun: note: {n}", file=sys.stderr)
+    for path in paths:
+        _print(path, file=out)
+
+
+def _plot(args) -> int:
+    from . import plot
+
+    out_dir = args.out if args.out is not None else (os.path.dirname(args.result) or ".")
+    try:
+        result, go_metrics = plot.load_document(args.result)
+        plot.check_out_dir(out_dir, "-o" if args.out is not None else "output folder (the JSON's folder)")
+        try:
+            _write_plots(result, go_metrics, out_dir, sys.stdout)
+        except (KeyError, IndexError, TypeError, ValueError) as e:  # a value of the wrong shape deep inside
+            if isinstance(e, plot.PlotInputError):
+                raise
+            raise plot.PlotInputError(
+                f"{args.result!r} is a malformed gorun result ({type(e).__name__}: {e})".replace("\n", " ")
+            ) from None
+    except plot.PlotInputError as e:
+        _print(f"gorun: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _check_json_path(path: str | None) -> None:
@@ -278,6 +329,10 @@ def _run(args) -> int:
         w = get(args.workload)
         params = w.parse_params(args.param)
         _check_json_path(args.json)
+        if args.plot is not None:
+            from .plot import check_out_dir
+
+            check_out_dir(args.plot, "--plot")
         procs = _int_arg("procs", args.procs, 1) if args.procs is not None else None
         seed = _int_arg("seed", args.seed, 0)
         duration = _seconds_arg("duration", args.duration)
@@ -336,13 +391,22 @@ def _run(args) -> int:
             _print("\n".join(w.report(result.values, params)), file=out)
             _print(file=out)
         _print(result.summary(), file=out)
+        doc = result.to_dict() if args.json or args.plot is not None else None
         if args.json:
-            text = json.dumps(result.to_dict(), indent=2, default=str)
+            text = json.dumps(doc, indent=2, default=str)
             if args.json == "-":
                 _print(text)
             else:
                 with open(args.json, "w") as f:
                     f.write(text + "\n")
+        if args.plot is not None:
+            from .plot import PlotInputError
+
+            try:
+                _write_plots(doc, None, args.plot, out)
+            except PlotInputError as e:  # the folder could not be made after all
+                _print(f"gorun: error: {e}", file=sys.stderr)
+                return code or 1
     return code
 
 
