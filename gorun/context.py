@@ -62,6 +62,9 @@ class Context:
                          one; n < 0 only reads it (Go's debug.SetMemoryLimit)
     g.set_gc_percent(n)  GOGC; n < 0 turns percent-based GC off; returns the previous value,
                          -1 for off (Go's debug.SetGCPercent)
+    g.read_mem_stats()   Go's runtime.MemStats now (gorun.metrics.MemStats: HeapAlloc, NextGC,
+                         NumGC, PauseNs, ... with Go's field names; a snapshot read without
+                         stopping the world)
     g.deadline           time.monotonic() at which --duration ends, or None
     """
 
@@ -96,3 +99,31 @@ class Context:
 
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def read_mem_stats(self):
+        """Go's runtime.ReadMemStats: a gorun.metrics.MemStats with Go's field names.
+
+        Unlike Go's, it does not stop the world: the other P's counters are read while they run
+        (each is monotonic, so the snapshot is at most a few allocations behind)."""
+        from . import metrics
+        from .timeline import process_cpu_ns
+
+        state = _gorun.gc_state()
+        now = time.monotonic_ns()
+        init = state["init_ns"]
+        pauses = metrics.pause_dicts(_gorun.gc_pauses(0), init)
+        cycles = [dict(c) for c in _gorun.gc_cycles()]
+        gc_cpu = process_cpu_ns(state["gc_pid"]) if state["gc_pid"] > 0 else None
+        c = metrics.counters(
+            _gorun.stats(),
+            state,
+            _gorun.memstats(),
+            pauses,
+            cycles,
+            gc_process_cpu_ns=gc_cpu or 0,
+            scav_bg_ns=0,
+            limiter_last_cycle=max((c["n"] for c in cycles if c["limiter"]), default=0),
+            wall_ns=now - init,
+            start_unix_ns=time.time_ns() - (now - init),
+        )
+        return metrics.mem_stats(c)

@@ -26,6 +26,8 @@ from . import _gorun, pacer
 from .pacer import GOAL_SOURCES, UINT64_MAX, Pacer
 from .units import MAX_MEMORY_LIMIT, fmt_memlimit
 
+PAGE_SIZE = _gorun.constants()["page_size"]
+
 MARK_STEP_BUDGET = 256 << 10  # scan bytes per main-thread step (~100 us at 2-3 GB/s)
 SWEEP_BATCH = 64
 TICK_S = 0.010  # Go's gcCPULimiterUpdatePeriod; also the memory-limit goal's and the scavenger's period
@@ -79,6 +81,34 @@ def _itoa_div(val: int, dec: int) -> str:
         return text
     text = text.rjust(dec + 1, "0")
     return text[:-dec] + "." + text[-dec:]
+
+
+def go_float(v: float) -> str:
+    """A float64 as Go's runtime print prints it (strconv's 'g' format, shortest digits): the
+    %e form d.ddde±dd when the decimal exponent is < -4 or >= 6, else plain decimals."""
+    if v != v:
+        return "NaN"
+    if v in (float("inf"), float("-inf")):
+        return "+Inf" if v > 0 else "-Inf"
+    sign = "-" if str(v).startswith("-") else ""
+    if v == 0:
+        return sign + "0"
+    m, _, e = repr(abs(v)).partition("e")
+    whole, _, frac = m.partition(".")
+    # the shortest digits (Python's repr is shortest too) and the decimal point position dp
+    digits = (whole + frac).lstrip("0")
+    dp = len(whole.lstrip("0")) if whole.strip("0") else -(len(frac) - len(frac.lstrip("0")))
+    dp += int(e) if e else 0
+    digits = digits.rstrip("0")
+    x = dp - 1
+    if x < -4 or x >= 6:
+        mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{sign}{mant}e{'-' if x < 0 else '+'}{abs(x):02d}"
+    if dp <= 0:
+        return f"{sign}0.{'0' * -dp}{digits}"
+    if dp >= len(digits):
+        return f"{sign}{digits}{'0' * (dp - len(digits))}"
+    return f"{sign}{digits[:dp]}.{digits[dp:]}"
 
 
 def _ms(ns: int) -> str:
@@ -170,6 +200,7 @@ class GCProcess:
         memory_limit: int = MAX_MEMORY_LIMIT,
         scavtrace: bool = False,
         scav_percent: float = SCAV_PERCENT,
+        gcpacertrace: bool = False,
     ):
         self.nprocs = nprocs
         self.pacer = Pacer(gogc, memory_limit, nglobals * 8, nprocs)
@@ -177,6 +208,7 @@ class GCProcess:
         self.mark_threads = mark_threads
         self.gctrace = gctrace
         self.scavtrace = scavtrace
+        self.gcpacertrace = gcpacertrace
         self.checkmark = checkmark
         self.period = period
         self.init_ns = init_ns
@@ -338,6 +370,8 @@ class GCProcess:
         paced = self.pacing
         p1 = _gorun.gc_sweep_termination(n)
         self.pacer.start_cycle(heap_start)
+        if self.gcpacertrace:
+            self.pacer_trace_start(heap_start, paced)
         # no new trigger until this cycle's pacing is committed; goal and expected scan stay
         _gorun.gc_set_pacing(UINT64_MAX, paced.goal, paced.scan_expected)
         mark_start = time.monotonic_ns()
@@ -350,6 +384,7 @@ class GCProcess:
         mark_end = time.monotonic_ns()
         st2 = _gorun.gc_state()
         marked = st2["bytes_marked"]
+        old_cons_mark, prev_scan = self.pacer.cons_mark, self.pacer.last_heap_scan
         self.pacer.end_cycle(
             heap_live=heap_end,
             triggered=heap_start,
@@ -359,6 +394,8 @@ class GCProcess:
             assist_cpu_ns=st2["assist_ns"],
             mark_wall_ns=mark_wall,
         )
+        if self.gcpacertrace:
+            self.pacer_trace_mark(st2, heap_start, heap_end, paced, old_cons_mark, prev_scan)
         self.sync_settings(st2)
         ms = _gorun.memstats()
         self.commit(marked, st2["heap_live"], ms)
@@ -369,8 +406,14 @@ class GCProcess:
         while _gorun.gc_bgsweep(SWEEP_BATCH):
             pass
         sweep_end = time.monotonic_ns()
-        self.forced_served = max(self.forced_served, forced_target)
-        _gorun.gc_finish_cycle(forced_target)
+        if self.gcpacertrace:
+            live = _gorun.gc_state()["heap_live"]
+            print(
+                f"pacer: sweep done at heap size {live >> 20}MB; allocated {max(live - st2['heap_live'], 0) >> 20}MB "
+                f"during sweep; swept {ms['heap_inuse'] // PAGE_SIZE} pages at {go_float(0.0)} pages/byte",
+                file=sys.stderr,
+                flush=True,
+            )
         pauses = _gorun.gc_pauses(p1)
         stw1, stw2 = pauses[0], pauses[p2 - p1]
         self.pause_ns_total += stw1["total_ns"] + stw2["total_ns"]
@@ -411,6 +454,10 @@ class GCProcess:
             "memory_limit": min(self.pacer.memory_limit, MAX_MEMORY_LIMIT),
         }
         _gorun.gc_cycle_write(n - 1, rec)
+        # g.gc() callers return only now, so the cycle's record is there when they look
+        # (g.read_mem_stats()'s NumForcedGC)
+        self.forced_served = max(self.forced_served, forced_target)
+        _gorun.gc_finish_cycle(forced_target)
         self.last_end = time.monotonic()
         if self.gctrace:
             self.trace(rec, stw1, stw2)
@@ -445,6 +492,40 @@ class GCProcess:
                 file=sys.stderr,
                 flush=True,
             )
+
+    def pacer_trace_start(self, heap_start: int, paced) -> None:
+        """Go's first gcpacertrace line, at the start of a cycle (§10.2): the assist ratio the
+        cycle starts with, the scannable heap expected, heap live at the start and the goal, and
+        Go's dedicated + fractional worker split for this P count (gorun's mark threads are held
+        to that utilization)."""
+        goal = paced.goal
+        ratio = self.pacer.assist_ratio(
+            goal, heap_start, 0, paced.scan_expected, heap_start, max(heap_start, paced.scan_expected)
+        )
+        dedicated, fractional = pacer.background_workers(self.nprocs)
+        print(
+            f"pacer: assist ratio={go_float(ratio)} (scan {paced.scan_expected >> 20} MB in "
+            f"{heap_start >> 20}->{(goal if goal != UINT64_MAX else 0) >> 20} MB) "
+            f"workers={dedicated}+{go_float(fractional)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def pacer_trace_mark(
+        self, st2: dict, triggered: int, heap_live: int, paced, old_cons_mark: float, prev_scan: int
+    ) -> None:
+        """Go's second gcpacertrace line, at the end of mark: the GC CPU utilization of the mark
+        phase against 25 %, heap + stack + globals scan work against what was expected, heap live
+        at the trigger and now, the overshoot of the goal, and the cons/mark used so far."""
+        expected = prev_scan + self.pacer.stack_bytes + self.pacer.globals_bytes
+        goal = paced.goal if paced.goal != UINT64_MAX else 0
+        print(
+            f"pacer: {int(self.pacer.last_utilization * 100)}% CPU ({int(pacer.GOAL_UTILIZATION * 100)} exp.) for "
+            f"{st2['scan_work']}+{self.pacer.stack_bytes}+{self.pacer.globals_bytes} B work ({expected} B exp.) "
+            f"in {triggered} B -> {heap_live} B (∆goal {heap_live - goal}, cons/mark {go_float(old_cons_mark)})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def trace_scav(self, ms: dict) -> None:
         """Go's scavtrace=1 line, once per cycle: memory released since the last line by the

@@ -21,6 +21,10 @@ KNOBS = {
         "a reachable unmarked object is a fatal error naming it",
     ),
     "gctrace": (0, "1: one line per GC cycle on stderr, in Go's format"),
+    "gcpacertrace": (
+        0,
+        "1: the pacer's three lines per GC cycle on stderr (start, end of mark, sweep done), in Go's format",
+    ),
     "scavtrace": (0, "1: one line per GC cycle on stderr on the scavenger's work, in Go's format"),
     "scavpercent": (0, "N (1..100): the background scavenger's share of one CPU, in percent (default 10; Go's is 1)"),
 }

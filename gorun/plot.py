@@ -266,12 +266,13 @@ def histogram_cdf(hist: dict) -> tuple[np.ndarray, np.ndarray] | None:
     return np.array(xs), np.array(ys)
 
 
-def _bytes_series(values, n: int) -> np.ndarray | None:
-    """A timeline byte series as floats in MiB; None, absent or 'no value' (>= MaxInt64) -> NaN."""
+def _bytes_series(values, n: int, zero_is_none: bool = False) -> np.ndarray | None:
+    """A byte series as floats in MiB; null or 'no value' (>= MaxInt64, or 0 for a goal or
+    trigger: gcctl holds 0 while there is none) -> NaN, a gap in the line."""
     if not isinstance(values, list) or len(values) != n:
         return None
-    v = np.array([x if isinstance(x, (int, float)) and x < MAX_MEMORY_LIMIT else np.nan for x in values], float)
-    return v / _MIB
+    ok = lambda x: isinstance(x, (int, float)) and x < MAX_MEMORY_LIMIT and not (zero_is_none and x == 0)
+    return np.array([x if ok(x) else np.nan for x in values], float) / _MIB
 
 
 def _timeline(result: dict) -> dict | None:
@@ -358,10 +359,11 @@ def _plot_heap(result: dict, path: str, notes: list[str]) -> None:
             ("trigger", "GC trigger", "tab:olive", "steps-post"),
             ("total_memory", "total memory (mapped, not released)", "tab:gray", "default"),
         ):
-            v = _bytes_series(tl.get(key), len(t))
-            if v is None or np.isnan(v).all():
-                if key != "total_memory" or key in tl:
-                    notes.append(f"heap.png: the timeline has no {key}")
+            v = _bytes_series(tl.get(key), len(t), zero_is_none=key in ("heap_goal", "trigger"))
+            if v is None:
+                notes.append(f"heap.png: the timeline has no {key}")
+                continue
+            if np.isnan(v).all():  # e.g. no goal nor trigger with GOGC=off and no limit
                 continue
             ax.plot(t, v, label=label, color=color, drawstyle=style, lw=1.4)
         lim = tl.get("memory_limit")
@@ -371,7 +373,7 @@ def _plot_heap(result: dict, path: str, notes: list[str]) -> None:
         ax.set_xlim(0, t[-1])
         if not _mark_pauses(ax, result) and result["gc"]["pauses"]:
             notes.append("heap.png: the pauses have no start_ns, not marked")
-        sub = f"sampled every {fmt_ns(tl.get('interval_ns', 0))}" if tl.get("interval_ns") else "sampled"
+        sub = f"sampled every {_dur_label(tl['interval_ns'])}" if isinstance(tl.get("interval_ns"), int) else "sampled"
     else:
         notes.append("heap.png: the document has no timeline (older gorun): heap, goal and trigger per GC cycle")
         cyc = result["gc"].get("cycles_detail") or []
@@ -383,7 +385,7 @@ def _plot_heap(result: dict, path: str, notes: list[str]) -> None:
             ("goal", "heap goal", "tab:green", {"drawstyle": "steps-post"}),
             ("trigger", "GC trigger", "tab:olive", {"drawstyle": "steps-post"}),
         ):
-            v = _bytes_series([c.get(key) for c in cyc], len(cyc))
+            v = _bytes_series([c.get(key) for c in cyc], len(cyc), zero_is_none=key in ("goal", "trigger"))
             if cyc and v is not None and not np.isnan(v).all():
                 ax.plot(x, v, label=label, color=color, lw=1.4, ms=3, **kw)
         if not cyc:

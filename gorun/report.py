@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from . import _gorun
+import functools
+import os
+import platform
+import subprocess
+
+import psutil
+
+from . import __version__, _gorun, metrics
 from .pacer import GOAL_SOURCES, UINT64_MAX
+from .timeline import timeline_dict
 from .sizeclasses import CLASS_TO_SIZE
 from .units import MAX_MEMORY_LIMIT, fmt_bytes, fmt_memlimit, fmt_ns
 
@@ -17,7 +25,10 @@ MEMORY_METRICS = (
     "/memory/classes/metadata/other:bytes",
     "/memory/classes/total:bytes",
 )
-LOCK_FIELDS = ("acquisitions", "contended", "wait_ns_total", "wait_ns_max", "hold_ns_total", "recovered")
+LOCK_FIELDS = ("acquisitions", "contended", "wait_ns_total", "wait_ns_max", "hold_ns_total", "hold_ns_max", "recovered")
+_MAX_FIELDS = ("wait_ns_max", "hold_ns_max")
+# the run JSON's layout version: bumped when a key changes meaning or goes away (docs/design.md "Output")
+SCHEMA_VERSION = 1
 
 
 def _hist_quantile(hist: list[int], q: float) -> float:
@@ -39,7 +50,8 @@ def lock_summary(locks: list[dict]) -> dict:
     hist = [0] * len(locks[0]["wait_hist"]) if locks else []
     for lk in locks:
         for k in LOCK_FIELDS:
-            out[k] = max(out[k], lk[k]) if k == "wait_ns_max" else out[k] + lk[k]
+            v = lk.get(k, 0)
+            out[k] = max(out[k], v) if k in _MAX_FIELDS else out[k] + v
         hist = [a + b for a, b in zip(hist, lk["wait_hist"])]
     out["wait_hist"] = hist
     out["wait_ns_p99"] = _hist_quantile(hist, 0.99)
@@ -56,9 +68,11 @@ def _pct(vals: list, q: float) -> float:
 
 def gc_dict(r) -> dict:
     g = r.stats.get("gc") or {}
-    pauses = g.get("pauses", [])
     cycles = g.get("cycles", [])
     state = g.get("state", {})
+    init = state.get("init_ns", 0)
+    pauses = metrics.pause_dicts(g.get("pauses", []), init)
+    since = lambda t: t - init if t else None  # noqa: E731  (0: the phase did not happen)
     total = [p["total_ns"] for p in pauses]
     stop = [p["stop_ns"] for p in pauses]
     pause_sum = sum(total)
@@ -73,16 +87,7 @@ def gc_dict(r) -> dict:
         "forced": sum(1 for c in cycles if c["forced"]),
         "gogc": g.get("gogc"),
         "mark_threads": g.get("mark_threads"),
-        "pauses": [
-            {
-                "kind": p["kind"],
-                "cycle": p["cycle"],
-                "stop_ns": p["stop_ns"],
-                "total_ns": p["total_ns"],
-                "ack_ns": p["ack_ns"],
-            }
-            for p in pauses
-        ],
+        "pauses": pauses,
         "stw_total_ns": pause_sum,
         "pause_total_ns": {"p50": _pct(total, 0.5), "p99": _pct(total, 0.99), "max": max(total, default=0)},
         "pause_stop_ns": {"p50": _pct(stop, 0.5), "p99": _pct(stop, 0.99), "max": max(stop, default=0)},
@@ -95,6 +100,12 @@ def gc_dict(r) -> dict:
         "cycles_detail": [
             {
                 "n": c["n"],
+                "start_ns": since(c["start_ns"]),
+                "mark_start_ns": since(c["mark_start_ns"]),
+                "mark_end_ns": since(c["mark_end_ns"]),
+                "sweep_end_ns": since(c["sweep_end_ns"]),
+                "end_ns": since(c["end_ns"]),
+                "gc_cpu_ns": c["gc_cpu_ns"],
                 "heap_start": c["heap_start"],
                 "heap_end": c["heap_end"],
                 "heap_marked": c["heap_marked"],
@@ -199,12 +210,25 @@ def result_dict(r) -> dict:
                 "noscan": bool(spc & 1),
                 "elemsize": CLASS_TO_SIZE[spc >> 1],
                 "spans": c["nspans"],
-                **{k: st["locks"]["mcentral"][spc][k] for k in LOCK_FIELDS},
+                **{k: st["locks"]["mcentral"][spc].get(k, 0) for k in LOCK_FIELDS},
             }
-    mc = lock_summary(st["locks"]["mcentral"])
-    mh = lock_summary([st["locks"]["mheap"]])
     gcd = gc_dict(r)
-    return {
+    lock_keys = (*LOCK_FIELDS, "wait_hist", "wait_ns_p99", "wait_ns_mean")
+    locks = {}
+    for name in ("mheap", "mcentral", "workbuf", "typetab"):
+        raw = st["locks"].get(name)
+        if raw is not None:
+            summ = lock_summary(raw if name == "mcentral" else [raw])
+            locks[name] = {k: summ[k] for k in lock_keys}
+    locks["mcentral_by_class"] = by_class
+    g = st.get("gc") or {}
+    state = g.get("state") or {}
+    mem = memory_dict(r, gcd)
+    out = {
+        "schema_version": SCHEMA_VERSION,
+        "gorun": {"version": __version__, "commit": _commit()},
+        "machine": machine(),
+        "start_unix_ns": st.get("start_unix_ns"),
         "workload": r.workload,
         "params": r.params,
         "procs": r.procs,
@@ -227,13 +251,74 @@ def result_dict(r) -> dict:
             "spans_by_class": {k: v["spans"] for k, v in by_class.items()},
         },
         "gc": gcd,
-        "memory": memory_dict(r, gcd),
-        "locks": {
-            "mheap": {k: mh[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
-            "mcentral": {k: mc[k] for k in (*LOCK_FIELDS, "wait_ns_p99", "wait_ns_mean")},
-            "mcentral_by_class": by_class,
-        },
+        "memory": mem,
+        "locks": locks,
+        "timeline": timeline_dict(st.get("timeline"), gcd["pauses"], r.procs, mem["limit_bytes"]),
     }
+    if state:
+        c = metrics.counters(
+            st,
+            state,
+            (st.get("memory") or {}).get("classes") or {},
+            gcd["pauses"],
+            g.get("cycles", []),
+            gc_process_cpu_ns=g.get("process_cpu_ns") or sum(c["gc_cpu_ns"] for c in g.get("cycles", [])),
+            scav_bg_ns=(g.get("scavenger") or {}).get("cpu_ns", 0),
+            limiter_last_cycle=gcd["limiter"]["last_enabled_cycle"],
+            wall_ns=r.wall_ns,
+            start_unix_ns=st.get("start_unix_ns") or 0,
+        )
+        out["metrics"] = metrics.run_metrics(c)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def machine() -> dict:
+    """The machine the run ran on (the JSON's `machine`)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "cores": psutil.cpu_count(logical=False) or os.cpu_count(),
+        "logical_cpus": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "kernel": platform.release(),
+        "os": platform.system(),
+        "python": platform.python_version(),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _commit() -> str | None:
+    """The git commit of the gorun checkout this package runs from (None: not a checkout)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(
+            ["git", "-C", here, "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode:
+        return None
+    dirty = subprocess.run(
+        ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        stdin=subprocess.DEVNULL,
+    )
+    return out.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -321,8 +406,14 @@ def summary_text(r) -> str:
             + ", ".join(f"{v['elemsize'] or 'large'}{'n' if v['noscan'] else ''}:{v['spans']}" for _, v in top)
         )
     lrows = []
-    for name, lk in (("mheap", d["locks"]["mheap"]), ("mcentral (all)", d["locks"]["mcentral"])):
-        lrows.append(_lock_row(name, lk))
+    for name, key in (
+        ("mheap", "mheap"),
+        ("mcentral (all)", "mcentral"),
+        ("workbuf", "workbuf"),
+        ("typetab", "typetab"),
+    ):
+        if key in d["locks"]:
+            lrows.append(_lock_row(name, d["locks"][key]))
     busiest = sorted(byc.items(), key=lambda kv: -kv[1]["acquisitions"])[:4]
     for spc, v in busiest:
         lrows.append(

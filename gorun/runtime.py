@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from . import _gorun, gc, godebug, heap, memsample, shm, types, watchdog
 from . import container as containermod
+from . import progress as progressmod
+from . import timeline as timelinemod
 from .context import Context
 from .units import MAX_MEMORY_LIMIT, fmt_bytes, fmt_memlimit, parse_memlimit, parse_size
 
@@ -141,6 +143,7 @@ class Runtime:
         stall_timeout: float | str | None = None,
         memory_limit: int | str | None = None,
         container: int | str | None = None,
+        progress: bool | None = None,
     ):
         maxp = _gorun.constants()["max_procs"]
         if memory_limit is None:  # $GOMEMLIMIT, in Go's syntax; unset or empty: no limit
@@ -194,6 +197,8 @@ class Runtime:
         self.gc_period = gc_period
         # seconds, or None: no watchdog ('off'); None in the call means $GORUN_STALL_TIMEOUT or 10 s
         self.stall_timeout = watchdog.resolve_stall_timeout(stall_timeout)
+        # the live status line (gorun/progress.py): None = when stderr is a terminal
+        self.progress_wanted = progressmod.wanted() if progress is None else bool(progress)
         self.container = None
         if container is not None:
             self.container = parse_size(container, "container size")
@@ -250,6 +255,8 @@ class Runtime:
         launcher = os.getpid()
         self.ctr = None  # the --container cgroup, while the run has one
         self.sampler = None
+        self.timeline = None
+        self.progress = None
         self.gc_outcome = None
         self.oom_killed = False
         self.final_sample = None
@@ -275,11 +282,16 @@ class Runtime:
                     types.register_all()
                     _gorun.set_gc_percent(self.gogc)
                     _gorun.set_memory_limit(self.memory_limit)
+                    if self.progress_wanted:
+                        self.progress = progressmod.Progress()
+                        stack.callback(self.progress.close)
                     r, w = os.pipe()
                     ospid = os.fork()
                     if ospid == 0:  # the GC process
                         _gorun.child_of(launcher)  # first: PR_SET_PDEATHSIG, and exit if the launcher is gone
                         self._join_container()
+                        if self.progress:
+                            self.progress.child_redirect()
                         os.close(r)
                         self._gc_main(w, sig)  # never returns
                     os.close(w)
@@ -292,6 +304,8 @@ class Runtime:
                         if ospid == 0:  # the worker
                             _gorun.child_of(launcher)
                             self._join_container()
+                            if self.progress:
+                                self.progress.child_redirect()
                             os.close(r)
                             for _, (_, fd) in children.items():
                                 os.close(fd)
@@ -304,6 +318,11 @@ class Runtime:
                         self.sampler.add_pid(ospid)
                     self.sampler.start()
                     stack.callback(self.sampler.stop)
+                    self.timeline = timelinemod.Timeline(self.gc_ospid)
+                    self.timeline.start()
+                    stack.callback(self.timeline.stop)
+                    if self.progress:
+                        self.progress.parent_forked()
                     sig.unblock()  # a signal that arrived meanwhile is handled here
                     failure = self._watch(children, outcomes)
                     if failure:
@@ -333,6 +352,8 @@ class Runtime:
                     # then restored.
                     sig.ignore()
                     self._kill_all(children)
+                    if self.progress:  # the children's last lines, then the status line goes
+                        self.progress.finish()
         except KeyboardInterrupt:  # during the run, or while the heap was being set up
             signum = sig.received or signal.SIGINT
             raise Interrupted(
@@ -423,6 +444,7 @@ class Runtime:
                 mark_threads=self.mark_threads,
                 gctrace=bool(self.debug.get("gctrace")),
                 scavtrace=bool(self.debug.get("scavtrace")),
+                gcpacertrace=bool(self.debug.get("gcpacertrace")),
                 scav_percent=self.debug.get("scavpercent", gc.SCAV_PERCENT),
                 memory_limit=self.memory_limit,
                 checkmark=bool(self.debug.get("gccheckmark")),
@@ -472,8 +494,14 @@ class Runtime:
             stall = self._check_stall(wd, children, outcomes)
             if stall:
                 return stall
-            ready, _, _ = select.select(list(open_fds), [], [], 0.05)
+            relay = self.progress.fds if self.progress else []
+            ready, _, _ = select.select(list(open_fds) + relay, [], [], 0.05)
+            if self.progress:
+                self.progress.tick()
             for fd in ready:
+                if fd in relay:
+                    self.progress.readable(fd)
+                    continue
                 chunk = os.read(fd, 1 << 16)
                 if chunk:
                     bufs[fd] += chunk
@@ -567,7 +595,12 @@ class Runtime:
         children.clear()
 
     def _result(self, t0: int, outcomes: list, params: dict, fn, failure) -> RunResult:
+        if self.timeline is not None:
+            self.timeline.stop()
         stats = _gorun.stats()
+        # the run's start (gcctl.init_ns, time 0 of every *_ns since-start in the JSON) on the wall clock
+        stats["start_unix_ns"] = time.time_ns() - (time.monotonic_ns() - _gorun.gc_state()["init_ns"])
+        stats["timeline"] = self.timeline.raw() if self.timeline is not None else None
         gc_out = getattr(self, "gc_outcome", None)
         stats["gc"] = {
             "process_cpu_ns": gc_out[1]["cpu_ns"] if gc_out and gc_out[0] == "ok" else None,

@@ -81,11 +81,11 @@ static PyObject *py_gc_state(PyObject *m, PyObject *unused)
         (unsigned long long)atomic_load(&gc->objs_freed), "spans_freed",
         (unsigned long long)atomic_load(&gc->spans_freed), "sweepgen", atomic_load(&G->mheap.sweepgen));
     PyObject *more = Py_BuildValue(
-        "{s:L,s:L,s:K,s:I,s:I,s:K,s:K}", "memory_limit", (long long)atomic_load(&gc->memory_limit), "gc_percent",
+        "{s:L,s:L,s:K,s:I,s:I,s:K,s:K,s:K}", "memory_limit", (long long)atomic_load(&gc->memory_limit), "gc_percent",
         (long long)atomic_load(&gc->gc_percent), "settings_gen", (unsigned long long)atomic_load(&gc->settings_gen),
         "limiter_on", atomic_load(&gc->limiter_on), "mark_throttle", atomic_load(&gc->mark_throttle), "triggered",
         (unsigned long long)atomic_load(&gc->triggered), "scav_assist_ns",
-        (unsigned long long)atomic_load(&gc->scav_assist_ns));
+        (unsigned long long)atomic_load(&gc->scav_assist_ns), "npauses", (unsigned long long)atomic_load(&gc->npauses));
     if (!d || !more || PyDict_Update(d, more) < 0) {
         Py_XDECREF(d);
         Py_XDECREF(more);
@@ -147,6 +147,14 @@ static PyObject *py_gc_running_ps(PyObject *m, PyObject *unused)
 {
     if (need_attached()) return NULL;
     return PyLong_FromUnsignedLong(p_count_running());
+}
+
+/* mapped_ready without the mheap lock (the launcher's timeline: it must never wait for a lock
+ * a stopped process holds). */
+static PyObject *py_mapped_ready(PyObject *m, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    return PyLong_FromUnsignedLongLong(mapped_ready_bytes());
 }
 
 /* Go's runtime/metrics names for the memory classes, and plain keys for the rest. */
@@ -471,6 +479,7 @@ PyMethodDef gc_methods[] = {
     {"gc_running_ps", py_gc_running_ps, METH_NOARGS, "P's running now (the others leave their CPU to the GC)"},
     {"gc_set_mark_throttle", py_gc_set_mark_throttle, METH_O,
      "GC process: pause (True) or resume the mark threads (background utilization)"},
+    {"mapped_ready", py_mapped_ready, METH_NOARGS, "memory mapped and not released (a lock-free snapshot)"},
     {"memstats", py_memstats, METH_NOARGS, "the memory classes (Go's runtime/metrics names) and scavenger counters"},
     {"gc_sweep_termination", py_gc_sweep_termination, METH_O, "STW 1; returns the pause index"},
     {"gc_mark_step", py_gc_mark_step, METH_O, "one step of concurrent mark; True if quiescent"},

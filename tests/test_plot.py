@@ -364,11 +364,27 @@ def test_real_run_json_then_plot_in_a_fresh_process(tmp_path):
     p = plot_cli(j)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == [str(tmp_path / f) for f in plot.PLOT_FILES]
-    assert p.stderr == run.stderr  # the same notes (what this document lacks), if any
+    assert p.stderr == run.stderr  # the same notes
+    # a current run has the timeline, the pause times and the wait histograms; only what needs
+    # --trace (assists) or a lock the C core does not report may be missing
+    for note in p.stderr.splitlines():
+        assert note.startswith("gorun: note: ") and ("gc.assists" in note or "locks.workbuf" in note), note
     for f in plot.PLOT_FILES:
         assert np.array_equal(png(live / f), png(tmp_path / f)), f
-    for f in ("heap.png", "pauses.png", "gccpu.png"):
+    for f in ("heap.png", "pauses.png", "mmu.png", "gccpu.png"):  # a lock may have had no contended wait
         assert_shows_data(tmp_path / f)
+    # the MMU of the real pauses: a P's MMU is 0 up to its longest time out and positive just
+    # past it; over the whole run it is 1 - the time out / (P x the run's length)
+    r, _ = plot.load_document(str(j))
+    un = plot.unavailable_intervals(r)
+    total = plot.run_length_ns(r, un)
+    assert r["gc"]["pauses"] and len(un) == 2
+    for ivs in un:
+        longest = max(e - s for s, e in plot._merged(ivs, total))
+        zero, past = plot.mmu([ivs], total, [longest, longest + 1])
+        assert zero == 0.0 and past > 0.0
+    lost = sum(e - s for ivs in un for s, e in plot._merged(ivs, total))
+    assert plot.mmu(un, total, [total]) == pytest.approx([1 - lost / (2 * total)])
 
 
 # ---------------------------------------------------------------- bad input
