@@ -133,17 +133,22 @@ def check_out_dir(path: str, flag: str) -> None:
 # ---------------------------------------------------------------- minimum mutator utilization
 
 
-def _merged(intervals, total_ns: int) -> list[tuple[int, int]]:
-    """One P's intervals clipped to [0, total_ns], sorted, overlapping ones merged, empty ones dropped."""
-    out: list[list[int]] = []
-    for s, e in sorted((max(0, int(s)), min(total_ns, int(e))) for s, e in intervals):
-        if e <= s:
-            continue
-        if out and s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return [(s, e) for s, e in out]
+def _merged(intervals, total_ns: int) -> np.ndarray:
+    """One P's intervals clipped to [0, total_ns], sorted, overlapping or touching ones merged,
+    empty ones dropped: a (k, 2) int64 array of [start, end) rows."""
+    a = np.array(intervals, dtype=np.int64).reshape(-1, 2)
+    s, e = np.clip(a[:, 0], 0, total_ns), np.clip(a[:, 1], 0, total_ns)
+    keep = e > s
+    s, e = s[keep], e[keep]
+    if not len(s):
+        return np.zeros((0, 2), dtype=np.int64)
+    order = np.argsort(s, kind="stable")
+    s, e = s[order], e[order]
+    reach = np.maximum.accumulate(e)  # the furthest end so far
+    new = np.concatenate([[True], s[1:] > reach[:-1]])  # a gap before: a new merged interval
+    first = np.flatnonzero(new)
+    last = np.concatenate([first[1:] - 1, [len(s) - 1]])
+    return np.stack([s[first], reach[last]], axis=1)
 
 
 def mmu(unavailable: list[list[tuple[int, int]]], total_ns: int, windows_ns: list[int]) -> list[float]:
@@ -164,15 +169,12 @@ def mmu(unavailable: list[list[tuple[int, int]]], total_ns: int, windows_ns: lis
     total_ns = int(total_ns)
     if total_ns <= 0:
         raise ValueError(f"mmu: run length {total_ns} ns")
-    starts, ends = [], []
-    for ivs in unavailable:
-        for s, e in _merged(ivs, total_ns):
-            starts.append(s)
-            ends.append(e)
-    xs = np.unique(np.array([0, total_ns, *starts, *ends], dtype=np.int64))
+    merged = np.concatenate([_merged(ivs, total_ns) for ivs in unavailable])
+    starts, ends = merged[:, 0], merged[:, 1]
+    xs = np.unique(np.concatenate([[0, total_ns], starts, ends]).astype(np.int64))
     delta = np.zeros(len(xs), dtype=np.int64)
-    np.add.at(delta, np.searchsorted(xs, np.array(starts, dtype=np.int64)), 1)
-    np.add.at(delta, np.searchsorted(xs, np.array(ends, dtype=np.int64)), -1)
+    np.add.at(delta, np.searchsorted(xs, starts), 1)
+    np.add.at(delta, np.searchsorted(xs, ends), -1)
     down = np.cumsum(delta)[:-1]  # P's unavailable on [xs[i], xs[i+1])
     # mutator time (P-ns) from 0 to xs[i]: exact in int64
     avail = np.concatenate([[0], np.cumsum((nprocs - down) * np.diff(xs))]).astype(np.float64)
@@ -182,10 +184,15 @@ def mmu(unavailable: list[list[tuple[int, int]]], total_ns: int, windows_ns: lis
         w = int(w)
         if not 0 < w <= total_ns:
             raise ValueError(f"mmu: window {w} ns outside (0, {total_ns}]")
-        t = np.concatenate([xs, xs - w, [0, total_ns - w]])
-        t = t[(t >= 0) & (t <= total_ns - w)].astype(np.float64)
-        got = np.interp(t + w, xf, avail) - np.interp(t, xf, avail)
-        out.append(min(1.0, max(0.0, float(got.min()) / (nprocs * w))))
+        # windows starting at an interval end (0 among them), and windows ending at one
+        # (total_ns - w among them): A is known exactly at one end, interpolated at the other
+        first = xs <= total_ns - w
+        last = xs >= w
+        worst = min(
+            float((np.interp(xf[first] + w, xf, avail) - avail[first]).min()),
+            float((avail[last] - np.interp(xf[last] - w, xf, avail)).min()),
+        )
+        out.append(min(1.0, max(0.0, worst / (nprocs * w))))
     return out
 
 
