@@ -16,6 +16,7 @@ from matplotlib import image as mpimg
 
 from conftest import run_gorun
 from gorun import plot
+from gorun.metrics import time_histogram
 
 MS = 1_000_000
 
@@ -122,6 +123,11 @@ def test_histogram_cdf_of_a_go_histogram():
     h = {"buckets": ["-Inf", 0.0, 1e-6, 2e-6, 4e-6, "+Inf"], "counts": [0, 0, 3, 1, 0]}
     x, y = plot.histogram_cdf(h)
     assert list(x) == [1e-6, 2e-6, 4e-6] and list(y) == [0.0, 0.75, 1.0]
+    # Go's layout (gorun/metrics.py): the CDF reaches each value's fraction at its bucket's top
+    x, y = plot.histogram_cdf(time_histogram([1000, 1000, 5000, 10**6]))
+    assert y[0] == 0.0 and y[-1] == 1.0 and all(np.diff(y) >= 0) and all(np.diff(x) > 0)
+    assert x[0] <= 1000e-9 < x[1] and np.interp(1.05e-6, x, y) == 0.5
+    assert np.interp(1e-3 * 1.3, x, y) == 1.0
     assert plot.histogram_cdf({"buckets": ["-Inf", "+Inf"], "counts": [0]}) is None
     assert plot.histogram_cdf({"buckets": [1.0], "counts": [1]}) is None
 
@@ -229,22 +235,6 @@ def contract_document(procs: int = 2, cycles: int = 12, seed: int = 1) -> dict:
     }
 
 
-def go_time_histogram(values_ns: list[int]) -> dict:
-    """A Float64Histogram in Go's time-histogram layout (runtime/histogram.go facts: 4 linear
-    sub-buckets per power of two from 2^9 ns, an underflow and an overflow bucket)."""
-    bounds = [0.0]
-    for e in range(9, 48):
-        for sub in range(4):
-            bounds.append((2**e + sub * 2 ** (e - 2)) * 1e-9)
-    counts = [0] * (len(bounds) + 1)
-    for v in values_ns:
-        i = 0
-        while i < len(bounds) and v * 1e-9 >= bounds[i]:
-            i += 1
-        counts[i] += 1
-    return {"buckets": ["-Inf", *bounds, "+Inf"], "counts": counts}
-
-
 def compare_document(result: dict) -> dict:
     go_total = [random.Random(2).randint(20_000, 200_000) for _ in range(30)]
     return {
@@ -256,8 +246,8 @@ def compare_document(result: dict) -> dict:
         "go": {
             "rounds": [],
             "metrics": {
-                "/sched/pauses/total/gc:seconds": go_time_histogram(go_total),
-                "/sched/pauses/stopping/gc:seconds": go_time_histogram([v // 4 for v in go_total]),
+                "/sched/pauses/total/gc:seconds": time_histogram(go_total),
+                "/sched/pauses/stopping/gc:seconds": time_histogram([v // 4 for v in go_total]),
             },
         },
     }
