@@ -91,7 +91,8 @@ def test_sigstop_ends_the_run_naming_the_stopped_process(victim):
     else:
         assert f"(pid {target.pid}) made no progress" in msg and "stalled: worker P" in msg, msg
     assert "OS state: stopped (SIGSTOP)" in msg, msg
-    assert elapsed < 1 + 2, f"{elapsed:.2f}s: {msg}"
+    # the watchdog ended it, not --duration 60 (no tighter bound: the machine may be loaded)
+    assert elapsed < 30, f"{elapsed:.2f}s: {msg}"
     assert _gone(pids)
     assert own_segments(proc.pid) == []
 
@@ -124,7 +125,7 @@ def test_worker_stopped_in_its_first_milliseconds_is_named(tmp_path):
     msg = _assert_stall_output(proc, out, err)
     assert f"worker P0 (pid {kids[1].pid}) made no progress" in msg and "stopped (SIGSTOP)" in msg, msg
     assert "not attached to its P yet" in msg, msg
-    assert elapsed < 1 + 2, f"{elapsed:.2f}s: {msg}"
+    assert elapsed < 30, f"{elapsed:.2f}s: {msg}"  # the watchdog, not the child's own end, ended it
     assert _gone([k.pid for k in kids])
     assert own_segments(proc.pid) == []
 
