@@ -21,14 +21,14 @@ SAN_ENV = LD_PRELOAD=$(ASAN_RT) \
 	ASAN_OPTIONS=detect_leaks=0:allow_user_segv_handler=1:exitcode=66:log_path=$(CURDIR)/$(SAN_REPORTS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=66
 
-.PHONY: install run test stress bench lint format clean sizeclasses debug-test sanitize
+.PHONY: install run test stress bench compare lint format clean sizeclasses debug-test sanitize
 
 install: $(STAMP)
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=77'  # setup.py build_ext of the variants reads pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[test,bench,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,dev,go]'
 	touch $(STAMP)
 
 # The default workload across worker processes (one per CPU), then the summary.
@@ -79,6 +79,11 @@ sanitize: build/sanitize/.built
 
 bench: install
 	$(BIN)/python bench/run_all.py $(ARGS)
+
+# gorun against Go (README "gorun against Go"): binary-trees and GCBench at P=1 and P=2 through
+# `gorun compare`, with benchstat lines. The go extra installs the toolchain.
+compare: install
+	$(BIN)/python bench/bench_compare.py $(ARGS)
 
 LINT_PATHS := gorun tests bench
 
