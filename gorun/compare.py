@@ -259,12 +259,8 @@ def _get(row: dict, field: str):
 
 def table(gorun_rows: list, go_rows: list) -> dict:
     """{FIELD: {"gorun": median, "go": median, "ratio": gorun/go (None when go is 0)}}."""
-    out = {}
-    for f in FIELDS:
-        a = statistics.median(_get(r, f) for r in gorun_rows)
-        b = statistics.median(_get(r, f) for r in go_rows)
-        out[f] = {"gorun": a, "go": b, "ratio": a / b if b else None}
-    return out
+    a, b = medians(gorun_rows), medians(go_rows)
+    return {f: {"gorun": a[f], "go": b[f], "ratio": a[f] / b[f] if b[f] else None} for f in FIELDS}
 
 
 def _fmt(field: str, v) -> str:
@@ -397,3 +393,21 @@ def compare(workload, procs: int, params: dict, rounds: int, log=None, go: str |
     if gorun_check is not None:
         doc["check"] = {"gorun": gorun_check, "go": go_check, "same": gorun_check == go_check}
     return doc
+
+
+def medians(rows: list) -> dict:
+    """{FIELD: median over rows} (FIELD as in the table: `pause_total_ns.p99` and the like)."""
+    return {f: statistics.median(_get(r, f) for r in rows) for f in FIELDS}
+
+
+def go_only(workload: str, procs: int, params: dict, rounds: int = 3, env: dict | None = None) -> dict:
+    """The Go side alone (bench/ takes its Go figures from here): `rounds` runs of the Go twin,
+    {"go_version", "rounds": [ROW, ...], "median": medians(rows), "metrics": the last run's}.
+    Raises NoToolchain when there is no go. `params` must have passed gorun's parser."""
+    from .workloads import get
+
+    get(workload).check_params(params)
+    _, version, bindir = prepare()
+    reps = [run_go(bindir, workload, procs, params, env) for _ in range(rounds)]
+    rows = [go_row(r) for r in reps]
+    return {"go_version": version, "rounds": rows, "median": medians(rows), "metrics": reps[-1]["metrics"]}

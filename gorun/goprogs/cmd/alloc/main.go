@@ -1,7 +1,8 @@
 // alloc in the shape of gorun/workloads/alloc.py: every P allocates a mix of tiny (1-14 B
 // noscan), small (16 B .. max_small, log-uniform, a `scan` fraction of them pointer slices of
 // n/8 elements) and large (32 KiB .. max_large) objects until `budget` bytes per P are spent,
-// holding the last `keep` objects live in a ring of its own.
+// holding the last `keep` objects live in a ring of its own. The first byte of every []byte is
+// written, as gorun writes every object's header (fresh zeroed memory becomes resident).
 package main
 
 import (
@@ -51,11 +52,13 @@ func main() {
 				case x < tiny:
 					n = 1 + rng.Intn(14)
 					b := make([]byte, n)
+					b[0] = 1
 					h = &b[0]
 					c["tiny"]++
 				case x < tiny+large:
 					n = minLarge + rng.Intn(maxLarge-minLarge+1)
 					b := make([]byte, n)
+					b[0] = 1
 					h = &b[0]
 					c["large"]++
 				default:
@@ -66,6 +69,7 @@ func main() {
 						c["scan"]++
 					} else {
 						b := make([]byte, n)
+						b[0] = 1
 						h = &b[0]
 					}
 					c["small"]++

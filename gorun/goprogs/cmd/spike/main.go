@@ -2,6 +2,8 @@
 // in one pointer slice, every P allocates churn/nprocs bytes of 1 KiB garbage, P0 grows the live
 // set to `grow` once every P has finished, and `churn` more garbage follows. The phases are
 // ordered with channels (a waiting goroutine is parked, as gorun's P waits inside g.blocking()).
+// Every chunk's first byte is written, as gorun writes every object's header, so that fresh
+// memory the allocator knows to be zero becomes resident as it does in gorun.
 package main
 
 import (
@@ -17,7 +19,9 @@ var sinks [][]byte // one slot per P: the garbage escapes to the heap
 func churn(id, nbytes int) int {
 	n := nbytes / chunk
 	for i := 0; i < n; i++ {
-		sinks[id] = make([]byte, chunk)
+		b := make([]byte, chunk)
+		b[0] = byte(i) // written, as gorun writes each object's header: its page is resident
+		sinks[id] = b
 	}
 	return n
 }
@@ -48,6 +52,7 @@ func main() {
 				liveSet = make([][]byte, nGrow)
 				for i := 0; i < nLive; i++ {
 					liveSet[i] = make([]byte, chunk)
+					liveSet[i][0] = byte(i)
 				}
 				close(phase1)
 			} else {
@@ -59,6 +64,7 @@ func main() {
 				churned.Wait()
 				for i := nLive; i < nGrow; i++ {
 					liveSet[i] = make([]byte, chunk)
+					liveSet[i][0] = byte(i)
 				}
 				close(grown)
 			} else {
