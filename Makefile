@@ -86,22 +86,26 @@ compare: install
 	$(BIN)/python bench/bench_compare.py $(ARGS)
 
 LINT_PATHS := gorun tests bench
+# the Go twins of the workloads (gorun compare): vetted and gofmt-clean, with the go extra's toolchain, offline
+GO_ENV := GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off
 
 # Lint: the size-class table against its generator, ruff (rules in pyproject.toml), the format of
 # every Python and C file (ruff format, clang-format with .clang-format; `make format` applies
-# them), what docs/design.md states that can be checked (its ABI version, its file map), and
-# the two -Werror variant builds.
+# them), go vet and gofmt on gorun/goprogs, what docs/design.md states that can be checked (its
+# ABI version, its file map), and the two -Werror variant builds.
 lint: install
 	$(BIN)/python -m gorun.sizeclasses --check
 	$(BIN)/python -m ruff check $(LINT_PATHS)
 	$(BIN)/python -m ruff format --check $(LINT_PATHS)
 	$(BIN)/clang-format --dry-run --Werror native/*.c native/*.h
+	cd gorun/goprogs && $(GO_ENV) $(CURDIR)/$(BIN)/go vet ./... && test -z "$$($$($(GO_ENV) $(CURDIR)/$(BIN)/go env GOROOT)/bin/gofmt -l .)"
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_design_doc.py
 	$(MAKE) build/debug/.built-$(DEBUG_LEVEL) build/sanitize/.built  # -Werror: a warning fails the build
 
 format: install
 	$(BIN)/python -m ruff format $(LINT_PATHS)
 	$(BIN)/clang-format -i native/*.c native/*.h
+	cd gorun/goprogs && $(GO_ENV) $(CURDIR)/$(BIN)/go fmt ./...
 
 sizeclasses:
 	$(PY) -m gorun.sizeclasses
