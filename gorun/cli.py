@@ -264,8 +264,10 @@ def _compare(args) -> int:
         w = get(args.workload)
         params = w.parse_params(args.param)
         _check_json_path(args.json)
-        procs = _int_arg("procs", args.procs, 1) if args.procs is not None else (os.cpu_count() or 1)
+        procs = _int_arg("procs", args.procs, 1) if args.procs is not None else None
         rounds = _int_arg("rounds", args.rounds, 1)
+        # the checks of a run (P range, $GOMAXPROCS, $GOGC, $GOMEMLIMIT) before anything is built
+        procs = rtmod.Runtime(procs=procs).procs
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)
         _print(f"gorun: error: {msg}", file=sys.stderr)

@@ -63,12 +63,18 @@ def test_hist_quantile_interpolates_within_the_bucket():
         ["alloc", "--rounds", "x"],
         ["alloc", "--rounds", "0"],
         ["alloc", "--json", "/nonexistent/folder/out.json"],
+        ["alloc", "--procs", "100000"],
+        ["alloc", "GOGC=bogus"],
+        ["alloc", "GOMEMLIMIT=12XB"],
     ],
 )
 def test_bad_input_exits_2_before_building_or_running(tmp_path, args):
     fake, marker = _fake_go(tmp_path)
     cache = tmp_path / "cache"
-    p = run_gorun("compare", *args, env={"GORUN_GO": fake, "XDG_CACHE_HOME": str(cache)})
+    env = {"GORUN_GO": fake, "XDG_CACHE_HOME": str(cache)}
+    env.update(a.split("=", 1) for a in args if a.startswith("GO"))  # a bad setting in the environment
+    args = [a for a in args if not a.startswith("GO")]
+    p = run_gorun("compare", *args, env=env)
     assert p.returncode == 2, p.stderr
     assert p.stdout == ""
     lines = p.stderr.strip().splitlines()
