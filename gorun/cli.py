@@ -28,6 +28,7 @@ EXAMPLES = """examples:
                                            the container story: the limit keeps the run alive
   gorun run alloc --stall-timeout 2        end a run stuck for 2 s, naming the stuck process
   gorun plot out.json -o plots             heap, pauses, MMU, lock waits and GC CPU as PNGs
+  gorun compare binary-trees --procs 2 -p depth=16 --rounds 3   the same workload in gorun and in Go
   gorun workloads                          list workloads and their parameters
   gorun clean                              remove segments of dead runs from /dev/shm
 """
@@ -103,6 +104,16 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder for the PNGs (default: the JSON's folder; made if missing)",
     )
+    cm = sub.add_parser(
+        "compare",
+        help="run a workload in gorun and in Go (its twin in gorun/goprogs), interleaved, side by side",
+    )
+    cm.error = p.error
+    cm.add_argument("workload", help="workload name (see `gorun workloads`)")
+    cm.add_argument("--procs", type=str, default=None, help="P's: gorun's worker processes and Go's GOMAXPROCS")
+    cm.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="workload parameter")
+    cm.add_argument("--rounds", type=str, default="3", help="rounds of each, interleaved (default 3)")
+    cm.add_argument("--json", metavar="PATH", help="write the compare document as JSON to PATH ('-' for stdout)")
     sub.add_parser("workloads", help="list the built-in workloads")
     c = sub.add_parser("clean", help="remove shared-memory segments left by dead runs")
     c.add_argument("--dry-run", action="store_true")
@@ -257,6 +268,8 @@ def _main(argv: list[str] | None) -> int:
         return 0
     if args.cmd == "plot":
         return _plot(args)
+    if args.cmd == "compare":
+        return _compare(args)
     return _run(args)
 
 
@@ -290,6 +303,52 @@ def _plot(args) -> int:
         _print(f"gorun: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _compare(args) -> int:
+    """`gorun compare`: input checked first (exit 2), then the toolchain (none: one line, exit 2)."""
+    from . import compare as cmp
+    from . import runtime as rtmod
+    from .workloads import get
+
+    try:
+        w = get(args.workload)
+        params = w.parse_params(args.param)
+        _check_json_path(args.json)
+        procs = _int_arg("procs", args.procs, 1) if args.procs is not None else None
+        rounds = _int_arg("rounds", args.rounds, 1)
+        # the checks of a run (P range, $GOMAXPROCS, $GOGC, $GOMEMLIMIT) before anything is built
+        procs = rtmod.Runtime(procs=procs).procs
+    except (KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) else str(e)
+        _print(f"gorun: error: {msg}", file=sys.stderr)
+        return 2
+    out = sys.stderr if args.json == "-" else sys.stdout
+    try:
+        doc = cmp.compare(w, procs, params, rounds, log=lambda s: _print(f"gorun compare: {s}", file=sys.stderr))
+    except cmp.NoToolchain as e:
+        _print(f"gorun: error: {e}", file=sys.stderr)
+        return 2
+    except (cmp.CompareError, rtmod.GorunError) as e:
+        _print(f"gorun: {e}", file=sys.stderr)
+        return 1
+    _print(cmp.format_table(doc), file=out)
+    code = 0
+    chk = doc.get("check")
+    if chk is not None:
+        if chk["same"]:
+            _print(f"check lines: the same in gorun and Go ({len(chk['gorun'])} lines)", file=out)
+        else:
+            _print("gorun: the check lines differ between gorun and Go", file=sys.stderr)
+            code = 1
+    if args.json:
+        text = json.dumps(doc, indent=2, default=str)
+        if args.json == "-":
+            _print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+    return code
 
 
 def _check_json_path(path: str | None) -> None:

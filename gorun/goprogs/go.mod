@@ -1,0 +1,3 @@
+module gorun.local/goprogs
+
+go 1.22
