@@ -21,7 +21,7 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(BENCH_DIR, "out")
-BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks", "bench_gc", "bench_memlimit"]
+BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks", "bench_gc", "bench_memlimit", "bench_trace"]
 
 
 def load(name: str) -> dict | None:
@@ -280,6 +280,24 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                     "p50 0.95-1.05; <= 2.2x live at GOGC=100",
                 ]
             )
+    d = results.get("bench_trace")
+    if d:
+        rc, sz = d["recording"], d["size"]
+        rows.append(
+            [
+                f"--trace cost: binary-trees -p depth={d['depth']}, 2 P, recording off / on "
+                f"({d['rounds']} interleaved rounds)",
+                f"{rate(rc['off_rate'])} / {rate(rc['on_rate'])}: **{rc['ratio']:.3f}x**",
+                ">= 0.98x",
+            ]
+        )
+        rows.append(
+            [
+                f"--trace size of a {sz['seconds']:.0f} s 2-P binary-trees run",
+                f"{sz['bytes'] / 1e6:.1f} MB, {sz['events']:,} events, {sz['lost']} lost",
+                "< 50 MB",
+            ]
+        )
     env = next((r["env"] for r in results.values() if r), {})
     quick = any(r.get("quick") for r in results.values() if r)
     lines = [

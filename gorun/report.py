@@ -204,7 +204,9 @@ def result_dict(r) -> dict:
     mc = lock_summary(st["locks"]["mcentral"])
     mh = lock_summary([st["locks"]["mheap"]])
     gcd = gc_dict(r)
-    return {
+    if "trace" in st:  # --trace only (gorun/trace.py)
+        gcd["assists"] = st.get("trace_assists", [])
+    d = {
         "workload": r.workload,
         "params": r.params,
         "procs": r.procs,
@@ -234,6 +236,9 @@ def result_dict(r) -> dict:
             "mcentral_by_class": by_class,
         },
     }
+    if "trace" in st:
+        d["trace"] = st["trace"]
+    return d
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
