@@ -4,13 +4,15 @@ recording cost   binary-trees at 2 P (-p depth=15) without and with event record
                  over several rounds in this one run: allocation rates (each P's objects/s while
                  its workload ran, summed), medians, and their ratio (target: with/without >= 0.98)
 trace size       a 10 s 2-P binary-trees run with --trace: the file's size (target < 50 MB),
-                 events recorded and lost
+                 events recorded and lost, as Chrome JSON and as Perfetto protobuf (the default
+                 format; the choice, docs/design.md)
 
   python bench/bench_trace.py [--quick]
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -20,7 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import gorun  # noqa: E402
+from gorun import trace as tracemod  # noqa: E402
 from gorun.workloads.binary_trees import binary_trees  # noqa: E402
+
+
+def protobuf_size(events: list) -> int:
+    """The size of the same timeline as Perfetto protobuf (gorun.trace.to_protobuf, the default
+    --trace format): the JSON-vs-protobuf comparison of docs/design.md."""
+    return len(tracemod.to_protobuf(events))
 
 
 def one_run(depth: int, trace: str | None, duration: float | None = None) -> dict:
@@ -31,6 +40,9 @@ def one_run(depth: int, trace: str | None, duration: float | None = None) -> dic
         "objects": d["alloc"]["objects"],
         "wall_s": d["wall_s"],
         "trace": d.get("trace"),
+        "proto_bytes": protobuf_size(json.loads(Path(trace).read_text())["traceEvents"])
+        if trace and duration
+        else None,
     }
 
 
@@ -42,7 +54,8 @@ def main(argv=None) -> int:
     size_s = 2.0 if a.quick else 10.0
     out: dict = {"depth": depth, "rounds": rounds}
     with tempfile.TemporaryDirectory(prefix="gorun-bench-trace-") as tmp:
-        path = os.path.join(tmp, "t.json")
+        path = os.path.join(tmp, "t.pftrace")  # the default format
+        json_path = os.path.join(tmp, "t.json")
         samples: dict[str, list[float]] = {"off": [], "on": []}
         one_run(12, None)  # warm-up (imports, page cache)
         for i in range(rounds):  # off, on, on, off, ...: each case first as often as second
@@ -69,12 +82,23 @@ def main(argv=None) -> int:
             )
         )
         print(f"ratio on/off: {out['recording']['ratio']:.3f} (target >= 0.98)")
-        big = one_run(18, path, duration=size_s)
+        big = one_run(18, json_path, duration=size_s)
         t = big["trace"]
-        out["size"] = {"seconds": big["wall_s"], "bytes": t["bytes"], "events": t["events"], "lost": t["lost"]}
+        out["size"] = {
+            "seconds": big["wall_s"],
+            "bytes": t["bytes"],
+            "events": t["events"],
+            "lost": t["lost"],
+            "proto_bytes": big["proto_bytes"],
+        }
         print(
             f"\n{big['wall_s']:.1f} s 2-P binary-trees run (-p depth=18 --duration {size_s:g}) with --trace: "
             f"{t['bytes'] / 1e6:.1f} MB (target < 50 MB), {t['events']:,} events, {t['lost']} lost"
+        )
+        pb = big["proto_bytes"]
+        print(
+            f"the same timeline as Perfetto protobuf (the default; .json paths get the JSON): {pb / 1e6:.1f} MB, "
+            f"{pb / t['bytes']:.2f}x the JSON's size"
         )
     common.write_json("bench_trace", out, a.quick)
     return 0

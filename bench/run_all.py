@@ -294,7 +294,8 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
         rows.append(
             [
                 f"--trace size of a {sz['seconds']:.0f} s 2-P binary-trees run",
-                f"{sz['bytes'] / 1e6:.1f} MB, {sz['events']:,} events, {sz['lost']} lost",
+                f"{sz['bytes'] / 1e6:.1f} MB as JSON, {sz['proto_bytes'] / 1e6:.1f} MB as Perfetto protobuf "
+                f"(the default); {sz['events']:,} events, {sz['lost']} lost",
                 "< 50 MB",
             ]
         )

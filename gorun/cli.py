@@ -281,6 +281,12 @@ def _run(args) -> int:
         params = w.parse_params(args.param)
         _check_json_path(args.json)
         _check_json_path(args.trace, "--trace")
+        if args.trace:
+            from . import trace as tracemod
+
+            why = None if tracemod.is_json(args.trace) else tracemod.protobuf_missing()
+            if why:
+                raise ValueError(f"bad --trace {args.trace!r}: {why}")
         procs = _int_arg("procs", args.procs, 1) if args.procs is not None else None
         seed = _int_arg("seed", args.seed, 0)
         duration = _seconds_arg("duration", args.duration)

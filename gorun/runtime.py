@@ -186,6 +186,12 @@ class Runtime:
         self.debug = godebug.parse(os.environ.get("GODEBUG", "") if godebug_env is None else godebug_env)
         self.gogc = gc.parse_gogc(os.environ.get("GOGC") if gogc is None else gogc)
         self.trace = os.fspath(trace) if trace is not None else None  # --trace PATH (gorun/trace.py)
+        if self.trace is not None and (
+            os.path.isdir(self.trace) or not os.path.isdir(os.path.dirname(os.path.abspath(self.trace)))
+        ):
+            raise ValueError(f"bad trace {self.trace!r}: not a file in an existing folder")
+        if self.trace and not tracemod.is_json(self.trace) and tracemod.protobuf_missing():
+            raise ValueError(f"bad trace {self.trace!r}: {tracemod.protobuf_missing()}")
         ncpu = os.cpu_count() or 1
         if mark_threads is None:
             mark_threads = max(1, round(ncpu * 0.25))  # Go's 25% background utilization

@@ -4,8 +4,9 @@ timeline that opens in Perfetto (ui.perfetto.dev) after it (docs/design.md "Even
 The launcher owns a Recorder: ``drain()`` from its watch loop every 50 ms copies the complete
 records out of the rings (so a ring of 8192 records is enough), ``finish()`` once more after
 the run, on every exit path. ``write_trace`` turns the records plus the pause records into a
-Chrome JSON trace ("Trace Event Format", which Perfetto imports): one process per worker ("P0
-(pid N)") and one for the GC process ("GC (pid N)"), thread tracks for the mark threads, one
+Perfetto protobuf trace (TrackEvents, with the `perfetto` package's generated classes), or a
+Chrome JSON trace ("Trace Event Format", which Perfetto imports too) when the path ends in
+.json: one process per worker ("P0 (pid N)") and one for the GC process ("GC (pid N)"), thread tracks for the mark threads, one
 slice per P per stop-the-world with a flow from the stop request to each acknowledgement, and
 counter tracks (heap live, goal, trigger, memory limit, total memory, GC CPU).
 """
@@ -224,14 +225,128 @@ def build(records: list[tuple], pauses: list[dict], init_ns: int, end_ns: int, p
     return meta + ev, assists
 
 
+def is_json(path: str) -> bool:
+    """A --trace path ending in .json gets Chrome JSON; any other, Perfetto protobuf."""
+    return path.lower().endswith(".json")
+
+
+def protobuf_missing() -> str | None:
+    """Why a protobuf trace cannot be written here (the `perfetto` package is missing), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("perfetto") is None or importlib.util.find_spec("google.protobuf") is None:
+        return "writing a Perfetto protobuf trace needs the 'perfetto' package (pip install perfetto); or name a .json file"
+    return None
+
+
+def to_protobuf(events: list[dict]) -> bytes:
+    """The same timeline as Perfetto protobuf TracePackets: track descriptors for the processes,
+    their threads and counters, TrackEvent slices (begin/end), instants, counters and flows;
+    event and argument names interned on one packet sequence. Times in ns (the JSON's µs with
+    three decimals are whole ns). Packets are in time order, ends before begins at equal times."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+    TE = pb.TrackEvent
+    pnames = {e["pid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "process_name"}
+    tnames = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    trace = pb.Trace()
+    uuids: dict[tuple, int] = {}
+    names: dict[str, int] = {}
+    anames: dict[str, int] = {}
+
+    def packet():
+        pk = trace.packet.add()
+        pk.trusted_packet_sequence_id = 1
+        return pk
+
+    first = packet()
+    first.sequence_flags = pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED
+
+    def track(pid, tid=None, counter=None):
+        key = (pid, tid, counter)
+        if key in uuids:
+            return uuids[key]
+        parent = None if tid is None and counter is None else track(pid)
+        uuids[key] = u = len(uuids) + 1
+        td = packet().track_descriptor
+        td.uuid = u
+        if parent is None:
+            td.process.pid = pid
+            td.process.process_name = pnames.get(pid, str(pid))
+            return u
+        td.parent_uuid = parent
+        if counter is not None:
+            td.name = counter
+            td.counter.SetInParent()
+        else:
+            td.name = tnames.get((pid, tid), str(tid))
+        return u
+
+    def intern(table, field, name, pk):
+        iid = table.get(name)
+        if iid is None:
+            iid = table[name] = len(table) + 1
+            ent = getattr(pk.interned_data, field).add()
+            ent.iid, ent.name = iid, name
+        return iid
+
+    # (time, order, tie, kind, event): ends (order 0) before begins (1) at the same time; among
+    # begins the longer first, among ends the later-begun first (so slices nest)
+    items = []
+    for e in events:
+        ph = e["ph"]
+        if ph == "M":
+            continue
+        t = round(e["ts"] * 1000)
+        if ph == "X":
+            d = round(e["dur"] * 1000)
+            items.append((t, 1, -d, "B", e))
+            items.append((t + d, 0, -t, "E", e))
+        else:
+            items.append((t, 1, 0, ph, e))
+    items.sort(key=lambda x: x[:3])
+    for t, _, _, kind, e in items:
+        if e["ph"] == "C":
+            pk = packet()
+            pk.timestamp = t
+            pk.track_event.type = TE.TYPE_COUNTER
+            pk.track_event.track_uuid = track(e["pid"], counter=e["name"])
+            pk.track_event.counter_value = int(e["args"]["value"])
+            continue
+        pk = packet()
+        pk.timestamp = t
+        te = pk.track_event
+        te.track_uuid = track(e["pid"], e["tid"])
+        if kind == "E":
+            te.type = TE.TYPE_SLICE_END
+            continue
+        te.type = TE.TYPE_SLICE_BEGIN if kind == "B" else TE.TYPE_INSTANT
+        te.name_iid = intern(names, "event_names", e["name"], pk)
+        for k, v in (e.get("args") or {}).items():
+            da = te.debug_annotations.add()
+            da.name_iid = intern(anames, "debug_annotation_names", k, pk)
+            da.int_value = int(v)
+        if kind == "s":
+            te.flow_ids.append(e["id"])
+        elif kind == "f":
+            te.terminating_flow_ids.append(e["id"])
+    return trace.SerializeToString()
+
+
 def write_trace(rec: Recorder, pauses: list[dict], init_ns: int, end_ns: int, p_pids: list[int], gc_pid: int):
-    """Write rec's trace to rec.path; returns (the run JSON's `trace` summary, gc.assists)."""
+    """Write rec's trace to rec.path (Chrome JSON for a .json path, else Perfetto protobuf);
+    returns (the run JSON's `trace` summary, gc.assists)."""
     records = rec.records()
     events, assists = build(records, pauses, init_ns, end_ns, p_pids, gc_pid)
-    doc = {"traceEvents": events, "displayTimeUnit": "ns", "otherData": {"gorun": "gorun --trace"}}
     tmp = rec.path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, separators=(",", ":"))
+    if is_json(rec.path):
+        doc = {"traceEvents": events, "displayTimeUnit": "ns", "otherData": {"gorun": "gorun --trace"}}
+        with open(tmp, "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+    else:
+        data = to_protobuf(events)
+        with open(tmp, "wb") as f:
+            f.write(data)
     os.replace(tmp, rec.path)
     summary = {"path": rec.path, "events": len(records), "lost": sum(rec.lost), "bytes": os.path.getsize(rec.path)}
     return summary, assists

@@ -151,3 +151,94 @@ def test_bad_trace_path_is_one_line_and_exit_2(tmp_path):
     assert p.returncode == 2
     assert p.stderr.startswith("gorun: error: bad --trace ") and p.stderr.count("\n") == 1
     assert p.stdout == ""
+
+
+def test_slices_nest_on_every_track(traced):
+    """Perfetto needs the complete ('X') slices of one track to nest; adjacent ones share an
+    end and a start exactly (integer ns: Perfetto rounds µs x 1000)."""
+    _, _, events, _ = traced
+    tracks = defaultdict(list)
+    for e in events:
+        if e["ph"] == "X":
+            tracks[(e["pid"], e["tid"])].append((round(e["ts"] * 1000), round(e["dur"] * 1000), e["name"]))
+    for key, slices in tracks.items():
+        stack = []
+        for start, dur, name in slices:  # in file order: by start, the longer first
+            while stack and stack[-1][0] <= start:
+                stack.pop()
+            assert not stack or start + dur <= stack[-1][0], (key, name, start, dur, stack[-1])
+            stack.append((start + dur, name))
+
+
+def test_protobuf_trace_parses_back_with_the_same_tracks(tmp_path):
+    """The default format (a path not ending in .json): Perfetto protobuf TrackEvents."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+    path = tmp_path / "t.pftrace"
+    w = get("binary-trees")
+    r = gorun.Runtime(procs=2, trace=str(path), gogc=50).run(w.fn, **w.parse_params(["depth=11"]))
+    d = r.to_dict()
+    trace = pb.Trace.FromString(path.read_bytes())
+    assert d["trace"]["bytes"] == len(path.read_bytes()) and d["trace"]["lost"] == 0
+    procs, threads, counters = {}, {}, set()
+    for pk in trace.packet:
+        if pk.HasField("track_descriptor"):
+            td = pk.track_descriptor
+            if td.HasField("process"):
+                procs[td.uuid] = td.process.process_name
+            elif td.HasField("counter"):
+                counters.add(td.name)
+            else:
+                threads[td.uuid] = (procs[td.parent_uuid], td.name)
+    pids = [p["pid"] for p in d["alloc"]["per_p"]]
+    assert sorted(procs.values()) == sorted(
+        [f"GC (pid {r.stats['gc']['state']['gc_pid']})"] + [f"P{i} (pid {pid})" for i, pid in enumerate(pids)]
+    )
+    assert {"heap_live", "gc_cpu"} <= counters
+    names = {}
+    depth, last, begins = defaultdict(int), defaultdict(int), defaultdict(list)
+    for pk in trace.packet:
+        for n in pk.interned_data.event_names:
+            names[n.iid] = n.name
+        if not pk.HasField("track_event") or pk.track_event.type == pb.TrackEvent.TYPE_COUNTER:
+            continue
+        te, u = pk.track_event, pk.track_event.track_uuid
+        assert pk.timestamp >= last[u]  # time order on every track
+        last[u] = pk.timestamp
+        if te.type == pb.TrackEvent.TYPE_SLICE_BEGIN:
+            depth[u] += 1
+            begins[u].append(names[te.name_iid])
+        elif te.type == pb.TrackEvent.TYPE_SLICE_END:
+            depth[u] -= 1
+            assert depth[u] >= 0
+    assert all(v == 0 for v in depth.values())  # every slice ends
+    npauses = len(r.stats["gc"]["pauses"])
+    assert npauses > 0
+    for i in range(2):
+        (u,) = [u for u, (p, t) in threads.items() if p.startswith(f"P{i} ") and t == "stop-the-world"]
+        assert sum(n.startswith("STW ") for n in begins[u]) == npauses  # one STW slice per pause
+
+
+def test_bad_trace_path_in_the_api():
+    with pytest.raises(ValueError, match="bad trace"):
+        gorun.Runtime(procs=1, trace="/nonexistent-folder/t.json").run(get("alloc").fn)
+
+
+def _fails_after_allocating(g):
+    Node = gorun.struct("traceFailNode", left=gorun.PTR, right=gorun.PTR)
+    keep = [g.new(Node) for _ in range(20000)]
+    g.gc()
+    if g.id == 1:
+        raise RuntimeError("boom")
+    return len(keep)
+
+
+def test_a_failed_run_still_writes_its_trace(tmp_path):
+    path = tmp_path / "t.json"
+    with pytest.raises(gorun.RunError) as ei:
+        gorun.Runtime(procs=2, trace=str(path)).run(_fails_after_allocating)
+    events = json.loads(path.read_text())["traceEvents"]  # written, and valid
+    d = ei.value.result.to_dict()
+    assert d["trace"]["events"] > 0 and d["trace"]["bytes"] == os.path.getsize(path)
+    stw = [e for e in events if e["ph"] == "X" and e["name"].startswith("STW ")]
+    assert len(stw) == 3 * len(ei.value.result.stats["gc"]["pauses"]) > 0  # the GC's track and 2 P's
