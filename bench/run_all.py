@@ -287,7 +287,9 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
             [
                 f"--trace cost: binary-trees -p depth={d['depth']}, 2 P, recording off / on "
                 f"({d['rounds']} interleaved rounds)",
-                f"{rate(rc['off_rate'])} / {rate(rc['on_rate'])}: **{rc['ratio']:.3f}x**",
+                f"{rate(rc['off_rate'])} / {rate(rc['on_rate'])}: **{rc['ratio']:.3f}x**; per CPU second "
+                f"{rate(rc['cpu_off_rate'])} / {rate(rc['cpu_on_rate'])}: {rc['cpu_ratio']:.3f}x "
+                f"(load average {rc['loadavg']:.1f})",
                 ">= 0.98x",
             ]
         )
