@@ -4,6 +4,8 @@ recording cost   binary-trees at 2 P (-p depth=15) without and with event record
                  over several rounds in this one run: allocation rates (each P's objects/s while
                  its workload ran, summed), medians, and their ratio (target: with/without >= 0.98);
                  also objects per CPU second of the run's processes (less sensitive to other load)
+event cost       ns per event (the hooks of one refill) on, and the branch off: with the size
+                 run's events per second, the share of a CPU that recording takes
 trace size       a 10 s 2-P binary-trees run with --trace: the file's size (target < 50 MB),
                  events recorded and lost, as Chrome JSON and as Perfetto protobuf (the default
                  format; the choice, docs/design.md)
@@ -33,6 +35,17 @@ def protobuf_size(events: list) -> int:
     """The size of the same timeline as Perfetto protobuf (gorun.trace.to_protobuf, the default
     --trace format): the JSON-vs-protobuf comparison of docs/design.md."""
     return len(tracemod.to_protobuf(events))
+
+
+def event_cost(n: int) -> tuple[float, float]:
+    """(ns per event with recording on, ns per iteration off): _gorun.trace_hammer, the hooks of
+    one refill (two clock reads, one duration event) in a loop, drained as the launcher does."""
+    flag = gorun._gorun.constants()["debug_flags"]["trace"]
+    with common.standalone_heap("futex", debug_flags=flag):
+        on = gorun._gorun.trace_hammer(0, n) / n
+    with common.standalone_heap("futex"):
+        off = gorun._gorun.trace_hammer(0, n) / n
+    return on, off
 
 
 def one_run(depth: int, trace: str | None, duration: float | None = None) -> dict:
@@ -131,6 +144,14 @@ def main(argv=None) -> int:
             f"the same timeline as Perfetto protobuf (the default; .json paths get the JSON): {pb / 1e6:.1f} MB, "
             f"{pb / t['bytes']:.2f}x the JSON's size; converting the events took {big['proto_s']:.2f} s "
             f"(to JSON: {big['json_s']:.2f} s)"
+        )
+        on_ns, off_ns = event_cost(200_000 if a.quick else 2_000_000)
+        per_s = t["events"] / big["wall_s"]
+        out["event_cost"] = {"on_ns": on_ns, "off_ns": off_ns, "events_per_s": per_s, "cpu_share": per_s * on_ns / 1e9}
+        print(
+            f"\none event (two clock reads + the ring write + its drain): {on_ns:.0f} ns; off: {off_ns:.1f} ns "
+            f"(the branch); at the size run's {per_s:,.0f} events/s that is {100 * per_s * on_ns / 1e9:.3f} % "
+            "of one CPU"
         )
     common.write_json("bench_trace", out, a.quick)
     return 0

@@ -301,6 +301,16 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                 "< 50 MB",
             ]
         )
+        ec = d.get("event_cost")
+        if ec:
+            rows.append(
+                [
+                    "--trace: one event (refill hooks) on / off; share of a CPU at the size run's event rate",
+                    f"{ec['on_ns']:.0f} / {ec['off_ns']:.1f} ns; {100 * ec['cpu_share']:.3f} % "
+                    f"({ec['events_per_s']:,.0f} events/s)",
+                    "cost <= 2 %",
+                ]
+            )
     env = next((r["env"] for r in results.values() if r), {})
     quick = any(r.get("quick") for r in results.values() if r)
     lines = [
