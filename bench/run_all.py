@@ -21,7 +21,16 @@ import time
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(BENCH_DIR, "out")
-BENCHES = ["bench_new", "bench_alloc", "bench_contention", "bench_locks", "bench_gc", "bench_memlimit", "bench_compare"]
+BENCHES = [
+    "bench_new",
+    "bench_alloc",
+    "bench_contention",
+    "bench_locks",
+    "bench_gc",
+    "bench_memlimit",
+    "bench_trace",
+    "bench_compare",
+]
 
 
 def load(name: str) -> dict | None:
@@ -298,6 +307,37 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                     f"{us('pause_total_ns.p50', 'go')} / {us('pause_total_ns.p99', 'go')}; "
                     f"{t['peak_bytes']['gorun'] / 2**20:.0f} vs {t['peak_bytes']['go'] / 2**20:.0f}",
                     f"Go: {c['go_version'].split()[2] if len(c['go_version'].split()) > 2 else c['go_version']}",
+                ]
+            )
+    d = results.get("bench_trace")
+    if d:
+        rc, sz = d["recording"], d["size"]
+        rows.append(
+            [
+                f"--trace cost: binary-trees -p depth={d['depth']}, 2 P, recording off / on "
+                f"({d['rounds']} interleaved rounds)",
+                f"{rate(rc['off_rate'])} / {rate(rc['on_rate'])}: **{rc['ratio']:.3f}x**; per CPU second "
+                f"{rate(rc['cpu_off_rate'])} / {rate(rc['cpu_on_rate'])}: {rc['cpu_ratio']:.3f}x "
+                f"(load average {rc['loadavg']:.1f})",
+                ">= 0.98x",
+            ]
+        )
+        rows.append(
+            [
+                f"--trace size of a {sz['seconds']:.0f} s 2-P binary-trees run",
+                f"{sz['bytes'] / 1e6:.1f} MB as JSON, {sz['proto_bytes'] / 1e6:.1f} MB as Perfetto protobuf "
+                f"(the default); {sz['events']:,} events, {sz['lost']} lost",
+                "< 50 MB",
+            ]
+        )
+        ec = d.get("event_cost")
+        if ec:
+            rows.append(
+                [
+                    "--trace: one event (refill hooks) on / off; share of a CPU at the size run's event rate",
+                    f"{ec['on_ns']:.0f} / {ec['off_ns']:.1f} ns; {100 * ec['cpu_share']:.3f} % "
+                    f"({ec['events_per_s']:,.0f} events/s)",
+                    "cost <= 2 %",
                 ]
             )
     env = next((r["env"] for r in results.values() if r), {})

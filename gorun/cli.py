@@ -63,6 +63,7 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=str, default="0", help="RNG seed (each P gets its own stream)")
     r.add_argument("--max-heap", default="4GiB", help="heap reservation, e.g. 512MiB (default 4GiB)")
     r.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH ('-' for stdout)")
+    r.add_argument("--trace", metavar="PATH", help="record runtime events; write a Perfetto timeline to PATH")
     r.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="workload parameter")
     r.add_argument("--pin", action="store_true", help="pin P i to CPU i mod ncpu")
     r.add_argument("--gogc", default=None, help="GC target percentage or 'off' (default: $GOGC or 100)")
@@ -351,23 +352,24 @@ def _compare(args) -> int:
     return code
 
 
-def _check_json_path(path: str | None) -> None:
-    """--json PATH must be writable before the run starts (else the results would be lost)."""
-    if path is None or path == "-":
+def _check_json_path(path: str | None, flag: str = "--json") -> None:
+    """--json PATH (or --trace PATH) must be writable before the run starts (else the results
+    would be lost)."""
+    if path is None or (path == "-" and flag == "--json"):
         return
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise ValueError(f"bad --json {path!r}: it is a folder")
+        raise ValueError(f"bad {flag} {path!r}: it is a folder")
     try:
         st = os.stat(folder)
     except FileNotFoundError:
-        raise ValueError(f"bad --json {path!r}: folder {folder!r} does not exist") from None
+        raise ValueError(f"bad {flag} {path!r}: folder {folder!r} does not exist") from None
     except OSError as e:
-        raise ValueError(f"bad --json {path!r}: folder {folder!r} is not accessible: {e.strerror}") from None
+        raise ValueError(f"bad {flag} {path!r}: folder {folder!r} is not accessible: {e.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
-        raise ValueError(f"bad --json {path!r}: {folder!r} is not a folder")
+        raise ValueError(f"bad {flag} {path!r}: {folder!r} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise ValueError(f"bad --json {path!r}: not writable")
+        raise ValueError(f"bad {flag} {path!r}: not writable")
     import tempfile
 
     try:  # os.access does not see a read-only mount or a full disk: try
@@ -375,7 +377,7 @@ def _check_json_path(path: str | None) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ValueError(f"bad --json {path!r}: cannot write in {folder!r}: {e.strerror}") from None
+        raise ValueError(f"bad {flag} {path!r}: cannot write in {folder!r}: {e.strerror}") from None
 
 
 def _run(args) -> int:
@@ -392,6 +394,13 @@ def _run(args) -> int:
             from .plot import check_out_dir
 
             check_out_dir(args.plot, "--plot")
+        _check_json_path(args.trace, "--trace")
+        if args.trace:
+            from . import trace as tracemod
+
+            why = None if tracemod.is_json(args.trace) else tracemod.protobuf_missing()
+            if why:
+                raise ValueError(f"bad --trace {args.trace!r}: {why}")
         procs = _int_arg("procs", args.procs, 1) if args.procs is not None else None
         seed = _int_arg("seed", args.seed, 0)
         duration = _seconds_arg("duration", args.duration)
@@ -418,6 +427,7 @@ def _run(args) -> int:
             stall_timeout=stall,
             memory_limit=memlimit,
             container=container,
+            trace=args.trace,
         )
     except (KeyError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) else str(e)

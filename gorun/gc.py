@@ -290,6 +290,7 @@ class GCProcess:
                 changed = self.sync_settings(st)
                 if changed or now - self.last_tick_ns >= TICK_S * 1e9:
                     self.last_tick_ns = now
+                    _gorun.trace_counters()  # with --trace: the counter tracks (a no-op without)
                     self.tick_limiter(st)
                     if changed or self.pacer.memory_limit < MAX_MEMORY_LIMIT:
                         self.commit(self.pacer.last_heap_marked, st["heap_live"], ms)

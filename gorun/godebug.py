@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from . import _gorun
 
 _FLAGS = _gorun.constants()["debug_flags"]  # the C core's debug_flags bits, by knob name
+_TRACE = _gorun.constants()["trace"]["limits"]
 
 # name -> (C flag bit or 0, description)
 KNOBS = {
@@ -27,9 +28,22 @@ KNOBS = {
     ),
     "scavtrace": (0, "1: one line per GC cycle on stderr on the scavenger's work, in Go's format"),
     "scavpercent": (0, "N (1..100): the background scavenger's share of one CPU, in percent (default 10; Go's is 1)"),
+    "tracelockns": (
+        0,
+        f"N: with --trace, record contended lock waits of at least N ns (default {_TRACE['lock_ns_default']})",
+    ),
+    "tracercallns": (
+        0,
+        f"N: with --trace, record runtime calls (refill, large, assist, waits) of at least N ns "
+        f"(default {_TRACE['rcall_ns_default']})",
+    ),
 }
 
-RANGES = {"scavpercent": (1, 100)}  # knobs whose value is a number in a range, not a switch
+RANGES = {
+    "scavpercent": (1, 100),
+    "tracelockns": (0, 1 << 62),
+    "tracercallns": (0, 1 << 62),
+}  # knobs whose value is a number in a range, not a switch
 
 
 @dataclass
@@ -60,3 +74,8 @@ def parse(text: str) -> Debug:
         if bit and v:
             d.flags |= bit
     return d
+
+
+def trace_thresholds(d: Debug) -> tuple[int, int]:
+    """(lock_ns, rcall_ns): the event thresholds of a --trace run (tracelockns, tracercallns)."""
+    return d.get("tracelockns", _TRACE["lock_ns_default"]), d.get("tracercallns", _TRACE["rcall_ns_default"])

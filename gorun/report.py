@@ -213,6 +213,8 @@ def result_dict(r) -> dict:
                 **{k: st["locks"]["mcentral"][spc].get(k, 0) for k in LOCK_FIELDS},
             }
     gcd = gc_dict(r)
+    if "trace" in st:  # --trace only (gorun/trace.py)
+        gcd["assists"] = st.get("trace_assists", [])
     lock_keys = (*LOCK_FIELDS, "wait_hist", "wait_ns_p99", "wait_ns_mean")
     locks = {}
     for name in ("mheap", "mcentral", "workbuf", "typetab"):
@@ -269,6 +271,8 @@ def result_dict(r) -> dict:
             start_unix_ns=st.get("start_unix_ns") or 0,
         )
         out["metrics"] = metrics.run_metrics(c)
+    if "trace" in st:
+        out["trace"] = st["trace"]
     return out
 
 

@@ -21,6 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from . import _gorun, gc, godebug, heap, memsample, shm, types, watchdog
+from . import trace as tracemod
 from . import container as containermod
 from . import progress as progressmod
 from . import timeline as timelinemod
@@ -144,6 +145,7 @@ class Runtime:
         memory_limit: int | str | None = None,
         container: int | str | None = None,
         progress: bool | None = None,
+        trace: str | None = None,
     ):
         maxp = _gorun.constants()["max_procs"]
         if memory_limit is None:  # $GOMEMLIMIT, in Go's syntax; unset or empty: no limit
@@ -186,6 +188,13 @@ class Runtime:
         self.pin = pin
         self.debug = godebug.parse(os.environ.get("GODEBUG", "") if godebug_env is None else godebug_env)
         self.gogc = gc.parse_gogc(os.environ.get("GOGC") if gogc is None else gogc)
+        self.trace = os.fspath(trace) if trace is not None else None  # --trace PATH (gorun/trace.py)
+        if self.trace is not None and (
+            os.path.isdir(self.trace) or not os.path.isdir(os.path.dirname(os.path.abspath(self.trace)))
+        ):
+            raise ValueError(f"bad trace {self.trace!r}: not a file in an existing folder")
+        if self.trace and not tracemod.is_json(self.trace) and tracemod.protobuf_missing():
+            raise ValueError(f"bad trace {self.trace!r}: {tracemod.protobuf_missing()}")
         ncpu = os.cpu_count() or 1
         if mark_threads is None:
             mark_threads = max(1, round(ncpu * 0.25))  # Go's 25% background utilization
@@ -245,7 +254,7 @@ class Runtime:
             lock=self.lock,
             root_slots=self.root_slots,
             nglobals=self.nglobals,
-            debug_flags=self.debug.flags,
+            debug_flags=self.debug.flags | (_C["debug_flags"]["trace"] if self.trace else 0),
             before_close=sig.ignore,
         )
         children: dict[int, tuple[int, int]] = {}  # ospid -> (P id, read fd)
@@ -260,6 +269,7 @@ class Runtime:
         self.gc_outcome = None
         self.oom_killed = False
         self.final_sample = None
+        self.tracer = None  # the event rings' reader, with --trace
         # The stop signals are blocked from before the first segment exists until every child is
         # recorded, and handled from then on: none can leak a segment or a child (a Python handler
         # runs between any two bytecodes, e.g. between a fork and the child's bookkeeping).
@@ -280,6 +290,9 @@ class Runtime:
                     stack.enter_context(hp)
                 try:
                     types.register_all()
+                    if self.trace:
+                        _gorun.trace_setup(*godebug.trace_thresholds(self.debug))
+                        self.tracer = tracemod.Recorder(self.trace)
                     _gorun.set_gc_percent(self.gogc)
                     _gorun.set_memory_limit(self.memory_limit)
                     if self.progress_wanted:
@@ -490,7 +503,11 @@ class Runtime:
         open_fds = set(bufs)
         workers_left = self.procs
         wd = watchdog.Watchdog(self.stall_timeout) if self.stall_timeout is not None else None
+        next_drain = 0
         while open_fds:
+            if self.tracer is not None and time.monotonic() >= next_drain:  # keep the rings short
+                self.tracer.drain()
+                next_drain = time.monotonic() + tracemod.DRAIN_INTERVAL_S
             stall = self._check_stall(wd, children, outcomes)
             if stall:
                 return stall
@@ -573,6 +590,23 @@ class Runtime:
                 outcomes[pidx].status = "stalled"
         return "stalled", msg
 
+    def _write_trace(self, outcomes: list, pauses: list) -> tuple[dict, list]:
+        """--trace: the last drain and the Perfetto file, on every exit path that has a result
+        (the callers have stopped every writer, or they are finished)."""
+        self.tracer.finish()
+        init_ns = _gorun.gc_state()["init_ns"]
+        try:
+            return tracemod.write_trace(
+                self.tracer,
+                pauses,
+                init_ns,
+                time.monotonic_ns() - init_ns,
+                [o.ospid for o in outcomes],
+                getattr(self, "gc_ospid", 0),
+            )
+        except OSError as e:
+            return {"path": self.trace, "events": 0, "lost": sum(self.tracer.lost), "bytes": 0, "error": str(e)}, []
+
     def _kill_all(self, children: dict, outcomes: list | None = None) -> None:
         """SIGKILL every child, the workers before the GC process (so that no worker outlives the
         GC process long enough to report its death as a fatal error), then reap them all."""
@@ -602,9 +636,12 @@ class Runtime:
         stats["start_unix_ns"] = time.time_ns() - (time.monotonic_ns() - _gorun.gc_state()["init_ns"])
         stats["timeline"] = self.timeline.raw() if self.timeline is not None else None
         gc_out = getattr(self, "gc_outcome", None)
+        pauses = _gorun.gc_pauses(0)
+        if getattr(self, "tracer", None) is not None:
+            stats["trace"], stats["trace_assists"] = self._write_trace(outcomes, pauses)
         stats["gc"] = {
             "process_cpu_ns": gc_out[1]["cpu_ns"] if gc_out and gc_out[0] == "ok" else None,
-            "pauses": _gorun.gc_pauses(0),
+            "pauses": pauses,
             "cycles": gc.cycle_dicts(_gorun.gc_cycles()),
             "state": _gorun.gc_state(),
             "gogc": self.gogc,

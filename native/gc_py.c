@@ -21,6 +21,7 @@ static PyObject *py_gc_setup(PyObject *m, PyObject *arg)
     if (n == -1 && PyErr_Occurred()) return NULL;
     gorun_ospid = (int32_t)getpid(); /* this is a forked child: the cached pid is the launcher's */
     atomic_store(&G->gc.gc_ospid, gorun_ospid);
+    trace_set_ring((int)G->nprocs);
     gc_activity(GCA_IDLE, 0, 0);
     if (gc_start_mark_threads((int)n) != 0) return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;

@@ -17,7 +17,7 @@ static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1)
 
 typedef struct layout {
     uint64_t spans, allocbits, markbits, pagemap, pallocbits, pallocsum, scavbits, roots, globals, checkbits, wbufs,
-        wblog, pauses, cycles, end, nchunks, nbufs;
+        wblog, pauses, cycles, trace, end, nchunks, nbufs;
 } layout_t;
 
 static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
@@ -57,6 +57,9 @@ static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t ro
     off = align_up(off + MAX_PAUSES * sizeof(pauserec_t), 4096);
     L.cycles = off;
     off = align_up(off + MAX_CYCLES * sizeof(cyclerec_t), 4096);
+    /* The event rings: always laid out (sparse), reserved and touched only with DBG_TRACE. */
+    L.trace = off;
+    off = align_up(off + trace_region_bytes(nprocs + 1), 4096);
     L.end = off;
     return L;
 }
@@ -78,7 +81,7 @@ static void fixed_regions(const layout_t *L, uint64_t out[NFIXED][2])
         {L->pallocbits, L->roots},
         {L->roots, L->checkbits},
         {L->wbufs, L->wbufs + nb * sizeof(wbuf_t)},
-        {L->wblog, L->end},
+        {L->wblog, L->trace},
     };
     memcpy(out, r, sizeof r);
 }
@@ -137,6 +140,8 @@ void heap_unmap(void)
     G = NULL;
     A = NULL;
     thisP = NULL;
+    gorun_trace_on = 0;
+    trace_set_ring(-1);
 }
 
 void *heap_meta_map(void) { return meta_map; }
@@ -151,6 +156,8 @@ void gorun_attach_local(void *meta, void *arena)
     A = (uint8_t *)arena;
     thisP = NULL;
     gorun_ospid = (int32_t)getpid();
+    gorun_trace_on = G->magic == GORUN_MAGIC && (G->debug_flags & DBG_TRACE) && G->trace_nrings;
+    trace_set_ring(-1);
 }
 
 static void add_builtin_type(uint32_t tid, const char *name, uint32_t kind, uint32_t elem_kind, uint32_t has_ptrs)
@@ -181,6 +188,14 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
             return INIT_RESERVE_FAILED;
         }
     }
+    uint64_t trace_bytes = (debug_flags & DBG_TRACE) ? L.end - L.trace : 0;
+    if (trace_bytes) {
+        int e = gorun_reserve(gorun_meta_fd, L.trace, trace_bytes);
+        if (e) {
+            errno = e;
+            return INIT_RESERVE_FAILED;
+        }
+    }
     gorun_attach_local(meta, arena);
     /* The segment is fresh (ftruncate'd), so it is already zero. */
     G->abi_version = GORUN_ABI_VERSION;
@@ -188,6 +203,11 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     G->nprocs = nprocs;
     G->lock_kind = (uint32_t)lock_kind;
     G->debug_flags = debug_flags;
+    G->off_trace = L.trace;
+    G->trace_nrings = trace_bytes ? nprocs + 1 : 0;
+    G->trace_lock_ns = TRACE_LOCK_NS_DEFAULT;
+    G->trace_rcall_ns = TRACE_RCALL_NS_DEFAULT;
+    gorun_trace_on = trace_bytes != 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     G->ncpu = ncpu > 0 ? (uint32_t)ncpu : 1;
     G->meta_size = meta_size;
@@ -220,6 +240,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     h->grown_pages = 1;
     h->search_page = 0;
     for (unsigned i = 0; i < NFIXED; i++) h->sys_bytes += fixed[i][1] - fixed[i][0]; /* reserved above */
+    h->sys_bytes += trace_bytes;
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         char name[32];
         snprintf(name, sizeof name, "mcentral[%d]", i);

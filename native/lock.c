@@ -166,7 +166,8 @@ static inline void note_acquired(glock_t *l, uint64_t t0, int contended)
 {
     l->acquisitions++;
     if (contended) { /* the clock is read only on the contended path */
-        uint64_t w = nanotime() - t0;
+        uint64_t t1 = nanotime(), w = t1 - t0;
+        if (gorun_trace_on && G && w >= G->trace_lock_ns) trace_emit_dur(EV_LOCK_WAIT, t0, t1, trace_lock_id(l));
         l->contended++;
         l->wait_ns_total += w;
         if (w > l->wait_ns_max) l->wait_ns_max = w;
@@ -232,7 +233,9 @@ int glock_acquire(glock_t *l)
 
 void glock_release(glock_t *l)
 {
-    l->hold_ticks_total += cputicks() - l->acquired_ticks;
+    uint64_t held = cputicks() - l->acquired_ticks;
+    l->hold_ticks_total += held;
+    if (held > l->hold_ticks_max) l->hold_ticks_max = held;
     atomic_store_explicit(&l->owner_pid, 0, memory_order_relaxed);
     rank_release(l);
     switch (l->kind) {

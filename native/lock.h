@@ -44,6 +44,7 @@ typedef struct glock {
     uint64_t wait_ns_total;                /* holder */
     uint64_t wait_ns_max;                  /* holder */
     uint64_t hold_ticks_total;             /* holder, at release: cputicks (TSC); cputicks_to_ns converts */
+    uint64_t hold_ticks_max;               /* holder, at release: the longest hold, cputicks */
     uint64_t recovered;                    /* holder: robust-mutex EOWNERDEAD recoveries */
     uint64_t wait_hist[LOCK_HIST_BUCKETS]; /* holder: bucket i counts waits in [2^i, 2^(i+1)) ns */
     char name[32];                         /* set at init */

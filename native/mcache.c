@@ -58,9 +58,12 @@ int mcache_refill(uint8_t spc)
     spanid_t old = mc->alloc[spc];
     if (old) heap_live_add(-span_free_bytes(spanof_id(old)));
     mc->alloc[spc] = 0;
-    int rc = rcall_enter(RC_REFILL, 0);
+    uint64_t t0 = gorun_trace_on ? nanotime() : 0;
+    int rc = rcall_enter(RC_REFILL, t0);
+    mcentral_swept_at_refill = 0;
     spanid_t id = mcentral_exchange(&G->central[spc], spc, old);
     rcall_exit(rc);
+    if (gorun_trace_on) trace_emit_dur(EV_REFILL, t0, nanotime(), spc | (uint64_t)mcentral_swept_at_refill << 8);
     if (!id) return -1;
     mspan_t *s = spanof_id(id);
     span_reload_cache(s);

@@ -102,6 +102,8 @@ spanid_t mcentral_take_unswept(mcentral_t *c, uint32_t sg)
 /* One lock acquisition per refill in the steady state: return `old` (may be 0) and take a span
  * with free slots: a swept partial span, else sweep unswept ones of this class (up to the
  * budget), else grow from mheap. Returns 0 when the heap is exhausted. */
+uint32_t mcentral_swept_at_refill;
+
 spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
 {
     uint32_t sg = atomic_load(&G->mheap.sweepgen);
@@ -116,6 +118,7 @@ spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old)
         if (!cand) break;
         mspan_t *s = spanof_id(cand);
         int live = mspan_sweep(s, sg);
+        mcentral_swept_at_refill++;
         if (!live) continue; /* freed to mheap */
         if (live < s->nelems) {
             id = cand;

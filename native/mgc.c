@@ -169,10 +169,13 @@ int gc_mark_step(int64_t budget)
 int gc_flush_handshake(int *dead)
 {
     gcctl_t *gc = &G->gc;
+    uint64_t t0 = gorun_trace_on ? nanotime() : 0;
     atomic_store(&gc->flush_found, 0);
     for (uint32_t i = 0; i < G->nprocs; i++) atomic_fetch_or(&G->allp[i].poll, POLL_FLUSHWB);
     if (gc_wait_requests(POLL_FLUSHWB, dead) != 0) return -1;
-    return atomic_load(&gc->flush_found) ? 1 : 0;
+    int found = atomic_load(&gc->flush_found) ? 1 : 0;
+    if (gorun_trace_on) trace_emit_dur(EV_HANDSHAKE, t0, nanotime(), (uint64_t)found);
+    return found;
 }
 
 int gc_mark_termination(uint32_t cycle, int checkmark, int *dead, uint64_t *checked)

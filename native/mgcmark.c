@@ -274,7 +274,7 @@ void gc_assist(void)
     p->assist_debt = 0;
     work = steal_credit(work);
     if (work <= 0) return;
-    uint64_t t0 = nanotime();
+    uint64_t t0 = nanotime(), done = 0;
     int rc = rcall_enter(RC_ASSIST, t0);
     for (;;) {
         /* in chunks, polling between them: an assist is preemptible, as in Go, so a stop never
@@ -284,6 +284,7 @@ void gc_assist(void)
         gcw_publish();
         atomic_fetch_add(&gc->work.busy, -1);
         work -= did;
+        done += (uint64_t)did;
         if (work <= 0 || !atomic_load_explicit(&gc->blacken, memory_order_acquire)) break;
         if (did > 0) {
             safepoint_poll_c();
@@ -299,7 +300,8 @@ void gc_assist(void)
         if (work <= 0) break;
     }
     rcall_exit(rc);
-    uint64_t dt = nanotime() - t0;
+    uint64_t t1 = nanotime(), dt = t1 - t0;
+    if (gorun_trace_on) trace_emit_dur(EV_ASSIST, t0, t1, done);
     atomic_fetch_add_explicit(&gc->assist_ns, dt, memory_order_relaxed);
     atomic_fetch_add_explicit(&gc->assist_cpu_total_ns, dt, memory_order_relaxed);
     p->assists++;
@@ -330,6 +332,7 @@ static uint64_t thread_cpu_ns(void)
 static void *mark_worker(void *arg)
 {
     gcctl_t *gc = &G->gc;
+    trace_set_thread((uint16_t)(uintptr_t)arg); /* 1 + its index */
     while (!atomic_load(&mark_threads_stop)) {
         uint32_t avail = atomic_load(&gc->work.avail);
         if (!atomic_load_explicit(&gc->blacken, memory_order_acquire)) {
@@ -346,7 +349,7 @@ static void *mark_worker(void *arg)
             busy_add(-1);
             continue;
         }
-        uint64_t did = 0, c0 = thread_cpu_ns();
+        uint64_t did = 0, c0 = thread_cpu_ns(), w0 = gorun_trace_on ? nanotime() : 0;
         if (gcw_refill()) {
             for (;;) {
                 uint64_t d = gc_drain(MARK_CHUNK);
@@ -361,6 +364,7 @@ static void *mark_worker(void *arg)
             }
             gcw_publish(); /* what a throttled or stopped thread still holds goes back to the queue */
             gcw_flush_stats();
+            if (gorun_trace_on) trace_emit_dur(EV_MARK_WORK, w0, nanotime(), did);
         } else
             atomic_fetch_add_explicit(&gc->mark_cpu_ns, thread_cpu_ns() - c0, memory_order_relaxed);
         busy_add(-1);
@@ -374,7 +378,7 @@ int gc_start_mark_threads(int n)
     if (n > MAX_MARK_THREADS) n = MAX_MARK_THREADS;
     atomic_store(&mark_threads_stop, 0);
     for (int i = 0; i < n; i++) {
-        if (pthread_create(&mark_threads[i], NULL, mark_worker, NULL) != 0) return -1;
+        if (pthread_create(&mark_threads[i], NULL, mark_worker, (void *)(uintptr_t)(i + 1)) != 0) return -1;
         nmark_threads++;
     }
     G->gc.nmarkthreads = (uint32_t)n;

@@ -37,7 +37,7 @@ uint64_t mheap_scavenge(uint64_t nbytes)
     mheap_t *h = &G->mheap;
     if (nbytes == 0 || gorun_arena_fd < 0 || unreleased_free_pages() < SCAV_MIN_PAGES) return 0;
     uint64_t want = (nbytes + SCAV_MIN_BYTES - 1) / SCAV_MIN_BYTES * SCAV_MIN_PAGES; /* pages, rounded up */
-    uint64_t got = 0, below = UINT64_MAX;
+    uint64_t got = 0, below = UINT64_MAX, t0 = gorun_trace_on ? nanotime() : 0;
     lock(&h->lock);
     while (got < want) {
         uint64_t left = want - got, n = 0, max = left < SCAV_MAX_PAGES ? left : SCAV_MAX_PAGES;
@@ -53,6 +53,7 @@ uint64_t mheap_scavenge(uint64_t nbytes)
         below = page; /* the next run lies below this one */
     }
     unlock(&h->lock);
+    if (gorun_trace_on) trace_emit_dur(EV_SCAVENGE, t0, nanotime(), got * PAGE_SIZE);
     return got * PAGE_SIZE;
 }
 

@@ -284,11 +284,12 @@ PyObject *lock_dict(glock_t *l)
     PyObject *hist = PyList_New(LOCK_HIST_BUCKETS);
     if (!hist) return NULL;
     for (int i = 0; i < LOCK_HIST_BUCKETS; i++) PyList_SET_ITEM(hist, i, PyLong_FromUnsignedLongLong(l->wait_hist[i]));
-    return Py_BuildValue("{s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "name", l->name, "kind",
-                         glock_kind_name((int)l->kind), "acquisitions", l->acquisitions, "contended", l->contended,
-                         "wait_ns_total", l->wait_ns_total, "wait_ns_max", l->wait_ns_max, "hold_ns_total",
-                         (unsigned long long)((double)l->hold_ticks_total / cputicks_per_ns()), "recovered",
-                         l->recovered, "wait_hist", hist);
+    double tpn = cputicks_per_ns();
+    return Py_BuildValue(
+        "{s:s,s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "name", l->name, "kind", glock_kind_name((int)l->kind),
+        "acquisitions", l->acquisitions, "contended", l->contended, "wait_ns_total", l->wait_ns_total, "wait_ns_max",
+        l->wait_ns_max, "hold_ns_total", (unsigned long long)((double)l->hold_ticks_total / tpn), "hold_ns_max",
+        (unsigned long long)((double)l->hold_ticks_max / tpn), "recovered", l->recovered, "wait_hist", hist);
 }
 
 static PyObject *p_dict(gp_t *p)
@@ -331,10 +332,10 @@ static PyObject *py_stats(PyObject *mod, PyObject *unused)
                       RELAXED_LOAD(h->ooms), "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen",
                       atomic_load(&h->sweepgen), "released_pages", (unsigned long long)RELAXED_LOAD(h->released_pages),
                       "sys_bytes", (unsigned long long)RELAXED_LOAD(h->sys_bytes));
-    return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N},s:N,s:N}", "nprocs", G->nprocs, "lock",
+    return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N,s:N},s:N,s:N}", "nprocs", G->nprocs, "lock",
                          glock_kind_name((int)G->lock_kind), "arena_size", G->arena_size, "meta_size", G->meta_size,
                          "mheap", heap, "locks", "mheap", lock_dict(&h->lock), "typetab", lock_dict(&G->typetab.lock),
-                         "mcentral", mc_locks, "central", central, "ps", ps);
+                         "workbuf", lock_dict(&G->gc.work.lock), "mcentral", mc_locks, "central", central, "ps", ps);
 }
 
 /* ---- test and inspection hooks (bounded, one step each) ---- */
@@ -351,7 +352,29 @@ static const named_t type_kinds[] = {{"struct", TK_STRUCT}, {"array", TK_ARRAY},
 static const named_t type_ids[] = {
     {"bytes", TID_BYTES},         {"int_array", TID_INT_ARRAY},   {"float_array", TID_FLOAT_ARRAY},
     {"ptr_array", TID_PTR_ARRAY}, {"first_user", TID_FIRST_USER}, {NULL, 0}};
-static const named_t debug_flags[] = {{"mcachebypass", DBG_MCACHEBYPASS}, {"checkmark", DBG_CHECKMARK}, {NULL, 0}};
+static const named_t debug_flags[] = {
+    {"mcachebypass", DBG_MCACHEBYPASS}, {"checkmark", DBG_CHECKMARK}, {"trace", DBG_TRACE}, {NULL, 0}};
+static const named_t trace_events[] = {
+#define TRACE_EV_NAMED(name, v, doc) {#name, name},
+    TRACE_EVENTS(TRACE_EV_NAMED)
+#undef TRACE_EV_NAMED
+        {NULL, 0}};
+static const named_t trace_counter_ids[] = {{"heap_live", TC_HEAP_LIVE},
+                                            {"goal", TC_GOAL},
+                                            {"trigger", TC_TRIGGER},
+                                            {"memory_limit", TC_MEMORY_LIMIT},
+                                            {"total_memory", TC_TOTAL_MEMORY},
+                                            {"gc_cpu", TC_GC_CPU},
+                                            {NULL, 0}};
+static const named_t trace_lock_ids[] = {{"mheap", TRACE_LOCK_MHEAP},
+                                         {"typetab", TRACE_LOCK_TYPETAB},
+                                         {"workbuf", TRACE_LOCK_WORKBUF},
+                                         {"mcentral", TRACE_LOCK_MCENTRAL},
+                                         {NULL, 0}};
+static const named_t trace_limits[] = {{"ring_events", TRACE_RING_EVENTS},
+                                       {"lock_ns_default", TRACE_LOCK_NS_DEFAULT},
+                                       {"rcall_ns_default", TRACE_RCALL_NS_DEFAULT},
+                                       {NULL, 0}};
 static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},       {"mcentral", RANK_MCENTRAL}, {"mheap", RANK_MHEAP},
                                      {"typetab", RANK_TYPETAB}, {"workbuf", RANK_WORKBUF},   {NULL, 0}};
 
@@ -405,7 +428,7 @@ static PyObject *lock_kind_names(void)
 
 static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
-    return Py_BuildValue(
+    PyObject *d = Py_BuildValue(
         "{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
         "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:L,s:K}",
         "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size",
@@ -419,6 +442,56 @@ static PyObject *py_constants(PyObject *mod, PyObject *unused)
         named_dict(lock_ranks), "p_status", named_dict(p_status), "poll_bits", named_dict(poll_bits), "pause_kinds",
         named_dict(pause_kinds), "rcalls", named_dict(rcalls), "gc_activities", named_dict(gc_activities),
         "max_memory_limit", (long long)INT64_MAX, "scav_min_bytes", (unsigned long long)SCAV_MIN_BYTES);
+    PyObject *tr = Py_BuildValue("{s:N,s:N,s:N,s:N}", "events", named_dict(trace_events), "counters",
+                                 named_dict(trace_counter_ids), "locks", named_dict(trace_lock_ids), "limits",
+                                 named_dict(trace_limits));
+    if (!d || !tr || PyDict_SetItemString(d, "trace", tr) < 0) {
+        Py_XDECREF(d);
+        Py_XDECREF(tr);
+        return NULL;
+    }
+    Py_DECREF(tr);
+    return d;
+}
+
+/* ---- event rings (trace.c) ---- */
+
+/* trace_setup(lock_ns, rcall_ns): the launcher, before forking: the thresholds. */
+static PyObject *py_trace_setup(PyObject *mod, PyObject *args)
+{
+    unsigned long long lock_ns, rcall_ns;
+    if (!PyArg_ParseTuple(args, "KK", &lock_ns, &rcall_ns)) return NULL;
+    if (need_attached()) return NULL;
+    G->trace_lock_ns = lock_ns;
+    G->trace_rcall_ns = rcall_ns;
+    Py_RETURN_NONE;
+}
+
+/* trace_drain(final) -> (bytes of 24-byte records, [lost per ring]) */
+static PyObject *py_trace_drain(PyObject *mod, PyObject *arg)
+{
+    int final = PyObject_IsTrue(arg);
+    if (final < 0 || need_attached()) return NULL;
+    uint64_t cap = (uint64_t)G->trace_nrings * TRACE_RING_EVENTS;
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(cap * 24));
+    if (!buf) return NULL;
+    uint64_t n = cap ? trace_drain((uint8_t *)PyBytes_AS_STRING(buf), cap, final) : 0;
+    if (_PyBytes_Resize(&buf, (Py_ssize_t)(n * 24)) < 0) return NULL;
+    PyObject *lost = PyList_New(G->trace_nrings);
+    if (!lost) {
+        Py_DECREF(buf);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < G->trace_nrings; i++)
+        PyList_SET_ITEM(lost, i, PyLong_FromUnsignedLongLong(atomic_load(&tracering_at(i)->lost)));
+    return Py_BuildValue("(NN)", buf, lost);
+}
+
+static PyObject *py_trace_counters(PyObject *mod, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    trace_counters();
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
@@ -446,6 +519,9 @@ static PyMethodDef methods[] = {
     {"safepoint", py_safepoint, METH_NOARGS, "poll for GC requests"},
     {"preempt_init", py_preempt_init, METH_NOARGS, "worker: SIGURG makes it poll at the next bytecode boundary"},
     {"stats", py_stats, METH_NOARGS, "a snapshot of every shared counter"},
+    {"trace_setup", py_trace_setup, METH_VARARGS, "trace_setup(lock_ns, rcall_ns): launcher, the event thresholds"},
+    {"trace_drain", py_trace_drain, METH_O, "trace_drain(final): launcher, (records, lost per ring)"},
+    {"trace_counters", py_trace_counters, METH_NOARGS, "GC process: record the counters (with --trace)"},
     {"constants", py_constants, METH_NOARGS, "the C core's constants (the version handshake)"},
     {NULL},
 };

@@ -32,6 +32,7 @@ void p_attach(uint32_t id)
 {
     gorun_ospid = (int32_t)getpid();
     thisP = &G->allp[id];
+    trace_set_ring((int)id);
     atomic_store(&thisP->ospid, gorun_ospid);
     thisP->mcache.flushGen = atomic_load(&G->mheap.sweepgen);
     roots_init_local();
@@ -86,10 +87,13 @@ static void park_for_stop(void)
     gcctl_t *gc = &G->gc;
     uint32_t gen = atomic_load_explicit(&gc->world_gen, memory_order_acquire);
     uint32_t st = P_RUNNING;
-    atomic_store(&thisP->ack_ns, nanotime());
+    uint64_t ack = nanotime();
+    atomic_store(&thisP->ack_ns, ack);
     if (!atomic_compare_exchange_strong(&thisP->status, &st, P_GCSTOP)) return;
+    if (gorun_trace_on) trace_emit(EV_STW_ACK, gen, 0, ack); /* ts == the pause record's ack */
     note_served();
     wait_world_restart(gen);
+    if (gorun_trace_on) trace_emit(EV_STW_RESUME, gen, 0, nanotime());
     st = P_GCSTOP;
     if (!atomic_compare_exchange_strong(&thisP->status, &st, P_RUNNING))
         gorun_throw("P%u: status %u after a stop, expected GCSTOP", thisP->id, st);
@@ -280,6 +284,7 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
     rec->kind = kind;
     rec->cycle = cycle;
     rec->start_ns = stw_t0;
+    if (gorun_trace_on) trace_emit(EV_STW_REQUEST, kind, cur_pause, stw_t0);
     gc_activity(GCA_STOPPING, kind, cycle);
     for (uint32_t i = 0; i < n; i++) {
         G->allp[i].stopped_by_gc = 0;
@@ -317,6 +322,7 @@ int stw_stop(uint32_t kind, uint32_t cycle, int *dead)
             futex_wait_until(&gc->stopnote, note, STW_RESEND_NS);
     }
     uint64_t t1 = nanotime();
+    if (gorun_trace_on) trace_emit(EV_STW_STOPPED, kind, cur_pause, t1);
     gc_activity(GCA_STW, kind, 0);
     rec->seen_ns = t1 - stw_t0;
     /* Time to stop: when the last running P acknowledged; the GC's own wake-up is not part of
@@ -346,7 +352,9 @@ void stw_start(void)
     gc_activity(pause_at(cur_pause)->kind == PAUSE_SWEEPTERM ? GCA_MARK : GCA_SWEEP, 0, 0); /* before any P runs */
     /* The pause ends when the world is released; the wake-up syscall that follows can lose the
      * CPU to the very workers it wakes, which must not count as pause. */
-    pause_at(cur_pause)->total_ns = nanotime() - stw_t0;
+    uint64_t t2 = nanotime();
+    pause_at(cur_pause)->total_ns = t2 - stw_t0;
+    if (gorun_trace_on) trace_emit(EV_STW_RESTART, pause_at(cur_pause)->kind, cur_pause, t2);
     atomic_fetch_add_explicit(&gc->world_gen, 1, memory_order_release);
     futex_wake_all(&gc->world_gen);
     atomic_store(&gc->npauses, cur_pause + 1);

@@ -14,8 +14,9 @@
 #include <stdint.h>
 
 #include "lock.h"
+#include "trace.h"
 
-#define GORUN_ABI_VERSION 10
+#define GORUN_ABI_VERSION 11
 #define GORUN_MAGIC       0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -484,6 +485,14 @@ typedef struct gorun_shared {
         off_checkbits, off_wbufs, off_wblog, off_pauses, off_cycles,
         off_scavbits; /* 1 bit per arena page, 1 = scavenged (see mheap_t), under the mheap lock */
     uint64_t nchunks; /* page-allocator chunks */
+    /* Event rings (trace.c, docs/design.md "Events and traces"): set at init, read-only after,
+     * except the thresholds, which the launcher sets (trace_setup) before forking. trace_nrings
+     * is 0 unless DBG_TRACE: then nprocs + 1 (one per P, then the GC process's). */
+    uint64_t off_trace;
+    uint32_t trace_nrings;
+    uint32_t _tpad;
+    uint64_t trace_lock_ns;  /* lock waits at least this long are events */
+    uint64_t trace_rcall_ns; /* runtime calls at least this long are events */
     mheap_t mheap;
     mcentral_t central[NUM_SPAN_CLASSES];
     gp_t allp[MAX_PROCS];
@@ -531,7 +540,7 @@ _Static_assert(sizeof(gorun_shared_t) == 583936 && offsetof(gorun_shared_t, mhea
                 (uint32_t)GORUN_ABI_VERSION * 86028121u))
 
 /* debug_flags bits (GODEBUG knobs, docs/design.md "Debug knobs") */
-enum { DBG_MCACHEBYPASS = 1 << 0, DBG_CHECKMARK = 1 << 1 };
+enum { DBG_MCACHEBYPASS = 1 << 0, DBG_CHECKMARK = 1 << 1, DBG_TRACE = 1 << 2 };
 
 /* ---- process-local runtime state (module globals; inherited across fork) ---- */
 extern gorun_shared_t *G;                 /* metadata segment base */
@@ -555,6 +564,13 @@ static inline wbuf_t *wbuf_at(uint32_t i) { return (wbuf_t *)((char *)G + G->off
 static inline goaddr *wblog_of(uint32_t p)
 { return (goaddr *)((char *)G + G->off_wblog) + (uint64_t)p * WBLOG_ENTRIES * 2; }
 static inline pauserec_t *pause_at(uint64_t i) { return (pauserec_t *)((char *)G + G->off_pauses) + (i % MAX_PAUSES); }
+static inline tracering_t *tracering_at(uint32_t i)
+{
+    return (tracering_t *)((char *)G + G->off_trace +
+                           (uint64_t)i * (sizeof(tracering_t) + TRACE_RING_EVENTS * sizeof(traceev_t)));
+}
+static inline traceev_t *traceev_at(tracering_t *r, uint64_t i)
+{ return (traceev_t *)(r + 1) + (i % TRACE_RING_EVENTS); }
 static inline cyclerec_t *cycle_at(uint64_t i) { return (cyclerec_t *)((char *)G + G->off_cycles) + (i % MAX_CYCLES); }
 static inline uint64_t *obj_word(goaddr a) { return (uint64_t *)(A + a); }
 static inline uint32_t hdr_tid(goaddr a) { return (uint32_t)*obj_word(a); }
@@ -672,6 +688,7 @@ goaddr object_end(goaddr base); /* one past the object's slot (tiny: past its by
 /* ---- mcentral (mcentral.c) ---- */
 spanid_t mcentral_cache_span(mcentral_t *c, uint8_t spc);
 spanid_t mcentral_exchange(mcentral_t *c, uint8_t spc, spanid_t old);
+extern uint32_t mcentral_swept_at_refill; /* process-local: spans mcentral_exchange swept (EV_REFILL) */
 spanid_t mcentral_take_unswept(mcentral_t *c, uint32_t sg); /* popped and owned (sg-1), or 0 */
 void mcentral_add_large(mcentral_t *c, spanid_t id);
 void mcentral_uncache_span(mcentral_t *c, spanid_t id);
@@ -724,9 +741,12 @@ static inline int rcall_enter(uint32_t kind, uint64_t now)
     atomic_store_explicit(&p->rcall, kind, memory_order_release);
     return 1;
 }
+void trace_rcall_end(void); /* trace.c: EV_RCALL if the call was slow */
 static inline void rcall_exit(int entered)
 {
-    if (entered) atomic_store_explicit(&thisP->rcall, RC_NONE, memory_order_release);
+    if (!entered) return;
+    if (gorun_trace_on) trace_rcall_end();
+    atomic_store_explicit(&thisP->rcall, RC_NONE, memory_order_release);
 }
 
 /* The concepts' own headers: they need the layout above. */

@@ -51,6 +51,26 @@ static PyObject *py_lock_stats(PyObject *mod, PyObject *arg)
     return l ? lock_dict(l) : NULL;
 }
 
+/* trace_hammer(ring, n): as ring `ring`'s writer, n times what mcache_refill adds with --trace
+ * (two clock reads and one duration event), draining the rings as the launcher does every 4096
+ * events; returns the elapsed ns. Without --trace the same loop measures the hooks' branch. */
+static PyObject *py_trace_hammer(PyObject *mod, PyObject *args)
+{
+    long ring, n;
+    if (!PyArg_ParseTuple(args, "ll", &ring, &n)) return NULL;
+    if (need_attached()) return NULL;
+    static uint8_t buf[4096 * 24];
+    uint64_t t0 = nanotime();
+    trace_set_ring((int)ring);
+    for (long i = 0; i < n; i++) {
+        uint64_t a = gorun_trace_on ? nanotime() : 0;
+        if (gorun_trace_on) trace_emit_dur(EV_REFILL, a, nanotime(), (uint64_t)i & 0xff);
+        if ((i & 4095) == 4095 && G->trace_nrings) trace_drain(buf, 4096, 0);
+    }
+    trace_set_ring(-1);
+    return PyLong_FromUnsignedLongLong(nanotime() - t0);
+}
+
 static PyObject *py_lock_hammer(PyObject *mod, PyObject *args)
 {
     long which, n;
@@ -211,6 +231,7 @@ PyMethodDef testhook_methods[] = {
     {"lock_acquire", py_lock_acquire, METH_O, "test hook: acquire lock (-1 mheap, -2 typetab, 0..135 mcentral)"},
     {"lock_release", py_lock_release, METH_O, "test hook: release lock"},
     {"lock_stats", py_lock_stats, METH_O, "statistics of one lock"},
+    {"trace_hammer", py_trace_hammer, METH_VARARGS, "trace_hammer(ring, n): n refill-like events; elapsed ns"},
     {"lock_hammer", py_lock_hammer, METH_VARARGS, "lock_hammer(which, n): n x (lock; test_counter++; unlock)"},
     {"test_counter", py_test_counter, METH_NOARGS, "the shared test counter"},
     {"pages_alloc", py_pages_alloc, METH_O, "test hook: allocate n pages (0 if none)"},

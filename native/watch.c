@@ -16,7 +16,12 @@
 void gc_activity(uint32_t act, uint32_t arg, uint32_t cycle)
 {
     gcctl_t *gc = &G->gc;
-    atomic_store_explicit(&gc->activity_since_ns, nanotime(), memory_order_relaxed);
+    uint64_t now = nanotime();
+    if (gorun_trace_on) { /* the phases and the counters at every transition */
+        trace_emit(EV_ACTIVITY, act, (uint64_t)arg << 32 | cycle, now);
+        trace_counters();
+    }
+    atomic_store_explicit(&gc->activity_since_ns, now, memory_order_relaxed);
     atomic_store_explicit(&gc->activity_arg, arg, memory_order_relaxed);
     if (cycle) atomic_store_explicit(&gc->activity_cycle, cycle, memory_order_relaxed);
     atomic_store_explicit(&gc->activity, act, memory_order_release);
