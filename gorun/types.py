@@ -100,16 +100,24 @@ class StructType(type):
         """unsafe.Alignof(T{}): the largest alignment of its fields (1 for an empty struct)."""
         return cls._gorun_align
 
-    def offsetof(cls, field: str) -> int:
-        """unsafe.Offsetof(t.field): the field's byte offset from the start of the struct."""
-        try:
-            return cls._gorun_offsets[field]
-        except KeyError:
-            raise AttributeError(f"type {cls.__name__} has no field {field!r}") from None
+    # offsetof and layout are properties returning functions: a metaclass property is a data
+    # descriptor, so it wins over a field of the same name in the class (a plain method would not)
+    @property
+    def offsetof(cls):
+        """T.offsetof("f"), unsafe.Offsetof(t.f): the field's byte offset from the struct's start."""
 
-    def layout(cls) -> list[tuple[str, str, int, int]]:
-        """(field, kind, offset, size) in declaration order."""
-        return [(n, fk.name, cls._gorun_offsets[n], fk.nbytes) for n, fk in cls._gorun_fields]
+        def offsetof(field: str) -> int:
+            try:
+                return cls._gorun_offsets[field]
+            except KeyError:
+                raise AttributeError(f"type {cls.__name__} has no field {field!r}") from None
+
+        return offsetof
+
+    @property
+    def layout(cls):
+        """T.layout(): (field, kind, offset, size) in declaration order."""
+        return lambda: [(n, fk.name, cls._gorun_offsets[n], fk.nbytes) for n, fk in cls._gorun_fields]
 
 
 def struct(name: str, **fields: FieldKind | str) -> type:

@@ -87,15 +87,16 @@ def test_kind_constants_and_names_agree():
 
 
 def test_field_named_size_does_not_hide_the_types_answers():
-    T = gorun.struct("LaySizeField", size="int32", align="bool")
-    assert (T.size, T.align, T.offsetof("align")) == (8, 4, 4)
+    T = gorun.struct("LaySizeField", size="int32", align="bool", offsetof="uint8", layout="int16")
+    assert (T.size, T.align, T.offsetof("align"), T.offsetof("offsetof"), T.offsetof("layout")) == (8, 4, 4, 5, 6)
+    assert [f[0] for f in T.layout()] == ["size", "align", "offsetof", "layout"]
 
     def work(g):
         x = g.new(T)
-        x.size, x.align = 7, True
-        return x.size, x.align
+        x.size, x.align, x.offsetof, x.layout = 7, True, 255, -2
+        return x.size, x.align, x.offsetof, x.layout
 
-    assert gorun.Runtime(procs=1).run(work).values[0] == (7, True)
+    assert gorun.Runtime(procs=1).run(work).values[0] == (7, True, 255, -2)
 
 
 Kinds = gorun.struct(
