@@ -40,6 +40,17 @@ _LAZY = {
     "INT": "types",
     "PTR": "types",
     "struct": "types",
+    "BOOL": "types",
+    "INT8": "types",
+    "INT16": "types",
+    "INT32": "types",
+    "INT64": "types",
+    "UINT8": "types",
+    "UINT16": "types",
+    "UINT32": "types",
+    "UINT64": "types",
+    "FLOAT32": "types",
+    "FLOAT64": "types",
 }
 
 
@@ -69,5 +80,16 @@ __all__ = [
     "INT",
     "FLOAT",
     "BYTES",
+    "BOOL",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "FLOAT32",
+    "FLOAT64",
 ]
 __version__ = "0.1.0"

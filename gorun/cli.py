@@ -1,4 +1,5 @@
-"""The gorun command line: ``gorun run WORKLOAD ...``, ``gorun plot RESULT.json``, ``gorun workloads``, ``gorun clean``.
+"""The gorun command line: ``gorun run WORKLOAD ...``, ``gorun plot RESULT.json``, ``gorun compare WORKLOAD``,
+``gorun scenarios``, ``gorun scenario NAME [--small] [--json PATH]``, ``gorun workloads``, ``gorun clean``.
 
 Exit codes: 0 success; 1 the run failed (out of memory, a worker died, the workload raised, the
 run stalled: see --stall-timeout, a runtime error such as a full /dev/shm), or `gorun clean`
@@ -31,6 +32,8 @@ EXAMPLES = """examples:
   gorun compare binary-trees --procs 2 -p depth=16 --rounds 3   the same workload in gorun and in Go
   gorun workloads                          list workloads and their parameters
   gorun clean                              remove segments of dead runs from /dev/shm
+  gorun scenarios                          the articles' claims that can be run
+  gorun scenario padding --small           one claim, without and with the advice
 """
 
 
@@ -116,6 +119,12 @@ def _build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--rounds", type=str, default="3", help="rounds of each, interleaved (default 3)")
     cm.add_argument("--json", metavar="PATH", help="write the compare document as JSON to PATH ('-' for stdout)")
     sub.add_parser("workloads", help="list the built-in workloads")
+    sub.add_parser("scenarios", help="list the scenarios: the articles' claims as experiments")
+    sc = sub.add_parser("scenario", help="run one scenario without and with the advice; print what held")
+    sc.error = p.error
+    sc.add_argument("name", help="scenario name (see `gorun scenarios`)")
+    sc.add_argument("--small", action="store_true", help="the CI size: a few seconds")
+    sc.add_argument("--json", metavar="PATH", help="write the outcome as JSON to PATH ('-' for stdout)")
     c = sub.add_parser("clean", help="remove shared-memory segments left by dead runs")
     c.add_argument("--dry-run", action="store_true")
     return p
@@ -271,6 +280,14 @@ def _main(argv: list[str] | None) -> int:
         return _plot(args)
     if args.cmd == "compare":
         return _compare(args)
+    if args.cmd == "scenarios":
+        from .scenarios import all_scenarios
+
+        for sc in all_scenarios().values():
+            _print(f"{sc.name}: {sc.title}\n  {sc.claim} ({sc.source})")
+        return 0
+    if args.cmd == "scenario":
+        return _scenario(args)
     return _run(args)
 
 
@@ -350,6 +367,39 @@ def _compare(args) -> int:
             with open(args.json, "w") as f:
                 f.write(text + "\n")
     return code
+
+
+def _scenario(args) -> int:
+    from . import scenarios
+    from .scenarios import report as screport
+
+    try:
+        sc = scenarios.get(args.name)
+        _check_json_path(args.json)
+    except (KeyError, ValueError) as e:
+        _print(f"gorun: error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
+    from . import runtime as rtmod
+
+    out = sys.stderr if args.json == "-" else sys.stdout
+    _print(f"scenario {sc.name}: {sc.title}\nclaim ({sc.source}): {sc.claim}\n", file=out)
+    try:
+        outcome = sc.run(args.small)
+    except rtmod.Interrupted as e:
+        _print(f"gorun: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except (rtmod.OutOfMemory, rtmod.GorunError) as e:
+        _print(f"gorun: scenario {sc.name} failed: {e}", file=sys.stderr)
+        return 1
+    _print(screport.text(outcome), file=out)
+    if args.json:
+        text = json.dumps(screport.to_dict(sc, outcome, args.small), indent=2, default=str)
+        if args.json == "-":
+            _print(text)
+        else:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+    return 0
 
 
 def _check_json_path(path: str | None, flag: str = "--json") -> None:

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from . import _gorun
+from .slices import append, make_slice
 from .types import array_tid
 
 
@@ -56,6 +57,9 @@ class Context:
     g.gc()               run a full GC cycle and wait for it, sweep included (runtime.GC)
     with g.blocking():   a blocking call (sleep, I/O): this P counts as stopped meanwhile
     g.copy(d, i, s, j, n) copy n elements between arrays (pointer arrays: bulk write barrier)
+    g.make_slice(e, n, cap=None) a Go slice ([]int, []float, []ptr, []*T or 'bytes'): len(s),
+                         s[i], s.cap, s[a:b] sharing the backing array (gorun.slices.Slice)
+    g.append(s, *vs)     Go's append: the new slice, grown by Go's growslice rule when full
     g.interior(h, off)   a handle to byte `off` of h's data: an interior pointer, which keeps
                          the whole object alive
     g.set_memory_limit(n) the run's memory limit in bytes (GOMEMLIMIT); returns the previous
@@ -83,6 +87,8 @@ class Context:
         self.gc = _gorun.gc
         self.copy = _gorun.array_copy
         self.interior = _gorun.interior
+        self.make_slice = make_slice
+        self.append = append
         self.set_memory_limit = _gorun.set_memory_limit
         self.set_gc_percent = _gorun.set_gc_percent
 

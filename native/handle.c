@@ -10,6 +10,8 @@
  */
 #include "gorun_py.h"
 
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 PyObject *OutOfMemoryError, *GorunError;
@@ -361,8 +363,74 @@ static PyObject *FieldDescr_get(PyObject *self, PyObject *obj, PyObject *type)
     }
     FieldDescrObject *f = (FieldDescrObject *)self;
     uint8_t *p = A + ((HandleObject *)obj)->base + f->offset;
-    if (f->kind == FK_BYTES) return PyBytes_FromStringAndSize((const char *)p, f->nbytes);
+    switch (f->kind) {
+    case FK_BYTES:
+        return PyBytes_FromStringAndSize((const char *)p, f->nbytes);
+    case FK_BOOL:
+        return PyBool_FromLong(*p != 0);
+    case FK_INT8:
+        return PyLong_FromLong(*(int8_t *)p);
+    case FK_INT16:
+        return PyLong_FromLong(*(int16_t *)p);
+    case FK_INT32:
+        return PyLong_FromLong(*(int32_t *)p);
+    case FK_UINT8:
+        return PyLong_FromUnsignedLong(*p);
+    case FK_UINT16:
+        return PyLong_FromUnsignedLong(*(uint16_t *)p);
+    case FK_UINT32:
+        return PyLong_FromUnsignedLong(*(uint32_t *)p);
+    case FK_UINT64:
+        return PyLong_FromUnsignedLongLong(*(uint64_t *)p);
+    case FK_FLOAT32:
+        return PyFloat_FromDouble((double)*(float *)p);
+    }
     return word_load((int)f->kind, p);
+}
+
+/* A store into a sized integer field: a value outside the kind's range raises OverflowError
+ * (Go would not compile the constant, and a run-time conversion would wrap silently; gorun
+ * refuses instead of hiding the wrap). */
+static int int_store(FieldDescrObject *f, uint8_t *p, PyObject *value)
+{
+    static const long long lo[FK_NKINDS] = {[FK_INT8] = INT8_MIN, [FK_INT16] = INT16_MIN, [FK_INT32] = INT32_MIN};
+    static const long long hi[FK_NKINDS] = {[FK_INT8] = INT8_MAX,   [FK_INT16] = INT16_MAX,   [FK_INT32] = INT32_MAX,
+                                            [FK_UINT8] = UINT8_MAX, [FK_UINT16] = UINT16_MAX, [FK_UINT32] = UINT32_MAX};
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "field %U needs an int, not %.100s", f->name, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    if (f->kind == FK_UINT64) {
+        unsigned long long v = PyLong_AsUnsignedLongLong(value);
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) goto overflow;
+        *(uint64_t *)p = v;
+        return 0;
+    }
+    long long v = PyLong_AsLongLong(value);
+    if (v == -1 && PyErr_Occurred()) goto overflow;
+    if (v < lo[f->kind] || v > hi[f->kind]) goto overflow;
+    switch (f->kind) {
+    case FK_INT8:
+    case FK_UINT8:
+        *p = (uint8_t)v;
+        return 0;
+    case FK_INT16:
+    case FK_UINT16:
+        *(uint16_t *)p = (uint16_t)v;
+        return 0;
+    default: /* FK_INT32, FK_UINT32 */
+        *(uint32_t *)p = (uint32_t)v;
+        return 0;
+    }
+overflow:
+    PyErr_Clear();
+    {
+        static const char *names[FK_NKINDS] = {[FK_INT8] = "int8",    [FK_INT16] = "int16",   [FK_INT32] = "int32",
+                                               [FK_UINT8] = "uint8",  [FK_UINT16] = "uint16", [FK_UINT32] = "uint32",
+                                               [FK_UINT64] = "uint64"};
+        PyErr_Format(PyExc_OverflowError, "%R overflows field %U (%s)", value, f->name, names[f->kind]);
+    }
+    return -1;
 }
 
 static int FieldDescr_set(PyObject *self, PyObject *obj, PyObject *value)
@@ -378,6 +446,31 @@ static int FieldDescr_set(PyObject *self, PyObject *obj, PyObject *value)
     case FK_FLOAT:
     case FK_PTR:
         return word_store((int)f->kind, p, value);
+    case FK_BOOL:
+        if (!PyBool_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "field %U is a bool, not %.100s", f->name, Py_TYPE(value)->tp_name);
+            return -1;
+        }
+        *p = value == Py_True;
+        return 0;
+    case FK_INT8:
+    case FK_INT16:
+    case FK_INT32:
+    case FK_UINT8:
+    case FK_UINT16:
+    case FK_UINT32:
+    case FK_UINT64:
+        return int_store(f, p, value);
+    case FK_FLOAT32: {
+        double v = PyFloat_AsDouble(value);
+        if (v == -1.0 && PyErr_Occurred()) return -1;
+        /* Go's float32(x): round to nearest even, +-Inf past the range (written out: an
+         * out-of-range double-to-float cast is undefined behaviour in C) */
+        if (isfinite(v) && fabs(v) > FLT_MAX)
+            v = fabs(v) >= (double)FLT_MAX + 0x1p103 ? copysign(INFINITY, v) : copysign(FLT_MAX, v);
+        *(float *)p = (float)v;
+        return 0;
+    }
     case FK_BYTES: {
         Py_buffer view;
         if (PyObject_GetBuffer(value, &view, PyBUF_SIMPLE) != 0) return -1;
@@ -401,7 +494,7 @@ static PyObject *FieldDescr_new(PyTypeObject *tp, PyObject *args, PyObject *kw)
     PyObject *name;
     unsigned int offset, kind, nbytes = 0;
     if (!PyArg_ParseTuple(args, "UII|I", &name, &offset, &kind, &nbytes)) return NULL;
-    if (kind < FK_PTR || kind > FK_BYTES) {
+    if (kind < FK_PTR || kind >= FK_NKINDS) {
         PyErr_Format(PyExc_ValueError, "bad field kind %u", kind);
         return NULL;
     }
@@ -424,7 +517,8 @@ static void FieldDescr_dealloc(PyObject *self)
 static PyObject *FieldDescr_repr(PyObject *self)
 {
     FieldDescrObject *f = (FieldDescrObject *)self;
-    static const char *kinds[] = {"?", "ptr", "int", "float", "bytes"};
+    static const char *kinds[FK_NKINDS] = {"?",     "ptr",   "int",   "float",  "bytes",  "bool",   "int8",
+                                           "int16", "int32", "uint8", "uint16", "uint32", "uint64", "float32"};
     return PyUnicode_FromFormat("<gorun field %U %s @+%u>", f->name, kinds[f->kind], f->offset - OBJ_HEADER_SIZE);
 }
 

@@ -15,8 +15,6 @@
 
 #include "runtime.h"
 
-#define TINY_MAX_BYTES 14 /* 1 length byte + 14 < 16: Go's "noscan and under 16 bytes" */
-
 static goaddr malloc_small(uint8_t spc, uint32_t size)
 {
     mcache_t *mc = &thisP->mcache;

@@ -346,8 +346,28 @@ typedef struct {
     long long value;
 } named_t;
 
-static const named_t field_kinds[] = {
-    {"ptr", FK_PTR}, {"int", FK_INT}, {"float", FK_FLOAT}, {"bytes", FK_BYTES}, {NULL, 0}};
+static const named_t field_kinds[] = {{"ptr", FK_PTR},         {"int", FK_INT},
+                                      {"float", FK_FLOAT},     {"bytes", FK_BYTES},
+                                      {"bool", FK_BOOL},       {"int8", FK_INT8},
+                                      {"int16", FK_INT16},     {"int32", FK_INT32},
+                                      {"uint8", FK_UINT8},     {"uint16", FK_UINT16},
+                                      {"uint32", FK_UINT32},   {"uint64", FK_UINT64},
+                                      {"float32", FK_FLOAT32}, {NULL, 0}};
+
+static PyObject *field_kind_sizes(void)
+{
+    PyObject *d = PyDict_New();
+    for (const named_t *t = field_kinds; d && t->name; t++) {
+        PyObject *v = PyLong_FromUnsignedLong(fieldkind_size((int)t->value));
+        if (!v || PyDict_SetItemString(d, t->name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    return d;
+}
 static const named_t type_kinds[] = {{"struct", TK_STRUCT}, {"array", TK_ARRAY}, {"bytes", TK_BYTES}, {NULL, 0}};
 static const named_t type_ids[] = {
     {"bytes", TID_BYTES},         {"int_array", TID_INT_ARRAY},   {"float_array", TID_FLOAT_ARRAY},
@@ -429,19 +449,20 @@ static PyObject *lock_kind_names(void)
 static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
     PyObject *d = Py_BuildValue(
-        "{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
-        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:L,s:K}",
+        "{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
+        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:L,s:K}",
         "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size",
         (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size", MAX_SMALL_SIZE,
-        "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "max_procs", MAX_PROCS, "max_types", MAX_TYPES,
-        "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG, "sanitize", GORUN_SANITIZE, "cycle_fields",
-        cyclerec_field_names(), "min_heap", MIN_HEAP_BYTES, "max_heap", MAX_HEAP_BYTES, "max_object_payload",
-        MAX_OBJECT_PAYLOAD, "max_root_slots", MAX_ROOT_SLOTS, "max_globals", MAX_GLOBALS, "max_mark_threads",
-        MAX_MARK_THREADS, "field_kinds", named_dict(field_kinds), "type_kinds", named_dict(type_kinds), "type_ids",
-        named_dict(type_ids), "debug_flags", named_dict(debug_flags), "lock_kinds", lock_kind_names(), "lock_ranks",
-        named_dict(lock_ranks), "p_status", named_dict(p_status), "poll_bits", named_dict(poll_bits), "pause_kinds",
-        named_dict(pause_kinds), "rcalls", named_dict(rcalls), "gc_activities", named_dict(gc_activities),
-        "max_memory_limit", (long long)INT64_MAX, "scav_min_bytes", (unsigned long long)SCAV_MIN_BYTES);
+        "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "tiny_max_bytes", TINY_MAX_BYTES, "max_procs",
+        MAX_PROCS, "max_types", MAX_TYPES, "max_struct_words", MAX_STRUCT_WORDS, "debug", GORUN_DEBUG, "sanitize",
+        GORUN_SANITIZE, "cycle_fields", cyclerec_field_names(), "min_heap", MIN_HEAP_BYTES, "max_heap", MAX_HEAP_BYTES,
+        "max_object_payload", MAX_OBJECT_PAYLOAD, "max_root_slots", MAX_ROOT_SLOTS, "max_globals", MAX_GLOBALS,
+        "max_mark_threads", MAX_MARK_THREADS, "field_kinds", named_dict(field_kinds), "field_kind_sizes",
+        field_kind_sizes(), "type_kinds", named_dict(type_kinds), "type_ids", named_dict(type_ids), "debug_flags",
+        named_dict(debug_flags), "lock_kinds", lock_kind_names(), "lock_ranks", named_dict(lock_ranks), "p_status",
+        named_dict(p_status), "poll_bits", named_dict(poll_bits), "pause_kinds", named_dict(pause_kinds), "rcalls",
+        named_dict(rcalls), "gc_activities", named_dict(gc_activities), "max_memory_limit", (long long)INT64_MAX,
+        "scav_min_bytes", (unsigned long long)SCAV_MIN_BYTES);
     PyObject *tr = Py_BuildValue("{s:N,s:N,s:N,s:N}", "events", named_dict(trace_events), "counters",
                                  named_dict(trace_counter_ids), "locks", named_dict(trace_lock_ids), "limits",
                                  named_dict(trace_limits));

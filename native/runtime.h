@@ -35,6 +35,7 @@
 #define TINY_SIZE          16u
 #define TINY_SIZE_CLASS    2
 #define TINY_SPAN_CLASS    (TINY_SIZE_CLASS * 2 + 1)
+#define TINY_MAX_BYTES     14u /* a tiny `bytes` object: 1 length byte + 14 < 16 (Go: noscan, under 16 B) */
 #define MAX_OBJS_PER_SPAN  1024
 #define SPAN_BITS_BYTES    (MAX_OBJS_PER_SPAN / 8) /* alloc / mark bitmap bytes per span */
 #define PALLOC_CHUNK_PAGES 512                     /* page allocator summary chunk (4 MiB) */
@@ -82,7 +83,50 @@ static inline int size_to_class(uint32_t size)
 
 /* ---- types (type table, written under typetab lock, append-only) ---- */
 enum { TK_STRUCT = 1, TK_ARRAY = 2, TK_BYTES = 3 };
-enum { FK_PTR = 1, FK_INT = 2, FK_FLOAT = 3, FK_BYTES = 4 };
+/* Field kinds (Go's field types; gorun/types.py lays structs out as Go does on amd64). FK_INT
+ * and FK_FLOAT are int64 and float64, the only word kinds of arrays; FK_PTR is 8-aligned, so the
+ * GC's word mask still knows every pointer. The numbers are only stored in type entries (as an
+ * array's elem_kind) and in process-local field descriptors. */
+enum {
+    FK_PTR = 1,
+    FK_INT = 2,   /* int64 */
+    FK_FLOAT = 3, /* float64 */
+    FK_BYTES = 4, /* [N]byte, align 1 */
+    FK_BOOL = 5,
+    FK_INT8 = 6,
+    FK_INT16 = 7,
+    FK_INT32 = 8,
+    FK_UINT8 = 9,
+    FK_UINT16 = 10,
+    FK_UINT32 = 11,
+    FK_UINT64 = 12,
+    FK_FLOAT32 = 13,
+    FK_NKINDS = 14
+};
+
+/* Go's unsafe.Sizeof of a field kind on amd64 (= its alignment); 0 for FK_BYTES (its size is N). */
+static inline uint32_t fieldkind_size(int k)
+{
+    switch (k) {
+    case FK_PTR:
+    case FK_INT:
+    case FK_FLOAT:
+    case FK_UINT64:
+        return 8;
+    case FK_INT32:
+    case FK_UINT32:
+    case FK_FLOAT32:
+        return 4;
+    case FK_INT16:
+    case FK_UINT16:
+        return 2;
+    case FK_BOOL:
+    case FK_INT8:
+    case FK_UINT8:
+        return 1;
+    }
+    return 0;
+}
 /* Fixed type ids. */
 enum { TID_NONE = 0, TID_BYTES = 1, TID_INT_ARRAY = 2, TID_FLOAT_ARRAY = 3, TID_PTR_ARRAY = 4, TID_FIRST_USER = 8 };
 
