@@ -19,20 +19,23 @@ cycles is freed. Counters are in the run's JSON (``pools``, ``pools_total``) and
 
 from __future__ import annotations
 
-import os
 import weakref
 
 from . import _gorun
+
+_pool_get, _pool_put = _gorun.pool_get, _gorun.pool_put
 
 MAX_NAME = 47  # poolhdr_t.name, NUL included, is 48 bytes
 POOL_FIELDS = ("gets", "puts", "hits_private", "hits_shared", "steals", "victim_hits", "misses", "overflows")
 
 _current = None  # weakref to this worker's Context (set by Context.__init__), for new(g)
+_token = None  # a new object per worker context: a Pool registers again when it changes
 
 
 def set_current(ctx) -> None:
-    global _current
+    global _current, _token
     _current = weakref.ref(ctx)
+    _token = object()
 
 
 def current():
@@ -43,7 +46,7 @@ def current():
 class Pool:
     """sync.Pool: ``Pool(name, new=None)``; ``get()`` and ``put(h)`` from a workload."""
 
-    __slots__ = ("name", "new", "_id", "_pid")
+    __slots__ = ("name", "new", "_id", "_token")
 
     def __init__(self, name: str, new=None):
         if not isinstance(name, str) or not 1 <= len(name.encode()) <= MAX_NAME:
@@ -53,25 +56,26 @@ class Pool:
         self.name = name
         self.new = new
         self._id = -1
-        self._pid = 0
+        self._token = None
 
     def _pool_id(self) -> int:
-        pid = os.getpid()
-        if self._pid != pid:  # registered once per process (a worker is a fresh fork per run)
+        # Registered once per worker context (a worker is a fresh fork per run; os.getpid() would
+        # cost a system call per Get). Outside a worker, _gorun raises (no heap, or not a P).
+        if self._token is not _token or _token is None:
             self._id = _gorun.pool_register(self.name)
-            self._pid = pid
+            self._token = _token
         return self._id
 
     def get(self):
         """A pooled object's handle; on a miss ``new(g)``, or None without ``new`` (Go's Get)."""
-        h = _gorun.pool_get(self._pool_id())
+        h = _pool_get(self._id if self._token is _token and _token is not None else self._pool_id())
         if h is None and self.new is not None:
             h = self.new(current())
         return h
 
     def put(self, h) -> None:
         """Pool h (a handle; Go's Put). A full shared ring drops it: counted as an overflow."""
-        _gorun.pool_put(self._pool_id(), h)
+        _pool_put(self._id if self._token is _token and _token is not None else self._pool_id(), h)
 
     def __repr__(self) -> str:
         return f"gorun.Pool({self.name!r})"
