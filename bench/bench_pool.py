@@ -27,6 +27,8 @@ PB = gorun.Pool("bench-pool-buf", new=lambda g: g.new_bytes(BUF))
 
 def workload(g, n: int, repeats: int) -> dict:
     new, new_bytes = g.new, g.new_bytes
+    PT.put(PT.get())  # the first use binds get/put to the C calls
+    PB.put(PB.get())
     get_t, put_t, get_b, put_b = PT.get, PT.put, PB.get, PB.put
 
     def loop(n):

@@ -19,23 +19,20 @@ cycles is freed. Counters are in the run's JSON (``pools``, ``pools_total``) and
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 from . import _gorun
-
-_pool_get, _pool_put = _gorun.pool_get, _gorun.pool_put
 
 MAX_NAME = 47  # poolhdr_t.name, NUL included, is 48 bytes
 POOL_FIELDS = ("gets", "puts", "hits_private", "hits_shared", "steals", "victim_hits", "misses", "overflows")
 
 _current = None  # weakref to this worker's Context (set by Context.__init__), for new(g)
-_token = None  # a new object per worker context: a Pool registers again when it changes
 
 
 def set_current(ctx) -> None:
-    global _current, _token
+    global _current
     _current = weakref.ref(ctx)
-    _token = object()
 
 
 def current():
@@ -44,9 +41,12 @@ def current():
 
 
 class Pool:
-    """sync.Pool: ``Pool(name, new=None)``; ``get()`` and ``put(h)`` from a workload."""
+    """sync.Pool: ``Pool(name, new=None)``; ``get()`` and ``put(h)`` from a workload.
 
-    __slots__ = ("name", "new", "_id", "_token")
+    The first ``get`` or ``put`` in a worker registers the pool in the run's shared memory and
+    binds both to the C calls (``functools.partial`` of ``_gorun.pool_get`` / ``pool_put`` with
+    the pool's id, ``new`` and this P's context), so later calls cost one C call each. A worker
+    is a fresh fork per run, so the binding never outlives its run."""
 
     def __init__(self, name: str, new=None):
         if not isinstance(name, str) or not 1 <= len(name.encode()) <= MAX_NAME:
@@ -55,27 +55,25 @@ class Pool:
             raise TypeError(f"Pool new must be a callable new(g) or None, not {type(new).__name__}")
         self.name = name
         self.new = new
-        self._id = -1
-        self._token = None
 
-    def _pool_id(self) -> int:
-        # Registered once per worker context (a worker is a fresh fork per run; os.getpid() would
-        # cost a system call per Get). Outside a worker, _gorun raises (no heap, or not a P).
-        if self._token is not _token or _token is None:
-            self._id = _gorun.pool_register(self.name)
-            self._token = _token
-        return self._id
+    def _bind(self) -> None:
+        g = current()
+        if g is None:
+            raise _gorun.GorunError(f"{self!r} used outside a workload: Get and Put run on a P")
+        pid = _gorun.pool_register(self.name)
+        self.__dict__["get"] = functools.partial(_gorun.pool_get, pid, self.new, g)  # shadows the methods
+        self.__dict__["put"] = functools.partial(_gorun.pool_put, pid)
 
     def get(self):
         """A pooled object's handle; on a miss ``new(g)``, or None without ``new`` (Go's Get)."""
-        h = _pool_get(self._id if self._token is _token and _token is not None else self._pool_id())
-        if h is None and self.new is not None:
-            h = self.new(current())
-        return h
+        self._bind()
+        return self.get()
 
     def put(self, h) -> None:
-        """Pool h (a handle; Go's Put). A full shared ring drops it: counted as an overflow."""
-        _pool_put(self._id if self._token is _token and _token is not None else self._pool_id(), h)
+        """Pool h (a handle; Go's Put). A full shared ring drops it: counted as an overflow.
+        None or anything but a handle raises TypeError."""
+        self._bind()
+        self.put(h)
 
     def __repr__(self) -> str:
         return f"gorun.Pool({self.name!r})"

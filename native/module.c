@@ -299,11 +299,18 @@ static int pool_id_arg(PyObject *arg, uint32_t *id)
     return runtime_enter();
 }
 
-static PyObject *py_pool_get(PyObject *mod, PyObject *arg)
+/* pool_get(id[, new, g]): on a miss, new(g) if new is not None (the Python side binds the three). */
+static PyObject *py_pool_get(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
 {
     uint32_t id;
-    if (pool_id_arg(arg, &id)) return NULL;
-    return make_handle(pool_get(id));
+    if (nargs != 1 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "pool_get(id[, new, g])");
+        return NULL;
+    }
+    if (pool_id_arg(args[0], &id)) return NULL;
+    goaddr a = pool_get(id);
+    if (a == 0 && nargs == 3 && args[1] != Py_None) return PyObject_CallOneArg(args[1], args[2]);
+    return make_handle(a);
 }
 
 static PyObject *py_pool_put(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
@@ -543,7 +550,8 @@ static PyMethodDef methods[] = {
     {"new_array", (PyCFunction)(void (*)(void))py_new_array, METH_FASTCALL, "new_array(tid, n)"},
     {"global_get", py_global_get, METH_O, "global_get(i)"},
     {"pool_register", py_pool_register, METH_O, "pool_register(name): the sync.Pool's id in this run"},
-    {"pool_get", py_pool_get, METH_O, "pool_get(id): a pooled object's handle, or None (a miss)"},
+    {"pool_get", (PyCFunction)(void (*)(void))py_pool_get, METH_FASTCALL,
+     "pool_get(id[, new, g]): a pooled object's handle; on a miss new(g), or None"},
     {"pool_put", (PyCFunction)(void (*)(void))py_pool_put, METH_FASTCALL,
      "pool_put(id, handle): True if pooled, False if dropped (shared ring full)"},
     {"pool_stats", py_pool_stats, METH_NOARGS, "every registered pool's counters"},
