@@ -230,3 +230,30 @@ def test_bad_use_raises_clear_errors():
         gorun.Pool("ok", new=3)
     with pytest.raises(gorun.GorunError):  # the launcher is no P
         Plain.get()
+
+
+def test_every_slot_write_goes_through_the_write_barrier(heap):
+    """With the barrier on, a Put into a slot and a Get out of one each log one (old, new) entry
+    (the insertion and deletion halves the marker relies on); a miss writes nothing."""
+    _gorun.set_p(0)
+    pid = _gorun.pool_register("tpool-wb")
+    x, y = _gorun.new_bytes(16), _gorun.new_bytes(16)
+
+    def entries():
+        return _gorun.stats()["ps"][0]["wb_entries"]
+
+    e0 = entries()
+    _gorun.pool_put(pid, x)  # barrier off: a plain store
+    assert entries() == e0
+    assert _gorun.pool_get(pid) == x
+    _gorun.debug_set_barrier(True)
+    try:
+        _gorun.pool_put(pid, x)  # the private slot: (0, x)
+        _gorun.pool_put(pid, y)  # the shared ring, under the pool's lock: (0, y)
+        assert entries() == e0 + 2
+        assert _gorun.pool_get(pid) == x  # (x, 0)
+        assert _gorun.pool_get(pid) == y  # (y, 0)
+        assert _gorun.pool_get(pid) is None  # a miss writes no slot
+        assert entries() == e0 + 4
+    finally:
+        _gorun.debug_set_barrier(False)
