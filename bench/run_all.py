@@ -29,6 +29,7 @@ BENCHES = [
     "bench_gc",
     "bench_memlimit",
     "bench_trace",
+    "bench_pool",
     "bench_compare",
 ]
 
@@ -340,6 +341,23 @@ def summary(results: dict, cmd: str, timings: dict) -> str:
                     "cost <= 2 %",
                 ]
             )
+    d = results.get("bench_pool")
+    if d:
+        for key, label in (
+            ("pool_T", "sync.Pool Get+Put pair vs g.new(T), 48-byte struct, 1 P (private slot)"),
+            ("pool_T_ring", "sync.Pool Get+Put pair through the shared ring (pool lock) vs g.new(T)"),
+            ("pool_buf", "sync.Pool Get+Put pair vs g.new_bytes(4096), 1 P"),
+        ):
+            c = d.get(key)
+            if c:
+                rows.append(
+                    [
+                        label,
+                        f"{c['ns_per_pair']:.0f} ns ({c['pairs_per_s'] / 1e6:.2f} M pairs/s) vs {c['new_ns']:.0f} ns "
+                        f"({c['news_per_s'] / 1e6:.2f} M/s)",
+                        "",
+                    ]
+                )
     env = next((r["env"] for r in results.values() if r), {})
     quick = any(r.get("quick") for r in results.values() if r)
     lines = [

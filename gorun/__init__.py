@@ -18,7 +18,7 @@ See README.md and docs/design.md.
 
 from . import _gorun
 
-_EXPECTED_ABI = 11
+_EXPECTED_ABI = 12
 if _gorun.ABI_VERSION != _EXPECTED_ABI:  # the version handshake between Python and C
     raise ImportError(
         f"gorun's C core has ABI {_gorun.ABI_VERSION}, the Python package expects "
@@ -32,6 +32,7 @@ from ._gorun import ArrayHandle, BytesHandle, GorunError, Handle, OutOfMemory  #
 # traceback.
 _LAZY = {
     "Interrupted": "runtime",
+    "Pool": "pool",
     "RunError": "runtime",
     "RunResult": "runtime",
     "Runtime": "runtime",
@@ -68,6 +69,7 @@ def __getattr__(name: str):
 __all__ = [
     "Runtime",
     "RunResult",
+    "Pool",
     "RunError",
     "Interrupted",
     "OutOfMemory",

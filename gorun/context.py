@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from . import _gorun
+from . import _gorun, pool
 from .slices import append, make_slice
 from .types import array_tid
 
@@ -70,6 +70,8 @@ class Context:
                          NumGC, PauseNs, ... with Go's field names; a snapshot read without
                          stopping the world)
     g.deadline           time.monotonic() at which --duration ends, or None
+    gorun.Pool(name, new=fn) sync.Pool, declared at module level and shared by every P by its
+                         name: pool.get() (a pooled object, else new(g)), pool.put(h)
     """
 
     def __init__(self, pid: int, nprocs: int, params: dict, seed: int, duration: float | None, nglobals: int):
@@ -91,6 +93,7 @@ class Context:
         self.append = append
         self.set_memory_limit = _gorun.set_memory_limit
         self.set_gc_percent = _gorun.set_gc_percent
+        pool.set_current(self)  # sync.Pool's new(g) gets this P's context
 
     def new_array(self, elem, n: int):
         return _gorun.new_array(array_tid(elem), n)

@@ -9,7 +9,7 @@ import subprocess
 
 import psutil
 
-from . import __version__, _gorun, metrics
+from . import __version__, _gorun, metrics, pool
 from .pacer import GOAL_SOURCES, UINT64_MAX
 from .timeline import timeline_dict
 from .sizeclasses import CLASS_TO_SIZE
@@ -226,6 +226,7 @@ def result_dict(r) -> dict:
     g = st.get("gc") or {}
     state = g.get("state") or {}
     mem = memory_dict(r, gcd)
+    pools, pools_total = pool.pools_dict(st.get("pools"))
     out = {
         "schema_version": SCHEMA_VERSION,
         "gorun": {"version": __version__, "commit": _commit()},
@@ -255,6 +256,8 @@ def result_dict(r) -> dict:
         "gc": gcd,
         "memory": mem,
         "locks": locks,
+        "pools": pools,
+        "pools_total": pools_total,
         "timeline": timeline_dict(st.get("timeline"), gcd["pauses"], r.procs, mem["limit_bytes"]),
     }
     if state:
@@ -402,6 +405,14 @@ def summary_text(r) -> str:
             )
     elif g["gogc"] is not None:
         out.append(f"gc: no cycle ran (GOGC={'off' if g['gogc'] == -1 else g['gogc']})")
+    pt = d["pools_total"]
+    if d["pools"]:
+        out.append(
+            f"pools: {len(d['pools'])} ({', '.join(d['pools'])}): {pt['gets']:,} gets ({pt['hits']:,} hits: "
+            f"{pt['hits_private']:,} private, {pt['hits_shared']:,} shared, {pt['steals']:,} stolen, "
+            f"{pt['victim_hits']:,} victim; {pt['misses']:,} misses), {pt['puts']:,} puts, "
+            f"{pt['dropped']:,} dropped by cycles, {pt['overflows']:,} overflows"
+        )
     byc = d["locks"]["mcentral_by_class"]
     top = [kv for kv in sorted(byc.items(), key=lambda kv: -kv[1]["spans"])[:8] if kv[1]["spans"]]
     if top:

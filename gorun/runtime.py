@@ -635,6 +635,7 @@ class Runtime:
         # the run's start (gcctl.init_ns, time 0 of every *_ns since-start in the JSON) on the wall clock
         stats["start_unix_ns"] = time.time_ns() - (time.monotonic_ns() - _gorun.gc_state()["init_ns"])
         stats["timeline"] = self.timeline.raw() if self.timeline is not None else None
+        stats["pools"] = _gorun.pool_stats()
         gc_out = getattr(self, "gc_outcome", None)
         pauses = _gorun.gc_pauses(0)
         if getattr(self, "tracer", None) is not None:

@@ -17,7 +17,7 @@ static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1)
 
 typedef struct layout {
     uint64_t spans, allocbits, markbits, pagemap, pallocbits, pallocsum, scavbits, roots, globals, checkbits, wbufs,
-        wblog, pauses, cycles, trace, end, nchunks, nbufs;
+        wblog, pauses, cycles, trace, end, nchunks, nbufs, pools;
 } layout_t;
 
 static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
@@ -44,6 +44,8 @@ static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t ro
     off = align_up(off + (uint64_t)nprocs * root_slots * 8, 4096);
     L.globals = off;
     off = align_up(off + nglobals * 8, 4096);
+    L.pools = off; /* sync.Pool (pool.c), inside the fixed region of the root tables and globals */
+    off = align_up(off + MAX_POOLS * pool_stride_for(nprocs), 4096);
     L.checkbits = off;
     off = align_up(off + npages * SPAN_BITS_BYTES, 4096);
     /* Shared work buffers for one grey entry per 256 arena bytes; a marker that finds the pool
@@ -68,7 +70,7 @@ uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slo
 { return compute_layout(arena_size, nprocs, root_slots, nglobals).end; }
 
 /* The regions of the metadata a run writes whatever the heap does, reserved (fallocate) at init:
- * the control block, the page bitmap, summaries and scavenged bitmap, the root tables and globals, the first
+ * the control block, the page bitmap, summaries and scavenged bitmap, the root tables, globals and pools, the first
  * INITIAL_WBUFS work buffers, the barrier logs and the pause and cycle rings. The per-page
  * regions, the rest of the work buffers and the arena are reserved chunk by chunk as the heap
  * grows (pagealloc_grow). [start, end) offsets. */
@@ -230,6 +232,8 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     G->off_cycles = L.cycles;
     G->off_scavbits = L.scavbits;
     G->nchunks = L.nchunks;
+    G->off_pools = L.pools;
+    G->pool_stride = pool_stride_for(nprocs);
 
     mheap_t *h = &G->mheap;
     if (glock_init(&h->lock, lock_kind, RANK_MHEAP, "mheap") != GLOCK_OK) return INIT_LOCK_FAILED;
@@ -260,6 +264,7 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     gc->gc_percent = 100;
     gc->init_ns = nanotime();
     if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK) return INIT_LOCK_FAILED;
+    if (pool_init_locks(lock_kind) != 0) return INIT_LOCK_FAILED;
     add_builtin_type(TID_BYTES, "[]byte", TK_BYTES, 0, 0);
     add_builtin_type(TID_INT_ARRAY, "[]int", TK_ARRAY, FK_INT, 0);
     add_builtin_type(TID_FLOAT_ARRAY, "[]float", TK_ARRAY, FK_FLOAT, 0);

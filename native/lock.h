@@ -15,10 +15,13 @@ enum { LOCK_FUTEX = 0, LOCK_PTHREAD = 1, LOCK_SEM = 2, LOCK_NKINDS = 3 };
 
 /* Lock ranks (Go's lockrank, as data). A process may acquire a lock only if its rank is
  * strictly greater than every rank it already holds. The order, lowest first:
- *   mcentral < mheap < typetab < workbuf
- * so "mcentral before mheap, never the reverse". Rank 0 = unranked leaf (test locks). */
+ *   pool < mcentral < mheap < typetab < workbuf
+ * so "mcentral before mheap, never the reverse". A pool's lock (pool.c) is taken first, with no
+ * other lock held, and under it only the write barrier's own flush may take the workbuf lock
+ * (pool < workbuf). Rank 0 = unranked leaf (test locks). */
 enum {
     RANK_LEAF = 0,
+    RANK_POOL = 10, /* a sync.Pool's shared rings */
     RANK_MCENTRAL = 20,
     RANK_MHEAP = 30,
     RANK_TYPETAB = 40,

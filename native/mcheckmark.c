@@ -1,6 +1,6 @@
 /* mcheckmark.c: GODEBUG=gccheckmark=1 (Go's mcheckmark.go). With the world stopped at mark
  * termination, after marking finished, re-mark everything reachable from the roots (each P's
- * root table under its roots lock, the globals) into a separate bitmap, the checkmark bits; any
+ * root table under its roots lock, the globals, every sync.Pool slot) into a separate bitmap, the checkmark bits; any
  * object reached that the real mark left white is a fatal error naming the object, its type and
  * the kind of path that reached it. Uses the GC process main thread's gcWork stack. */
 #define _GNU_SOURCE
@@ -9,7 +9,7 @@
 
 #include "mgcwork.h"
 
-static char checkmark_path[64];
+static char checkmark_path[128];
 
 static void checkmark_grey(goaddr a, goaddr from)
 {
@@ -84,6 +84,23 @@ uint64_t gc_checkmark(void)
             checkmark_grey(a, k);
             checkmark_drain();
         }
+    }
+    for (uint32_t i = 0; i < MAX_POOLS; i++) { /* sync.Pool slots, both generations (pool.c) */
+        poolhdr_t *pl = pool_at(i);
+        if (atomic_load(&pl->state) != POOL_READY) continue;
+        for (uint32_t p = 0; p < G->nprocs; p++)
+            for (uint32_t gen = 0; gen < 2; gen++) {
+                poolshard_t *s = pool_shard(pl, p, gen);
+                snprintf(checkmark_path, sizeof checkmark_path, "sync.Pool %s: P%u %s", pl->name, p,
+                         gen == atomic_load(&pl->gen) ? "primary" : "victim");
+                for (uint32_t k = 0; k <= POOL_SHARED_CAP; k++) {
+                    goaddr a = atomic_load(k ? &s->shared[k - 1] : &s->private);
+                    if (a) {
+                        checkmark_grey(a, k);
+                        checkmark_drain();
+                    }
+                }
+            }
     }
     uint64_t checked = 0;
     for (uint64_t p = 1; p < G->mheap.grown_pages; p++)

@@ -1,9 +1,9 @@
 /* mgc.c: the GC cycle's stop-the-world steps and the allocation-side hooks (Go's mgc.go).
  *
  * The GC process (gorun/gc.py) decides when; these functions do one bounded step each:
- *   gc_sweep_termination: finish sweeping, STW 1, phase -> mark, barrier on for every P,
- *     mark tiny blocks, ask every P to scan its roots, enable blackening, restart.
- *   gc_mark_step / gc_flush_handshake: concurrent mark work and the ragged barrier that
+ *   gc_sweep_termination: finish sweeping, STW 1, sync.Pool's victim rotation (pool.c),
+ *     phase -> mark, barrier on for every P, mark tiny blocks, ask every P to scan its roots, enable blackening, restart.
+ *   gc_mark_step / gc_flush_handshake: concurrent mark work (globals and pools first) and the ragged barrier that
  *     flushes every P's barrier log.
  *   gc_mark_termination: STW 2, drain what is left, optional checkmark, barrier off, flush
  *     every mcache, sweepgen += 2, heap_live = marked, restart.
@@ -119,6 +119,7 @@ int gc_sweep_termination(uint32_t cycle, int *dead)
      * in the shared queue would be a real leftover. */
     while (atomic_load(&gc->work.busy)) sched_yield();
     if (RELAXED_LOAD(gc->work.nfull)) gorun_throw("gc: grey objects left over from the previous cycle");
+    pool_cleanup(); /* Go's poolCleanup, here in STW 1 as in Go: before any marking (docs/design.md "sync.Pool") */
     atomic_store(&gc->phase, GC_MARK);
     atomic_store(&gc->wb_enabled, 1);
     gc_mark_tiny_blocks();
@@ -154,6 +155,7 @@ int gc_mark_step(int64_t budget)
     uint32_t avail = atomic_load(&G->gc.work.avail);
     if (!globals_scanned) {
         gc_scan_globals();
+        gc_scan_pools();
         globals_scanned = 1;
     }
     gc_serve_blocked();

@@ -31,6 +31,7 @@ int greyobject(goaddr a);                                /* [any marker] mark; q
 void gc_mark_alloc(goaddr a, mspan_t *s, uint32_t size); /* [W] allocate-black */
 void gc_worker_scan_roots(gp_t *p);                      /* [W own P | GC under p's roots lock] grey p's root table */
 void gc_scan_globals(void);                              /* [GC] grey every global slot */
+void gc_scan_pools(void);                                /* [GC] grey every sync.Pool slot (pool.c) */
 void gc_mark_tiny_blocks(void);                          /* [GC, STW 1] grey every P's current tiny block */
 void gc_assist(void);                                    /* [W] pay allocation debt in scan work (gcAssistAlloc) */
 /* [any] the goal and expected scan work an assist uses: Go's revise goal extension (mgcmark.c). */

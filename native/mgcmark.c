@@ -159,6 +159,27 @@ void gc_scan_globals(void)
     busy_add(-1);
 }
 
+/* Every slot of every registered sync.Pool, both generations (pool.c): roots, once per cycle,
+ * concurrently; the slot writes that race with it go through the write barrier. */
+void gc_scan_pools(void)
+{
+    busy_add(1);
+    for (uint32_t i = 0; i < MAX_POOLS; i++) {
+        poolhdr_t *pl = pool_at(i);
+        if (atomic_load_explicit(&pl->state, memory_order_acquire) != POOL_READY) continue;
+        for (uint32_t p = 0; p < G->nprocs; p++)
+            for (uint32_t gen = 0; gen < 2; gen++) {
+                poolshard_t *s = pool_shard(pl, p, gen);
+                goaddr a = atomic_load_explicit(&s->private, memory_order_acquire);
+                if (a) greyobject(a);
+                for (uint32_t k = 0; k < POOL_SHARED_CAP; k++)
+                    if ((a = atomic_load_explicit(&s->shared[k], memory_order_acquire)) != 0) greyobject(a);
+            }
+    }
+    gcw_publish();
+    busy_add(-1);
+}
+
 /* STW 1: every P's current tiny block is marked (Go's gcMarkTinyAllocs). */
 void gc_mark_tiny_blocks(void)
 {

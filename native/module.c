@@ -265,6 +265,107 @@ static PyObject *py_global_set(PyObject *mod, PyObject *const *args, Py_ssize_t 
     Py_RETURN_NONE;
 }
 
+/* ---- sync.Pool (pool.c) ---- */
+
+static PyObject *py_pool_register(PyObject *mod, PyObject *arg)
+{
+    if (need_attached()) return NULL;
+    Py_ssize_t n;
+    const char *name = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (!name) return NULL;
+    if (n == 0 || n >= (Py_ssize_t)sizeof(((poolhdr_t *)0)->name)) {
+        PyErr_Format(PyExc_ValueError, "a pool's name is 1 to %d bytes, not %zd",
+                     (int)sizeof(((poolhdr_t *)0)->name) - 1, n);
+        return NULL;
+    }
+    int id = pool_register(name);
+    if (id < 0) {
+        PyErr_Format(GorunError, "too many pools: a run has at most %d (registering %s)", MAX_POOLS, name);
+        return NULL;
+    }
+    return PyLong_FromLong(id);
+}
+
+static int pool_id_arg(PyObject *arg, uint32_t *id)
+{
+    if (ensure_p()) return -1;
+    long v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < 0 || v >= MAX_POOLS || atomic_load(&pool_at((uint32_t)v)->state) != POOL_READY) {
+        PyErr_Format(PyExc_ValueError, "no pool %ld is registered", v);
+        return -1;
+    }
+    *id = (uint32_t)v;
+    return runtime_enter();
+}
+
+/* pool_get(id[, new, g]): on a miss, new(g) if new is not None (the Python side binds the three). */
+static PyObject *py_pool_get(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t id;
+    if (nargs != 1 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "pool_get(id[, new, g])");
+        return NULL;
+    }
+    if (pool_id_arg(args[0], &id)) return NULL;
+    goaddr a = pool_get(id);
+    if (a == 0 && nargs == 3 && args[1] != Py_None) return PyObject_CallOneArg(args[1], args[2]);
+    return make_handle(a);
+}
+
+static PyObject *py_pool_put(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint32_t id;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "pool_put(id, handle)");
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(args[1], &Handle_Type)) {
+        PyErr_Format(PyExc_TypeError,
+                     "Pool.put takes a gorun handle (an object from g.new, g.new_bytes, ...), not %.100s",
+                     Py_TYPE(args[1])->tp_name);
+        return NULL;
+    }
+    if (pool_id_arg(args[0], &id)) return NULL;
+    return PyBool_FromLong(pool_put(id, ((HandleObject *)args[1])->addr));
+}
+
+static PyObject *py_pool_stats(PyObject *mod, PyObject *unused)
+{
+    if (need_attached()) return NULL;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (uint32_t i = 0; i < MAX_POOLS; i++) {
+        poolhdr_t *pl = pool_at(i);
+        if (atomic_load(&pl->state) != POOL_READY) continue;
+        PyObject *per_p = PyList_New(G->nprocs);
+        if (!per_p) goto fail;
+        uint64_t held[2];
+        pool_held(i, held);
+        for (uint32_t p = 0; p < G->nprocs; p++) {
+            poolpstats_t *s = &pool_local(pl, p)->stats;
+            PyList_SET_ITEM(per_p, p,
+                            Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "gets", s->gets, "puts", s->puts,
+                                          "hits_private", s->hits_private, "hits_shared", s->hits_shared, "steals",
+                                          s->steals, "victim_hits", s->victim_hits, "misses", s->misses, "overflows",
+                                          s->overflows));
+        }
+        PyObject *d = Py_BuildValue("{s:I,s:s,s:K,s:K,s:K,s:K,s:N,s:N}", "id", i, "name", pl->name, "cleanups",
+                                    (unsigned long long)atomic_load(&pl->cleanups), "dropped",
+                                    (unsigned long long)atomic_load(&pl->dropped), "pooled", held[0], "victim", held[1],
+                                    "per_p", per_p, "lock", lock_dict(&pl->lock));
+        if (!d || PyList_Append(out, d) != 0) {
+            Py_XDECREF(d);
+            goto fail;
+        }
+        Py_DECREF(d);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyObject *py_preempt_init(PyObject *mod, PyObject *unused)
 {
     if (preempt_init() != 0) return PyErr_SetFromErrno(PyExc_OSError);
@@ -395,8 +496,13 @@ static const named_t trace_limits[] = {{"ring_events", TRACE_RING_EVENTS},
                                        {"lock_ns_default", TRACE_LOCK_NS_DEFAULT},
                                        {"rcall_ns_default", TRACE_RCALL_NS_DEFAULT},
                                        {NULL, 0}};
-static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},       {"mcentral", RANK_MCENTRAL}, {"mheap", RANK_MHEAP},
-                                     {"typetab", RANK_TYPETAB}, {"workbuf", RANK_WORKBUF},   {NULL, 0}};
+static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},
+                                     {"pool", RANK_POOL},
+                                     {"mcentral", RANK_MCENTRAL},
+                                     {"mheap", RANK_MHEAP},
+                                     {"typetab", RANK_TYPETAB},
+                                     {"workbuf", RANK_WORKBUF},
+                                     {NULL, 0}};
 
 static const named_t p_status[] = {
     {"idle", P_IDLE}, {"running", P_RUNNING}, {"syscall", P_SYSCALL}, {"gcstop", P_GCSTOP},
@@ -450,7 +556,7 @@ static PyObject *py_constants(PyObject *mod, PyObject *unused)
 {
     PyObject *d = Py_BuildValue(
         "{s:i,s:I,s:K,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:N,"
-        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:L,s:K}",
+        "s:K,s:K,s:K,s:K,s:K,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:L,s:K,s:i,s:i}",
         "abi_version", GORUN_ABI_VERSION, "layout_sig", (unsigned)GORUN_LAYOUT_SIG, "page_size",
         (unsigned long long)PAGE_SIZE, "num_size_classes", NUM_SIZE_CLASSES, "max_small_size", MAX_SMALL_SIZE,
         "obj_header_size", OBJ_HEADER_SIZE, "tiny_size", TINY_SIZE, "tiny_max_bytes", TINY_MAX_BYTES, "max_procs",
@@ -462,7 +568,7 @@ static PyObject *py_constants(PyObject *mod, PyObject *unused)
         named_dict(debug_flags), "lock_kinds", lock_kind_names(), "lock_ranks", named_dict(lock_ranks), "p_status",
         named_dict(p_status), "poll_bits", named_dict(poll_bits), "pause_kinds", named_dict(pause_kinds), "rcalls",
         named_dict(rcalls), "gc_activities", named_dict(gc_activities), "max_memory_limit", (long long)INT64_MAX,
-        "scav_min_bytes", (unsigned long long)SCAV_MIN_BYTES);
+        "scav_min_bytes", (unsigned long long)SCAV_MIN_BYTES, "max_pools", MAX_POOLS, "pool_shared_cap", POOL_SHARED_CAP);
     PyObject *tr = Py_BuildValue("{s:N,s:N,s:N,s:N}", "events", named_dict(trace_events), "counters",
                                  named_dict(trace_counter_ids), "locks", named_dict(trace_lock_ids), "limits",
                                  named_dict(trace_limits));
@@ -536,6 +642,12 @@ static PyMethodDef methods[] = {
     {"new_bytes", py_new_bytes, METH_O, "new_bytes(n | data): allocate a noscan byte buffer"},
     {"new_array", (PyCFunction)(void (*)(void))py_new_array, METH_FASTCALL, "new_array(tid, n)"},
     {"global_get", py_global_get, METH_O, "global_get(i)"},
+    {"pool_register", py_pool_register, METH_O, "pool_register(name): the sync.Pool's id in this run"},
+    {"pool_get", (PyCFunction)(void (*)(void))py_pool_get, METH_FASTCALL,
+     "pool_get(id[, new, g]): a pooled object's handle; on a miss new(g), or None"},
+    {"pool_put", (PyCFunction)(void (*)(void))py_pool_put, METH_FASTCALL,
+     "pool_put(id, handle): True if pooled, False if dropped (shared ring full)"},
+    {"pool_stats", py_pool_stats, METH_NOARGS, "every registered pool's counters"},
     {"global_set", (PyCFunction)(void (*)(void))py_global_set, METH_FASTCALL, "global_set(i, handle_or_None)"},
     {"safepoint", py_safepoint, METH_NOARGS, "poll for GC requests"},
     {"preempt_init", py_preempt_init, METH_NOARGS, "worker: SIGURG makes it poll at the next bytecode boundary"},

@@ -16,7 +16,7 @@
 #include "lock.h"
 #include "trace.h"
 
-#define GORUN_ABI_VERSION 11
+#define GORUN_ABI_VERSION 12
 #define GORUN_MAGIC       0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -422,6 +422,51 @@ typedef struct gcctl {
     lockwait_t lockwait;
 } gcctl_t;
 
+/* ---- sync.Pool (pool.c; docs/design.md "sync.Pool") ----
+ * The pool region of the metadata segment (off_pools) holds MAX_POOLS pools of pool_stride
+ * bytes each: a poolhdr_t, then per P a poollocal_t. A pool has two generations of per-P
+ * shards, the primary (gen) and the victim (gen ^ 1); poolCleanup, in STW 1, empties the
+ * victim and swaps the two. Every slot holds an object address or 0 and is a GC root. */
+#define MAX_POOLS       16 /* pools per run (registered by name) */
+#define POOL_SHARED_CAP 64 /* objects in one P's shared ring per generation (Go's poolChain grows) */
+enum { POOL_FREE = 0, POOL_CLAIMED = 1, POOL_READY = 2 }; /* poolhdr_t.state */
+
+/* One P's part of one generation of one pool (Go's poolLocal). */
+typedef struct poolshard {
+    _Atomic goaddr private; /* written by the owner P (lock-free, through the write barrier) while it is RUNNING,
+                               and by the GC process in STW 1; read by the markers at any time */
+    _Atomic uint32_t head;  /* under the pool's lock: the owner pushes and pops at head, */
+    _Atomic uint32_t tail;  /* other P's steal at tail; objects = head - tail, at most POOL_SHARED_CAP */
+    _Atomic goaddr shared[POOL_SHARED_CAP]; /* under the pool's lock (through the write barrier), or the GC
+                                               process in STW 1; read lock-free by the markers; 0 = empty */
+} poolshard_t;
+
+/* A P's counters for one pool: written only by that P (plain stores), read as snapshots. */
+typedef struct poolpstats {
+    uint64_t gets, puts;
+    uint64_t hits_private; /* Get from this P's private slot */
+    uint64_t hits_shared;  /* Get from the head of this P's shared ring */
+    uint64_t steals;       /* Get from the tail of another P's shared ring */
+    uint64_t victim_hits;  /* Get from the victim generation */
+    uint64_t misses;       /* Get found nothing (New is called, or nil returned) */
+    uint64_t overflows;    /* Put found the private slot taken and the shared ring full: object dropped */
+} poolpstats_t;
+
+typedef struct poollocal {
+    poolshard_t gen[2];
+    poolpstats_t stats;
+} __attribute__((aligned(64))) poollocal_t; /* a cache line of its own per P, as Go pads poolLocal */
+
+typedef struct poolhdr {
+    glock_t lock;              /* RANK_POOL: every shared ring of this pool (both generations) */
+    _Atomic uint32_t state;    /* POOL_*: CAS FREE -> CLAIMED by the registering process, which writes
+                                name and then stores READY (release); never changes after */
+    _Atomic uint32_t gen;      /* index of the primary generation: the GC process, in STW 1 */
+    char name[48];             /* written once before state = READY */
+    _Atomic uint64_t cleanups; /* the GC process, in STW 1: poolCleanup passes */
+    _Atomic uint64_t dropped;  /* the GC process, in STW 1: objects dropped with a victim generation */
+} __attribute__((aligned(64))) poolhdr_t;
+
 /* ---- per-P state (Go's p + its mcache) ---- */
 /* P status. IDLE: not started; RUNNING: in the workload; SYSCALL: in a declared blocking
  * call (counts as stopped); GCSTOP: parked for a stop-the-world; DONE: workload finished
@@ -527,8 +572,10 @@ typedef struct gorun_shared {
     /* region offsets inside the metadata segment, set at init */
     uint64_t off_spans, off_allocbits, off_markbits, off_pagemap, off_pallocbits, off_pallocsum, off_roots, off_globals,
         off_checkbits, off_wbufs, off_wblog, off_pauses, off_cycles,
-        off_scavbits; /* 1 bit per arena page, 1 = scavenged (see mheap_t), under the mheap lock */
-    uint64_t nchunks; /* page-allocator chunks */
+        off_scavbits,     /* 1 bit per arena page, 1 = scavenged (see mheap_t), under the mheap lock */
+        off_pools;        /* MAX_POOLS pools of pool_stride bytes (pool.c) */
+    uint64_t nchunks;     /* page-allocator chunks */
+    uint64_t pool_stride; /* set at init: sizeof(poolhdr_t) + nprocs * sizeof(poollocal_t) */
     /* Event rings (trace.c, docs/design.md "Events and traces"): set at init, read-only after,
      * except the thresholds, which the launcher sets (trace_setup) before forking. trace_nrings
      * is 0 unless DBG_TRACE: then nprocs + 1 (one per P, then the GC process's). */
@@ -559,6 +606,8 @@ _Static_assert(sizeof(lockwait_t) == 16, "lockwait_t changed: bump GORUN_ABI_VER
 _Static_assert(sizeof(mcache_t) == 560, "mcache_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(pstats_t) == 608, "pstats_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(pauserec_t) == 560, "pauserec_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(poolshard_t) == 528 && sizeof(poollocal_t) == 1152 && sizeof(poolpstats_t) == 64,
+               "poollocal_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(offsetof(mspan_t, sweepgen) == 16 && offsetof(mspan_t, allocCache) == 48, "mspan_t changed");
 _Static_assert(offsetof(gp_t, poll) == 12 && offsetof(gp_t, mcache) == 16, "gp_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(mcentral_t) % 64 == 0 && sizeof(gp_t) % 64 == 0,
@@ -570,6 +619,7 @@ _Static_assert(sizeof(mcentral_t) == 512 && sizeof(mheap_t) == 640,
 _Static_assert(sizeof(workq_t) == 512 && sizeof(gcctl_t) == 896, "gcctl_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(gp_t) == 1344 && offsetof(gp_t, root_hwm) == 576 && offsetof(gp_t, wb_head) == 1208,
                "gp_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(poolhdr_t) == 576, "poolhdr_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(typetab_t) == 426496, "typetab_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(gorun_shared_t) == 583936 && offsetof(gorun_shared_t, mheap) == 256 &&
                    offsetof(gorun_shared_t, central) == 896 && offsetof(gorun_shared_t, allp) == 70528 &&
@@ -792,6 +842,21 @@ static inline void rcall_exit(int entered)
     if (gorun_trace_on) trace_rcall_end();
     atomic_store_explicit(&thisP->rcall, RC_NONE, memory_order_release);
 }
+
+/* ---- sync.Pool (pool.c; the layout is at poolhdr_t above, docs/design.md "sync.Pool") ---- */
+static inline poolhdr_t *pool_at(uint32_t i)
+{ return (poolhdr_t *)((char *)G + G->off_pools + (uint64_t)i * G->pool_stride); }
+static inline poollocal_t *pool_local(poolhdr_t *pl, uint32_t p) { return (poollocal_t *)(pl + 1) + p; }
+static inline poolshard_t *pool_shard(poolhdr_t *pl, uint32_t p, uint32_t gen)
+{ return &pool_local(pl, p)->gen[gen & 1]; }
+static inline uint64_t pool_stride_for(uint32_t nprocs)
+{ return sizeof(poolhdr_t) + (uint64_t)nprocs * sizeof(poollocal_t); }
+int pool_init_locks(int lock_kind);  /* [launcher, at init] 0, or -1 if a lock could not be made */
+int pool_register(const char *name); /* [any] the pool's id (registered on first use), -1 if MAX_POOLS are */
+goaddr pool_get(uint32_t id);        /* [W, RUNNING] Go's Get without New: an object, or 0 (a miss) */
+int pool_put(uint32_t id, goaddr a); /* [W, RUNNING] Go's Put of a != 0: 1 pooled, 0 dropped (shared ring full) */
+void pool_cleanup(void);             /* [GC, STW 1] Go's poolCleanup: drop every victim, primary -> victim */
+void pool_held(uint32_t id, uint64_t held[2]); /* [any] objects pooled now: primary, victim (a racy snapshot) */
 
 /* The concepts' own headers: they need the layout above. */
 #include "mgc.h"

@@ -62,6 +62,8 @@ static glock_t *lock_at(uint64_t off)
         if ((uint64_t)((char *)cand[i] - (char *)G) == off) return cand[i];
     for (int i = 0; i < NUM_SPAN_CLASSES; i++)
         if ((uint64_t)((char *)&G->central[i].lock - (char *)G) == off) return &G->central[i].lock;
+    for (uint32_t i = 0; i < MAX_POOLS; i++)
+        if ((uint64_t)((char *)&pool_at(i)->lock - (char *)G) == off) return &pool_at(i)->lock;
     return NULL;
 }
 
