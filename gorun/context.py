@@ -72,6 +72,8 @@ class Context:
     g.deadline           time.monotonic() at which --duration ends, or None
     gorun.Pool(name, new=fn) sync.Pool, declared at module level and shared by every P by its
                          name: pool.get() (a pooled object, else new(g)), pool.put(h)
+    g.pool(new=fn, name=None) the same pool from inside a workload: every P that calls it with
+                         the same `new` (or the same name) gets the same pool
     """
 
     def __init__(self, pid: int, nprocs: int, params: dict, seed: int, duration: float | None, nglobals: int):
@@ -93,6 +95,7 @@ class Context:
         self.append = append
         self.set_memory_limit = _gorun.set_memory_limit
         self.set_gc_percent = _gorun.set_gc_percent
+        self._pools: dict = {}  # g.pool(): name -> gorun.Pool
         pool.set_current(self)  # sync.Pool's new(g) gets this P's context
 
     def new_array(self, elem, n: int):
@@ -136,3 +139,18 @@ class Context:
             start_unix_ns=time.time_ns() - (now - init),
         )
         return metrics.mem_stats(c)
+
+    def pool(self, new=None, name: str | None = None):
+        """sync.Pool from inside a workload (``gorun.Pool`` declared in place): every P that asks
+        for the same ``name``, or without a name for the same ``new`` function (the same source
+        line, so a lambda written once in the workload is one pool in every P), shares one pool."""
+        if name is None:
+            if new is None:
+                raise TypeError("g.pool() needs new=fn or a name")
+            code = getattr(new, "__code__", None)
+            where = f"@{code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno}" if code else ""
+            name = (getattr(new, "__qualname__", type(new).__name__) + where)[-pool.MAX_NAME :]
+        p = self._pools.get(name)
+        if p is None:
+            p = self._pools[name] = pool.Pool(name, new)
+        return p

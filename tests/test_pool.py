@@ -257,3 +257,24 @@ def test_every_slot_write_goes_through_the_write_barrier(heap):
         assert entries() == e0 + 4
     finally:
         _gorun.debug_set_barrier(False)
+
+
+def _pool_in_place(g):
+    mk = lambda g: g.new_bytes(64)  # noqa: E731  one source line: one pool in every P
+    p = g.pool(new=mk)
+    assert g.pool(new=mk) is p and g.pool(name=p.name) is p
+    for _ in range(500):
+        p.put(p.get())
+    return p.name
+
+
+def test_g_pool_declared_in_the_workload_is_one_pool_for_every_p():
+    r = gorun.Runtime(procs=2).run(_pool_in_place)
+    names = r.values
+    assert names[0] == names[1]
+    st = r.to_dict()["pools"][names[0]]
+    assert st["gets"] == st["puts"] == 1000
+    assert [pp["gets"] for pp in st["per_p"]] == [500, 500]
+    assert st["misses"] == 2  # one new(g) per P, then its private slot
+    with pytest.raises(gorun.RunError, match=r"TypeError: g.pool\(\) needs new=fn or a name"):
+        gorun.Runtime(procs=1).run(lambda g: g.pool())
