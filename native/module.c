@@ -568,7 +568,8 @@ static PyObject *py_constants(PyObject *mod, PyObject *unused)
         named_dict(debug_flags), "lock_kinds", lock_kind_names(), "lock_ranks", named_dict(lock_ranks), "p_status",
         named_dict(p_status), "poll_bits", named_dict(poll_bits), "pause_kinds", named_dict(pause_kinds), "rcalls",
         named_dict(rcalls), "gc_activities", named_dict(gc_activities), "max_memory_limit", (long long)INT64_MAX,
-        "scav_min_bytes", (unsigned long long)SCAV_MIN_BYTES, "max_pools", MAX_POOLS, "pool_shared_cap", POOL_SHARED_CAP);
+        "scav_min_bytes", (unsigned long long)SCAV_MIN_BYTES, "max_pools", MAX_POOLS, "pool_shared_cap",
+        POOL_SHARED_CAP);
     PyObject *tr = Py_BuildValue("{s:N,s:N,s:N,s:N}", "events", named_dict(trace_events), "counters",
                                  named_dict(trace_counter_ids), "locks", named_dict(trace_lock_ids), "limits",
                                  named_dict(trace_limits));
