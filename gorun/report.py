@@ -215,7 +215,7 @@ def result_dict(r) -> dict:
     gcd = gc_dict(r)
     lock_keys = (*LOCK_FIELDS, "wait_hist", "wait_ns_p99", "wait_ns_mean")
     locks = {}
-    for name in ("mheap", "mcentral", "workbuf", "typetab"):
+    for name in ("mheap", "mcentral", "workbuf", "typetab", "special"):
         raw = st["locks"].get(name)
         if raw is not None:
             summ = lock_summary(raw if name == "mcentral" else [raw])
@@ -253,6 +253,7 @@ def result_dict(r) -> dict:
         "gc": gcd,
         "memory": mem,
         "locks": locks,
+        "finalizers": dict(st.get("specials") or {}),  # native/mfinal.c's counters (docs/design.md "Output")
         "timeline": timeline_dict(st.get("timeline"), gcd["pauses"], r.procs, mem["limit_bytes"]),
     }
     if state:
@@ -398,6 +399,14 @@ def summary_text(r) -> str:
             )
     elif g["gogc"] is not None:
         out.append(f"gc: no cycle ran (GOGC={'off' if g['gogc'] == -1 else g['gogc']})")
+    fz = d.get("finalizers") or {}
+    if fz.get("finalizers_set") or fz.get("cleanups_added") or fz.get("weak_made"):
+        out.append(
+            f"finalizers: {fz['finalizers_set']} set, {fz['finalizers_queued']} queued, "
+            f"{fz['finalizers_executed']} run; cleanups: {fz['cleanups_added']} added, {fz['cleanups_stopped']} "
+            f"stopped, {fz['cleanups_queued']} queued, {fz['cleanups_executed']} run; weak pointers: "
+            f"{fz['weak_made']} made, {fz['weak_cleared']} cleared"
+        )
     byc = d["locks"]["mcentral_by_class"]
     top = [kv for kv in sorted(byc.items(), key=lambda kv: -kv[1]["spans"])[:8] if kv[1]["spans"]]
     if top:
@@ -411,6 +420,7 @@ def summary_text(r) -> str:
         ("mcentral (all)", "mcentral"),
         ("workbuf", "workbuf"),
         ("typetab", "typetab"),
+        ("special", "special"),
     ):
         if key in d["locks"]:
             lrows.append(_lock_row(name, d["locks"][key]))

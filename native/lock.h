@@ -15,13 +15,15 @@ enum { LOCK_FUTEX = 0, LOCK_PTHREAD = 1, LOCK_SEM = 2, LOCK_NKINDS = 3 };
 
 /* Lock ranks (Go's lockrank, as data). A process may acquire a lock only if its rank is
  * strictly greater than every rank it already holds. The order, lowest first:
- *   mcentral < mheap < typetab < workbuf
+ *   mcentral < mheap < typetab < special < workbuf
  * so "mcentral before mheap, never the reverse". Rank 0 = unranked leaf (test locks). */
 enum {
     RANK_LEAF = 0,
     RANK_MCENTRAL = 20,
     RANK_MHEAP = 30,
     RANK_TYPETAB = 40,
+    RANK_SPECIAL = 45, /* specials (Go's mheap_.speciallock): taken with no lock held; under it
+                          only the workbuf lock (greying a finalizable object's referents) */
     RANK_WORKBUF = 50, /* GC shared work-buffer lists */
 };
 

@@ -154,6 +154,7 @@ int gc_mark_step(int64_t budget)
     uint32_t avail = atomic_load(&G->gc.work.avail);
     if (!globals_scanned) {
         gc_scan_globals();
+        specials_markroot(); /* mfinal.c: what finalizable objects reference, queued finalizers */
         globals_scanned = 1;
     }
     gc_serve_blocked();

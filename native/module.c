@@ -274,6 +274,7 @@ static PyObject *py_preempt_init(PyObject *mod, PyObject *unused)
 static PyObject *py_safepoint(PyObject *mod, PyObject *unused)
 {
     safepoint_poll_c();
+    if (finq_run_py()) return NULL; /* due finalizers and cleanups: a safepoint outside the runtime */
     Py_RETURN_NONE;
 }
 
@@ -331,10 +332,11 @@ static PyObject *py_stats(PyObject *mod, PyObject *unused)
                       RELAXED_LOAD(h->ooms), "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen",
                       atomic_load(&h->sweepgen), "released_pages", (unsigned long long)RELAXED_LOAD(h->released_pages),
                       "sys_bytes", (unsigned long long)RELAXED_LOAD(h->sys_bytes));
-    return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N},s:N,s:N}", "nprocs", G->nprocs, "lock",
+    return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N,s:N},s:N,s:N,s:N}", "nprocs", G->nprocs, "lock",
                          glock_kind_name((int)G->lock_kind), "arena_size", G->arena_size, "meta_size", G->meta_size,
                          "mheap", heap, "locks", "mheap", lock_dict(&h->lock), "typetab", lock_dict(&G->typetab.lock),
-                         "mcentral", mc_locks, "central", central, "ps", ps);
+                         "special", lock_dict(&G->specials.lock), "mcentral", mc_locks, "central", central, "ps", ps,
+                         "specials", specials_dict());
 }
 
 /* ---- test and inspection hooks (bounded, one step each) ---- */
@@ -352,8 +354,13 @@ static const named_t type_ids[] = {
     {"bytes", TID_BYTES},         {"int_array", TID_INT_ARRAY},   {"float_array", TID_FLOAT_ARRAY},
     {"ptr_array", TID_PTR_ARRAY}, {"first_user", TID_FIRST_USER}, {NULL, 0}};
 static const named_t debug_flags[] = {{"mcachebypass", DBG_MCACHEBYPASS}, {"checkmark", DBG_CHECKMARK}, {NULL, 0}};
-static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},       {"mcentral", RANK_MCENTRAL}, {"mheap", RANK_MHEAP},
-                                     {"typetab", RANK_TYPETAB}, {"workbuf", RANK_WORKBUF},   {NULL, 0}};
+static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},
+                                     {"mcentral", RANK_MCENTRAL},
+                                     {"mheap", RANK_MHEAP},
+                                     {"typetab", RANK_TYPETAB},
+                                     {"special", RANK_SPECIAL},
+                                     {"workbuf", RANK_WORKBUF},
+                                     {NULL, 0}};
 
 static const named_t p_status[] = {
     {"idle", P_IDLE}, {"running", P_RUNNING}, {"syscall", P_SYSCALL}, {"gcstop", P_GCSTOP},
@@ -463,7 +470,7 @@ PyMODINIT_FUNC PyInit__gorun(void)
     GorunError = PyErr_NewException("gorun.GorunError", PyExc_RuntimeError, NULL);
     OutOfMemoryError = PyErr_NewException("gorun.OutOfMemory", PyExc_MemoryError, NULL);
     if (PyModule_AddFunctions(m, gc_methods) < 0 || PyModule_AddFunctions(m, watch_methods) < 0 ||
-        PyModule_AddFunctions(m, testhook_methods) < 0)
+        PyModule_AddFunctions(m, testhook_methods) < 0 || PyModule_AddFunctions(m, mfinal_methods) < 0)
         return NULL;
 #if GORUN_DEBUG
     if (PyModule_AddFunctions(m, debug_methods) < 0) return NULL;
