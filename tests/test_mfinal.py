@@ -296,3 +296,44 @@ def test_churn_with_automatic_cycles():
     assert d["gc"]["cycles"] > d["gc"]["forced"], "the heap's growth started cycles too"
     sp = r.stats["specials"]
     assert sp["finalizers_queued"] == sp["finalizers_executed"] == 6000
+
+
+def _finalizer_then_cleanup(g):
+    x = g.new(FNode)
+    order = []
+    g.set_finalizer(x, lambda h: order.append("finalizer"))
+    g.add_cleanup(x, order.append, "cleanup")
+    del x
+    g.gc()
+    g.safepoint()
+    first = list(order)
+    g.gc()
+    g.safepoint()
+    return first, order
+
+
+def test_a_resurrected_object_keeps_its_cleanups_until_it_dies():
+    """As Go's sweep: an object revived by its finalizer loses the finalizer and its weak
+    handles, and keeps its cleanups, which run once a later cycle finds it unreachable."""
+    first, order = run(_finalizer_then_cleanup).values[0]
+    assert first == ["finalizer"]
+    assert order == ["finalizer", "cleanup"]
+
+
+def _runs_without_an_explicit_safepoint(g):
+    import time
+
+    ran = []
+    x = g.new(FNode)
+    g.set_finalizer(x, lambda h: ran.append(1))
+    del x
+    g.gc()  # the sweep queues it and sends this P a SIGURG: the pending call runs it
+    for i in range(10_000):
+        if ran:
+            return True
+        time.sleep(0.001)  # plain Python: no runtime call, no g.safepoint()
+    return False
+
+
+def test_the_signal_runs_due_finalizers_at_a_bytecode_boundary():
+    assert run(_runs_without_an_explicit_safepoint).values == [True]
