@@ -18,7 +18,7 @@ See README.md and docs/design.md.
 
 from . import _gorun
 
-_EXPECTED_ABI = 12
+_EXPECTED_ABI = 13
 if _gorun.ABI_VERSION != _EXPECTED_ABI:  # the version handshake between Python and C
     raise ImportError(
         f"gorun's C core has ABI {_gorun.ABI_VERSION}, the Python package expects "

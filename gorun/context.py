@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from . import _gorun, pool
+from . import _gorun, mfinal, pool
 from .slices import append, make_slice
 from .types import array_tid
 
@@ -40,6 +40,7 @@ class _Blocking:
 
     def __exit__(self, *exc):
         _gorun.blocking_exit()
+        _gorun.safepoint()  # what came due while blocked (finalizers, cleanups) runs now
         return False
 
 
@@ -69,6 +70,11 @@ class Context:
     g.read_mem_stats()   Go's runtime.MemStats now (gorun.metrics.MemStats: HeapAlloc, NextGC,
                          NumGC, PauseNs, ... with Go's field names; a snapshot read without
                          stopping the world)
+    g.set_finalizer(h, fn) Go's runtime.SetFinalizer: fn(h) on this P once h's object is
+                         unreachable (it then survives one more cycle); fn=None removes it
+    g.add_cleanup(h, fn, arg) Go's runtime.AddCleanup: fn(arg) on this P once h's object is
+                         unreachable; returns a Cleanup with .stop()
+    g.weak(h)            Go's weak.Make: .value() is the handle, or None once unreachable
     g.deadline           time.monotonic() at which --duration ends, or None
     gorun.Pool(name, new=fn) sync.Pool, declared at module level and shared by every P by its
                          name: pool.get() (a pooled object, else new(g)), pool.put(h)
@@ -97,6 +103,9 @@ class Context:
         self.set_gc_percent = _gorun.set_gc_percent
         self._pools: dict = {}  # g.pool(): name -> gorun.Pool
         pool.set_current(self)  # sync.Pool's new(g) gets this P's context
+        self.set_finalizer = mfinal.set_finalizer
+        self.add_cleanup = mfinal.add_cleanup
+        self.weak = mfinal.weak
 
     def new_array(self, elem, n: int):
         return _gorun.new_array(array_tid(elem), n)

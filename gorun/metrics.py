@@ -84,9 +84,13 @@ METRIC_NAMES = (
     "/cpu/classes/scavenge/background:cpu-seconds",
     "/cpu/classes/scavenge/total:cpu-seconds",
     "/cpu/classes/total:cpu-seconds",
+    "/gc/cleanups/executed:cleanups",
+    "/gc/cleanups/queued:cleanups",
     "/gc/cycles/automatic:gc-cycles",
     "/gc/cycles/forced:gc-cycles",
     "/gc/cycles/total:gc-cycles",
+    "/gc/finalizers/executed:finalizers",
+    "/gc/finalizers/queued:finalizers",
     "/gc/gogc:percent",
     "/gc/gomemlimit:bytes",
     "/gc/heap/allocs-by-size:bytes",
@@ -153,6 +157,7 @@ class Counters:
     limiter_last_cycle: int
     wall_ns: int
     start_unix_ns: int
+    specials: dict = dataclasses.field(default_factory=dict)  # _gorun.stats()["specials"] (mfinal.c)
 
     @property
     def alloc_objects(self) -> int:  # Go's /gc/heap/allocs:objects: tiny blocks, not tiny objects
@@ -180,9 +185,13 @@ def run_metrics(c: Counters) -> dict:
         "/cpu/classes/scavenge/background:cpu-seconds": c.scav_bg_ns / 1e9,
         "/cpu/classes/scavenge/total:cpu-seconds": (c.scav_assist_ns + c.scav_bg_ns) / 1e9,
         "/cpu/classes/total:cpu-seconds": c.wall_ns * c.nprocs / 1e9,
+        "/gc/cleanups/executed:cleanups": c.specials.get("cleanups_executed", 0),
+        "/gc/cleanups/queued:cleanups": c.specials.get("cleanups_queued", 0),
         "/gc/cycles/automatic:gc-cycles": c.cycles - c.forced,
         "/gc/cycles/forced:gc-cycles": c.forced,
         "/gc/cycles/total:gc-cycles": c.cycles,
+        "/gc/finalizers/executed:finalizers": c.specials.get("finalizers_executed", 0),
+        "/gc/finalizers/queued:finalizers": c.specials.get("finalizers_queued", 0),
         "/gc/gogc:percent": c.gogc,
         "/gc/gomemlimit:bytes": c.memory_limit,
         "/gc/heap/allocs-by-size:bytes": _size_histogram(c.nmalloc_by_class),
@@ -408,4 +417,5 @@ def counters(
         limiter_last_cycle=limiter_last_cycle,
         wall_ns=wall_ns,
         start_unix_ns=start_unix_ns,
+        specials=stats.get("specials", {}),
     )

@@ -217,7 +217,7 @@ def result_dict(r) -> dict:
         gcd["assists"] = st.get("trace_assists", [])
     lock_keys = (*LOCK_FIELDS, "wait_hist", "wait_ns_p99", "wait_ns_mean")
     locks = {}
-    for name in ("mheap", "mcentral", "workbuf", "typetab"):
+    for name in ("mheap", "mcentral", "workbuf", "typetab", "special"):
         raw = st["locks"].get(name)
         if raw is not None:
             summ = lock_summary(raw if name == "mcentral" else [raw])
@@ -258,6 +258,7 @@ def result_dict(r) -> dict:
         "locks": locks,
         "pools": pools,
         "pools_total": pools_total,
+        "finalizers": dict(st.get("specials") or {}),  # native/mfinal.c's counters (docs/design.md "Output")
         "timeline": timeline_dict(st.get("timeline"), gcd["pauses"], r.procs, mem["limit_bytes"]),
     }
     if state:
@@ -413,6 +414,14 @@ def summary_text(r) -> str:
             f"{pt['victim_hits']:,} victim; {pt['misses']:,} misses), {pt['puts']:,} puts, "
             f"{pt['dropped']:,} dropped by cycles, {pt['overflows']:,} overflows"
         )
+    fz = d.get("finalizers") or {}
+    if fz.get("finalizers_set") or fz.get("cleanups_added") or fz.get("weak_made"):
+        out.append(
+            f"finalizers: {fz['finalizers_set']} set, {fz['finalizers_queued']} queued, "
+            f"{fz['finalizers_executed']} run; cleanups: {fz['cleanups_added']} added, {fz['cleanups_stopped']} "
+            f"stopped, {fz['cleanups_queued']} queued, {fz['cleanups_executed']} run; weak pointers: "
+            f"{fz['weak_made']} made, {fz['weak_cleared']} cleared"
+        )
     byc = d["locks"]["mcentral_by_class"]
     top = [kv for kv in sorted(byc.items(), key=lambda kv: -kv[1]["spans"])[:8] if kv[1]["spans"]]
     if top:
@@ -426,6 +435,7 @@ def summary_text(r) -> str:
         ("mcentral (all)", "mcentral"),
         ("workbuf", "workbuf"),
         ("typetab", "typetab"),
+        ("special", "special"),
     ):
         if key in d["locks"]:
             lrows.append(_lock_row(name, d["locks"][key]))

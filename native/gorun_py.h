@@ -50,6 +50,9 @@ static inline int runtime_enter(void)
 extern PyMethodDef gc_methods[];       /* gc_py.c */
 extern PyMethodDef watch_methods[];    /* watch.c */
 extern PyMethodDef testhook_methods[]; /* testhooks.c */
+extern PyMethodDef mfinal_methods[];   /* mfinal_py.c */
+int finq_run_py(void);                 /* mfinal_py.c: run this P's due finalizers and cleanups; -1 on an exception */
+PyObject *specials_dict(void);         /* mfinal_py.c: the special records' counters */
 #if GORUN_DEBUG
 extern PyMethodDef debug_methods[]; /* testhooks.c, debug builds only */
 #endif

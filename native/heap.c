@@ -17,7 +17,7 @@ static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1)
 
 typedef struct layout {
     uint64_t spans, allocbits, markbits, pagemap, pallocbits, pallocsum, scavbits, roots, globals, checkbits, wbufs,
-        wblog, pauses, cycles, trace, end, nchunks, nbufs, pools;
+        wblog, pauses, cycles, trace, specials, end, nchunks, nbufs, pools;
 } layout_t;
 
 static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t root_slots, uint64_t nglobals)
@@ -59,7 +59,10 @@ static layout_t compute_layout(uint64_t arena_size, uint32_t nprocs, uint64_t ro
     off = align_up(off + MAX_PAUSES * sizeof(pauserec_t), 4096);
     L.cycles = off;
     off = align_up(off + MAX_CYCLES * sizeof(cyclerec_t), 4096);
-    /* The event rings: always laid out (sparse), reserved and touched only with DBG_TRACE. */
+    L.specials = off; /* the special records (mfinal.c) */
+    off = align_up(off + MAX_SPECIALS * sizeof(special_t), 4096);
+    /* The event rings, last: always laid out (sparse), reserved and touched only with DBG_TRACE
+     * (the fixed regions end where they begin). */
     L.trace = off;
     off = align_up(off + trace_region_bytes(nprocs + 1), 4096);
     L.end = off;
@@ -71,8 +74,8 @@ uint64_t gorun_meta_size(uint64_t arena_size, uint32_t nprocs, uint64_t root_slo
 
 /* The regions of the metadata a run writes whatever the heap does, reserved (fallocate) at init:
  * the control block, the page bitmap, summaries and scavenged bitmap, the root tables, globals and pools, the first
- * INITIAL_WBUFS work buffers, the barrier logs and the pause and cycle rings. The per-page
- * regions, the rest of the work buffers and the arena are reserved chunk by chunk as the heap
+ * INITIAL_WBUFS work buffers, the barrier logs, the pause and cycle rings and the special records. The
+ * per-page regions, the rest of the work buffers and the arena are reserved chunk by chunk as the heap
  * grows (pagealloc_grow). [start, end) offsets. */
 #define NFIXED 5
 static void fixed_regions(const layout_t *L, uint64_t out[NFIXED][2])
@@ -265,6 +268,8 @@ int gorun_init_shared(void *meta, uint64_t meta_size, void *arena, uint64_t aren
     gc->init_ns = nanotime();
     if (glock_init(&G->typetab.lock, lock_kind, RANK_TYPETAB, "typetab") != GLOCK_OK) return INIT_LOCK_FAILED;
     if (pool_init_locks(lock_kind) != 0) return INIT_LOCK_FAILED;
+    if (glock_init(&G->specials.lock, lock_kind, RANK_SPECIAL, "special") != GLOCK_OK) return INIT_LOCK_FAILED;
+    G->specials.off_recs = L.specials;
     add_builtin_type(TID_BYTES, "[]byte", TK_BYTES, 0, 0);
     add_builtin_type(TID_INT_ARRAY, "[]int", TK_ARRAY, FK_INT, 0);
     add_builtin_type(TID_FLOAT_ARRAY, "[]float", TK_ARRAY, FK_FLOAT, 0);

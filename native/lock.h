@@ -15,7 +15,7 @@ enum { LOCK_FUTEX = 0, LOCK_PTHREAD = 1, LOCK_SEM = 2, LOCK_NKINDS = 3 };
 
 /* Lock ranks (Go's lockrank, as data). A process may acquire a lock only if its rank is
  * strictly greater than every rank it already holds. The order, lowest first:
- *   pool < mcentral < mheap < typetab < workbuf
+ *   pool < mcentral < mheap < typetab < special < workbuf
  * so "mcentral before mheap, never the reverse". A pool's lock (pool.c) is taken first, with no
  * other lock held, and under it only the write barrier's own flush may take the workbuf lock
  * (pool < workbuf). Rank 0 = unranked leaf (test locks). */
@@ -25,6 +25,8 @@ enum {
     RANK_MCENTRAL = 20,
     RANK_MHEAP = 30,
     RANK_TYPETAB = 40,
+    RANK_SPECIAL = 45, /* specials (Go's mheap_.speciallock): taken with no lock held; under it
+                          only the workbuf lock (greying a finalizable object's referents) */
     RANK_WORKBUF = 50, /* GC shared work-buffer lists */
 };
 

@@ -1,6 +1,6 @@
 /* mcheckmark.c: GODEBUG=gccheckmark=1 (Go's mcheckmark.go). With the world stopped at mark
  * termination, after marking finished, re-mark everything reachable from the roots (each P's
- * root table under its roots lock, the globals, every sync.Pool slot) into a separate bitmap, the checkmark bits; any
+ * root table under its roots lock, the globals, every sync.Pool slot, the finalizers' roots) into a separate bitmap, the checkmark bits; any
  * object reached that the real mark left white is a fatal error naming the object, its type and
  * the kind of path that reached it. Uses the GC process main thread's gcWork stack. */
 #define _GNU_SOURCE
@@ -102,6 +102,20 @@ uint64_t gc_checkmark(void)
                 }
             }
     }
+    /* The specials' roots (mfinal.c): a queued finalizer's object, and what an object with a
+     * finalizer references (not the object itself). */
+    lock(&G->specials.lock);
+    for (uint32_t i = 0; i < G->specials.fresh; i++) {
+        special_t *x = special_at(i);
+        if (x->kind != SPECIAL_FINALIZER || x->state == SPS_FREE) continue;
+        snprintf(checkmark_path, sizeof checkmark_path, "special record %u", i);
+        if (x->state == SPS_QUEUED)
+            checkmark_grey(x->addr, i);
+        else if (!spanclass_noscan(spanof_id(spanof_addr(x->addr))->spanclass))
+            gcw_push(x->addr);
+        checkmark_drain();
+    }
+    unlock(&G->specials.lock);
     uint64_t checked = 0;
     for (uint64_t p = 1; p < G->mheap.grown_pages; p++)
         if (atomic_load(&pm[p]) == p)

@@ -156,6 +156,7 @@ int gc_mark_step(int64_t budget)
     if (!globals_scanned) {
         gc_scan_globals();
         gc_scan_pools();
+        specials_markroot(); /* mfinal.c: what finalizable objects reference, queued finalizers */
         globals_scanned = 1;
     }
     gc_serve_blocked();

@@ -46,6 +46,23 @@ uint64_t gc_help_mark(int64_t budget); /* [GC] the main thread marks too; return
 int gc_mark_quiescent(void);           /* [GC] no roots pending, no grey objects anywhere */
 void gc_mark_finish_stw(void);         /* [GC, STW 2] drain to empty */
 
+void gc_scan_fields(goaddr b); /* [any marker] grey what scannable object b points to, not b itself */
+
+/* ---- specials: finalizers, cleanups, weak handles (mfinal.c) ---- */
+enum { SPECIAL_OK = 0, SPECIAL_EXISTS = -1, SPECIAL_FULL = -2, SPECIAL_NOTSTART = -3 };
+int special_set_finalizer(goaddr base, uint64_t *id); /* [W] SPECIAL_*: NOTSTART if base is not an object's start */
+uint64_t special_clear_finalizer(goaddr base);        /* [W] the removed record's id, 0 if none */
+int special_add_cleanup(goaddr addr, uint64_t *id);   /* [W] SPECIAL_* */
+int special_stop_cleanup(uint64_t id);                /* [W] 1 if it was attached and is now gone */
+int special_weak_make(goaddr addr, uint64_t *id);     /* [W] the address's one weak handle */
+goaddr special_weak_value(uint64_t id);               /* [W] the address, or 0 once it is unreachable */
+uint32_t finq_pending(void);                          /* [W] records queued for this P (a lock-free peek) */
+int finq_peek(uint64_t *id, int *kind, goaddr *addr); /* [W] the head of this P's queue; 0 if empty */
+void finq_remove(uint64_t id);                        /* [W] it leaves the queue (after the caller rooted it) */
+void special_executed(int kind);                      /* [W] a finalizer or cleanup function returned */
+void specials_sweep(mspan_t *s);                      /* [any sweeper] the span's records, before its bits flip */
+void specials_markroot(void);                         /* [GC, mark] finalizable objects' referents, queued objects */
+
 /* ---- work buffers (mgcwork.c): the process-local gcWork and the shared grey queue ---- */
 void gcw_publish(void);         /* [any marker] hand local grey objects over, or drain them */
 uint64_t gcw_publish_all(void); /* [any marker] returns the objects kept local (pool empty) */

@@ -73,6 +73,8 @@ static inline void scanobject(gcw_t *wk, goaddr b)
     }
 }
 
+void gc_scan_fields(goaddr b) { scanobject(&gcw, b); }
+
 #define PREFETCH 8
 
 /* Scan grey objects until the local stack and the shared queue are empty, or `budget` bytes of

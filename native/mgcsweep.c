@@ -24,6 +24,7 @@ int mspan_sweep(mspan_t *s, uint32_t sg)
     uint8_t *ab = allocbits_of(id);
     _Atomic uint8_t *mb = markbits_of(id);
     uint32_t nbytes = (s->nelems + 7) / 8, live = 0;
+    specials_sweep(s); /* mfinal.c: weak handles, finalizers (resurrecting), cleanups */
     for (uint32_t i = 0; i < nbytes; i++) {
         uint8_t m = atomic_load_explicit(&mb[i], memory_order_relaxed);
         if (GORUN_DEBUG) { /* zombie check: a marked slot must have been allocated */

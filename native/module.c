@@ -375,6 +375,7 @@ static PyObject *py_preempt_init(PyObject *mod, PyObject *unused)
 static PyObject *py_safepoint(PyObject *mod, PyObject *unused)
 {
     safepoint_poll_c();
+    if (finq_run_py()) return NULL; /* due finalizers and cleanups: a safepoint outside the runtime */
     Py_RETURN_NONE;
 }
 
@@ -433,10 +434,11 @@ static PyObject *py_stats(PyObject *mod, PyObject *unused)
                       RELAXED_LOAD(h->ooms), "heap_live", (unsigned long long)atomic_load(&h->heap_live), "sweepgen",
                       atomic_load(&h->sweepgen), "released_pages", (unsigned long long)RELAXED_LOAD(h->released_pages),
                       "sys_bytes", (unsigned long long)RELAXED_LOAD(h->sys_bytes));
-    return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N,s:N},s:N,s:N}", "nprocs", G->nprocs, "lock",
+    return Py_BuildValue("{s:I,s:s,s:K,s:K,s:N,s:{s:N,s:N,s:N,s:N,s:N},s:N,s:N,s:N}", "nprocs", G->nprocs, "lock",
                          glock_kind_name((int)G->lock_kind), "arena_size", G->arena_size, "meta_size", G->meta_size,
                          "mheap", heap, "locks", "mheap", lock_dict(&h->lock), "typetab", lock_dict(&G->typetab.lock),
-                         "workbuf", lock_dict(&G->gc.work.lock), "mcentral", mc_locks, "central", central, "ps", ps);
+                         "workbuf", lock_dict(&G->gc.work.lock), "special", lock_dict(&G->specials.lock), "mcentral",
+                         mc_locks, "central", central, "ps", ps, "specials", specials_dict());
 }
 
 /* ---- test and inspection hooks (bounded, one step each) ---- */
@@ -501,6 +503,7 @@ static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},
                                      {"mcentral", RANK_MCENTRAL},
                                      {"mheap", RANK_MHEAP},
                                      {"typetab", RANK_TYPETAB},
+                                     {"special", RANK_SPECIAL},
                                      {"workbuf", RANK_WORKBUF},
                                      {NULL, 0}};
 
@@ -673,7 +676,7 @@ PyMODINIT_FUNC PyInit__gorun(void)
     GorunError = PyErr_NewException("gorun.GorunError", PyExc_RuntimeError, NULL);
     OutOfMemoryError = PyErr_NewException("gorun.OutOfMemory", PyExc_MemoryError, NULL);
     if (PyModule_AddFunctions(m, gc_methods) < 0 || PyModule_AddFunctions(m, watch_methods) < 0 ||
-        PyModule_AddFunctions(m, testhook_methods) < 0)
+        PyModule_AddFunctions(m, testhook_methods) < 0 || PyModule_AddFunctions(m, mfinal_methods) < 0)
         return NULL;
 #if GORUN_DEBUG
     if (PyModule_AddFunctions(m, debug_methods) < 0) return NULL;

@@ -43,8 +43,8 @@ static int preempt_pending(void *arg)
 {
     (void)arg;
     atomic_store(&scheduled, 0);
-    safepoint_poll_c(); /* serves requests only if this P is RUNNING */
-    return 0;
+    safepoint_poll_c();   /* serves requests only if this P is RUNNING */
+    return finq_run_py(); /* due finalizers and cleanups (mfinal_py.c), outside any runtime call */
 }
 
 static void *preempt_main(void *arg)

@@ -16,7 +16,7 @@
 #include "lock.h"
 #include "trace.h"
 
-#define GORUN_ABI_VERSION 12
+#define GORUN_ABI_VERSION 13
 #define GORUN_MAGIC       0x31766e75726f67ull /* "gorunv1" */
 
 #ifndef GORUN_DEBUG
@@ -181,7 +181,12 @@ typedef struct mspan {
     uint8_t needzero;
     uint8_t _pad[6];
     uint64_t allocCache; /* complement of allocBits from freeindex: next free = ctz */
-    uint64_t _pad2;
+    /* Head of the span's special records (finalizers, cleanups, weak handles: index + 1, 0 =
+     * none), linked through special_t.next; written under specials.lock, peeked lock-free
+     * (relaxed) by the sweeper. Empty whenever the span is freed (a dead object's specials
+     * leave at the sweep that finds it unmarked). Go's mspan.specials. */
+    _Atomic uint32_t specials;
+    uint32_t _pad2;
 } mspan_t;
 
 /* ---- mcentral: one per span class ---- */
@@ -552,6 +557,44 @@ typedef struct gp {
     lockwait_t lockwait;             /* the lock this P waits for (see lockwait_t) */
 } __attribute__((aligned(64))) gp_t;
 
+/* ---- specials: finalizers, cleanups and weak handles (mfinal.c; Go's mheap.go specials and
+ * mfinal.go; docs/design.md "Finalizers, cleanups and weak pointers") ----
+ * One table of MAX_SPECIALS records in the metadata segment (region off_recs), every field
+ * written under specials.lock (Go's mheap_.speciallock). A record is free, attached to its
+ * object's span (on mspan.specials), or queued on its P's finalizer queue (a finalizer whose
+ * object was found unmarked, or a cleanup), until that P runs it. The callbacks themselves are
+ * Python objects kept by the registering worker, keyed by the record id (index | gen << 32). */
+#define MAX_SPECIALS 65536
+enum { SPECIAL_FINALIZER = 1, SPECIAL_CLEANUP = 2, SPECIAL_WEAK = 3 };
+enum { SPS_FREE = 0, SPS_ATTACHED = 1, SPS_QUEUED = 2 };
+typedef struct special {
+    goaddr addr;   /* (L) finalizer: the object's base; cleanup, weak: the address given (interior allowed);
+                      weak: zeroed by the sweep that finds the object unmarked */
+    uint32_t next; /* (L) the span's list, the P's queue or the free list: index + 1, 0 = end */
+    uint32_t gen;  /* (L) bumped when the record is freed, so a stale id never names a new use */
+    uint8_t kind;  /* (L) SPECIAL_* */
+    uint8_t state; /* (L) SPS_* */
+    uint16_t p;    /* (L) the P that registered it: its queue gets it, its worker runs it */
+    uint32_t _pad;
+} special_t;
+
+typedef struct specials {
+    glock_t lock;      /* RANK_SPECIAL: every (L) field here and in special_t is written only under it */
+    uint64_t off_recs; /* set at init: the records' region */
+    uint32_t free;     /* (L) free list head (index + 1) */
+    uint32_t fresh;    /* (L) records [fresh, MAX_SPECIALS) were never used */
+    uint32_t finq_head[MAX_PROCS], finq_tail[MAX_PROCS]; /* (L) each P's queue (index + 1) */
+    _Atomic uint32_t finq_len[MAX_PROCS];                /* (L; peeked lock-free by the P: is anything due?) */
+    _Atomic uint64_t nlive;                              /* (L) records in use */
+    /* Statistics (Go's /gc/finalizers/... and /gc/cleanups/...): relaxed fetch_add */
+    _Atomic uint64_t fin_queued;       /* the sweeper: finalizers queued (objects resurrected) */
+    _Atomic uint64_t fin_executed;     /* the P: finalizer functions that returned */
+    _Atomic uint64_t cleanup_queued;   /* the sweeper */
+    _Atomic uint64_t cleanup_executed; /* the P */
+    _Atomic uint64_t weak_cleared;     /* the sweeper: weak handles zeroed */
+    _Atomic uint64_t fin_set, cleanup_added, cleanup_stopped, weak_made; /* the registering P */
+} specials_t;
+
 /* ---- the control block at offset 0 of the metadata segment ---- */
 typedef struct gorun_shared {
     uint64_t magic;
@@ -589,6 +632,7 @@ typedef struct gorun_shared {
     gp_t allp[MAX_PROCS];
     gcctl_t gc;
     typetab_t typetab;
+    specials_t specials;
 } gorun_shared_t;
 
 /* ---- the layout's fingerprint (part of the ABI check) ----
@@ -602,6 +646,7 @@ _Static_assert(sizeof(mspan_t) == 64, "mspan_t changed: bump GORUN_ABI_VERSION")
 _Static_assert(sizeof(wbuf_t) == 4088, "wbuf_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(cyclerec_t) == 30 * 8, "cyclerec_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(gotype_t) == 104, "gotype_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(special_t) == 24, "special_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(lockwait_t) == 16, "lockwait_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(mcache_t) == 560, "mcache_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(pstats_t) == 608, "pstats_t changed: bump GORUN_ABI_VERSION");
@@ -621,7 +666,9 @@ _Static_assert(sizeof(gp_t) == 1344 && offsetof(gp_t, root_hwm) == 576 && offset
                "gp_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(poolhdr_t) == 576, "poolhdr_t changed: bump GORUN_ABI_VERSION");
 _Static_assert(sizeof(typetab_t) == 426496, "typetab_t changed: bump GORUN_ABI_VERSION");
-_Static_assert(sizeof(gorun_shared_t) == 583936 && offsetof(gorun_shared_t, mheap) == 256 &&
+_Static_assert(sizeof(specials_t) == 1344 && offsetof(gorun_shared_t, specials) == 583936,
+               "specials_t changed: bump GORUN_ABI_VERSION");
+_Static_assert(sizeof(gorun_shared_t) == 585280 && offsetof(gorun_shared_t, mheap) == 256 &&
                    offsetof(gorun_shared_t, central) == 896 && offsetof(gorun_shared_t, allp) == 70528 &&
                    offsetof(gorun_shared_t, gc) == 156544 && offsetof(gorun_shared_t, typetab) == 157440,
                "gorun_shared_t changed: bump GORUN_ABI_VERSION");
@@ -666,6 +713,7 @@ static inline tracering_t *tracering_at(uint32_t i)
 static inline traceev_t *traceev_at(tracering_t *r, uint64_t i)
 { return (traceev_t *)(r + 1) + (i % TRACE_RING_EVENTS); }
 static inline cyclerec_t *cycle_at(uint64_t i) { return (cyclerec_t *)((char *)G + G->off_cycles) + (i % MAX_CYCLES); }
+static inline special_t *special_at(uint32_t i) { return (special_t *)((char *)G + G->specials.off_recs) + i; }
 static inline uint64_t *obj_word(goaddr a) { return (uint64_t *)(A + a); }
 static inline uint32_t hdr_tid(goaddr a) { return (uint32_t)*obj_word(a); }
 static inline uint32_t hdr_len(goaddr a) { return (uint32_t)(*obj_word(a) >> 32); }

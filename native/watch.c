@@ -57,8 +57,8 @@ void lockwait_end(lockwait_t *w, glock_t *l)
 /* The runtime lock at byte offset off of the metadata segment, or NULL if off names none. */
 static glock_t *lock_at(uint64_t off)
 {
-    glock_t *cand[3] = {&G->mheap.lock, &G->typetab.lock, &G->gc.work.lock};
-    for (int i = 0; i < 3; i++)
+    glock_t *cand[4] = {&G->mheap.lock, &G->typetab.lock, &G->gc.work.lock, &G->specials.lock};
+    for (int i = 0; i < 4; i++)
         if ((uint64_t)((char *)cand[i] - (char *)G) == off) return cand[i];
     for (int i = 0; i < NUM_SPAN_CLASSES; i++)
         if ((uint64_t)((char *)&G->central[i].lock - (char *)G) == off) return &G->central[i].lock;

@@ -36,7 +36,9 @@ REQUIRED = (
     "/memory/classes/heap/objects:bytes",
     "/sync/mutex/wait/total:seconds",
 )
-NAME = re.compile(r"^(/[a-z0-9-]+)+:(bytes|objects|gc-cycles|percent|seconds|cpu-seconds|threads|gc-cycle)$")
+NAME = re.compile(
+    r"^(/[a-z0-9-]+)+:(bytes|objects|gc-cycles|percent|seconds|cpu-seconds|threads|gc-cycle|finalizers|cleanups)$"
+)
 
 
 def _expected_time_bounds_ns():
