@@ -498,14 +498,9 @@ static const named_t trace_limits[] = {{"ring_events", TRACE_RING_EVENTS},
                                        {"lock_ns_default", TRACE_LOCK_NS_DEFAULT},
                                        {"rcall_ns_default", TRACE_RCALL_NS_DEFAULT},
                                        {NULL, 0}};
-static const named_t lock_ranks[] = {{"leaf", RANK_LEAF},
-                                     {"pool", RANK_POOL},
-                                     {"mcentral", RANK_MCENTRAL},
-                                     {"mheap", RANK_MHEAP},
-                                     {"typetab", RANK_TYPETAB},
-                                     {"special", RANK_SPECIAL},
-                                     {"workbuf", RANK_WORKBUF},
-                                     {NULL, 0}};
+static const named_t lock_ranks[] = {
+    {"leaf", RANK_LEAF},       {"pool", RANK_POOL},       {"mcentral", RANK_MCENTRAL}, {"mheap", RANK_MHEAP},
+    {"typetab", RANK_TYPETAB}, {"special", RANK_SPECIAL}, {"workbuf", RANK_WORKBUF},   {NULL, 0}};
 
 static const named_t p_status[] = {
     {"idle", P_IDLE}, {"running", P_RUNNING}, {"syscall", P_SYSCALL}, {"gcstop", P_GCSTOP},
