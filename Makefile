@@ -16,8 +16,11 @@ DEBUG_LEVEL ?= 2
 # even when the test that met it expected its child to die. UBSan, linked beside ASan, ignores
 # log_path: its report goes to the stderr of the process that hit it, which exits 66.
 ASAN_RT = $(shell gcc -print-file-name=libasan.so)
+# C++ extensions the suite imports (matplotlib's ft2font, for gorun plot) throw exceptions: ASan's
+# __cxa_throw interceptor needs libstdc++ loaded when ASan starts, so it is preloaded after it.
+CXX_RT = $(shell gcc -print-file-name=libstdc++.so.6)
 SAN_REPORTS := build/sanitize/reports
-SAN_ENV = LD_PRELOAD=$(ASAN_RT) \
+SAN_ENV = LD_PRELOAD="$(ASAN_RT) $(CXX_RT)" \
 	ASAN_OPTIONS=detect_leaks=0:allow_user_segv_handler=1:exitcode=66:log_path=$(CURDIR)/$(SAN_REPORTS)/asan \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=66
 
