@@ -481,10 +481,12 @@ def _plot_mmu(result: dict, path: str, notes: list[str]) -> None:
         ws = mmu_windows(total)
         x = np.array(ws, float)
         procs = len(unavail)
+        # the run's thick line under the P's thin ones: where they agree (short pauses, MMU near
+        # 1 everywhere) the P's lines stay visible on top of it
+        ax.plot(x, mmu(unavail, total, ws), color="black", lw=3.5, zorder=2, label="the run (mean over P's)")
         for p, ivs in enumerate(unavail):
             label = f"P{p}" if procs <= 8 else (f"P0..P{procs - 1}, one line each" if p == 0 else None)
-            ax.plot(x, mmu([ivs], total, ws), lw=1, alpha=0.8, label=label)
-        ax.plot(x, mmu(unavail, total, ws), color="black", lw=2.5, label="the run (mean over P's)")
+            ax.plot(x, mmu([ivs], total, ws), lw=1.2, alpha=0.9, zorder=3, label=label)
         if not assists:
             notes.append("mmu.png: no gc.assists in this document (run without --trace): assists not counted")
     ax.set_xscale("log")
