@@ -143,7 +143,8 @@ def _over_the_limit(g, live: int = 24 * MiB, seconds: float = 30):
     while not seen and time.monotonic() - t0 < seconds:
         for _ in range(1024):
             g.new_bytes(1016)
-        seen = bool(_gorun.gc_state()["limiter_on"])
+        # on now, or on at some update of a finished cycle (it can switch on and off between polls)
+        seen = bool(_gorun.gc_state()["limiter_on"]) or any(c["limiter"] for c in _gorun.gc_cycles())
     for _ in range(16 * 1024):
         g.new_bytes(1016)
     return len(keep), seen
