@@ -164,6 +164,18 @@ class Counters:
         return self.nmalloc - self.tiny_allocs
 
     @property
+    def pause_cpu_ns(self) -> int:  # Go's /cpu/classes/gc/pause: every pause x P
+        return sum(p["total_ns"] for p in self.pauses) * self.nprocs
+
+    @property
+    def dedicated_ns(self) -> int:  # the GC process's CPU less the background scavenger's
+        return max(self.gc_process_cpu_ns - self.scav_bg_ns, 0)
+
+    @property
+    def gc_cpu_ns(self) -> int:  # Go's /cpu/classes/gc/total (idle marking is 0)
+        return self.assist_ns + self.dedicated_ns + self.pause_cpu_ns
+
+    @property
     def alloc_bytes(self) -> int:  # in slot sizes, as Go counts them; large objects as requested
         small = sum(n * CLASS_TO_SIZE[c] for c, n in enumerate(self.nmalloc_by_class) if c)
         return small + self.large_bytes
@@ -171,16 +183,13 @@ class Counters:
 
 def run_metrics(c: Counters) -> dict:
     pause_total = [p["total_ns"] for p in c.pauses]
-    pause_cpu = sum(pause_total) * c.nprocs
-    dedicated = max(c.gc_process_cpu_ns - c.scav_bg_ns, 0)
-    gc_total = c.assist_ns + dedicated + pause_cpu
     cl = c.classes
     m = {
         "/cpu/classes/gc/mark/assist:cpu-seconds": c.assist_ns / 1e9,
-        "/cpu/classes/gc/mark/dedicated:cpu-seconds": dedicated / 1e9,
+        "/cpu/classes/gc/mark/dedicated:cpu-seconds": c.dedicated_ns / 1e9,
         "/cpu/classes/gc/mark/idle:cpu-seconds": 0.0,
-        "/cpu/classes/gc/pause:cpu-seconds": pause_cpu / 1e9,
-        "/cpu/classes/gc/total:cpu-seconds": gc_total / 1e9,
+        "/cpu/classes/gc/pause:cpu-seconds": c.pause_cpu_ns / 1e9,
+        "/cpu/classes/gc/total:cpu-seconds": c.gc_cpu_ns / 1e9,
         "/cpu/classes/scavenge/assist:cpu-seconds": c.scav_assist_ns / 1e9,
         "/cpu/classes/scavenge/background:cpu-seconds": c.scav_bg_ns / 1e9,
         "/cpu/classes/scavenge/total:cpu-seconds": (c.scav_assist_ns + c.scav_bg_ns) / 1e9,
@@ -306,7 +315,6 @@ def mem_stats(c: Counters) -> MemStats:
     for cyc, (tot, end) in by_cycle.items():
         if cyc >= 1 and cyc > c.cycles - 256:
             pause_ns[(cyc - 1) % 256], pause_end[(cyc - 1) % 256] = tot, end
-    gc_cpu = c.assist_ns + max(c.gc_process_cpu_ns - c.scav_bg_ns, 0) + sum(p["total_ns"] for p in c.pauses) * c.nprocs
     mallocs = c.nmalloc
     frees = c.objs_freed + c.tiny_allocs
     by_size = [
@@ -342,7 +350,7 @@ def mem_stats(c: Counters) -> MemStats:
         PauseEnd=pause_end,
         NumGC=c.cycles,
         NumForcedGC=c.forced,
-        GCCPUFraction=gc_cpu / (c.nprocs * c.wall_ns) if c.wall_ns else 0.0,
+        GCCPUFraction=c.gc_cpu_ns / (c.nprocs * c.wall_ns) if c.wall_ns else 0.0,
         EnableGC=c.gogc >= 0 or c.memory_limit < MAX_MEMORY_LIMIT,
         DebugGC=False,
         BySize=by_size,

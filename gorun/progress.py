@@ -80,23 +80,25 @@ class Progress:
     def fds(self) -> list[int]:
         return list(self.dest)
 
-    def readable(self, fd: int) -> None:
-        """Relay what a child wrote: complete lines now, the rest when its newline comes."""
+    def readable(self, fd: int) -> bool:
+        """Relay what a child wrote: complete lines now, the rest when its newline comes. False
+        when there is nothing more to read now (would block) or ever (EOF: the pipe is closed)."""
         try:
             chunk = os.read(fd, 1 << 16)
         except BlockingIOError:
-            return
+            return False
         if not chunk:  # every child that held it has exited
             self._flush_partial(fd)
             os.close(fd)
             del self.dest[fd], self.bufs[fd]
-            return
+            return False
         buf = self.bufs[fd]
         buf += chunk
         cut = buf.rfind(b"\n") + 1
         if cut:
             self._write_above(self.dest[fd], bytes(buf[:cut]))
             del buf[:cut]
+        return True
 
     def _flush_partial(self, fd: int) -> None:
         buf = self.bufs[fd]
@@ -142,19 +144,13 @@ class Progress:
     def finish(self) -> None:
         """Relay what is left and erase the status line (before the summary is printed)."""
         for fd in list(self.dest):
-            while True:
-                try:
-                    chunk = os.read(fd, 1 << 16)
-                except (BlockingIOError, OSError):
-                    break
-                if not chunk:
-                    break
-                self.bufs[fd] += chunk
-            cut = self.bufs[fd].rfind(b"\n") + 1
-            if cut:
-                self._write_above(self.dest[fd], bytes(self.bufs[fd][:cut]))
-                del self.bufs[fd][:cut]
-            self._flush_partial(fd)
+            try:
+                while self.readable(fd):
+                    pass
+            except OSError:
+                pass
+            if fd in self.dest:  # a partial last line, with no EOF seen
+                self._flush_partial(fd)
         if self.shown:
             _write(self.err, _ERASE)
             self.shown = False

@@ -316,60 +316,55 @@ void special_executed(int kind)
 
 /* ---- the GC's side ---- */
 
-void specials_sweep(mspan_t *s)
+/* One pass of specials_sweep: every record of `kind` on span s whose object is unmarked leaves
+ * the span's list and is dealt with as its kind says. Returns the P's whose queue got a record.
+ * Under the specials lock. */
+static uint64_t sweep_kind(mspan_t *s, specials_t *sp, uint32_t kind)
 {
-    if (!atomic_load_explicit(&s->specials, memory_order_relaxed)) return;
-    specials_t *sp = SP();
-    uint64_t wake = 0; /* P's whose queue got a record */
-    lock(&sp->lock);
-    /* 1. weak handles of unmarked objects are zeroed, before any finalizer is queued */
+    uint64_t wake = 0;
     uint32_t prev = 0, r = atomic_load_explicit(&s->specials, memory_order_relaxed);
     while (r) {
         special_t *x = special_at(r - 1);
         uint32_t next = x->next;
-        if (x->kind == SPECIAL_WEAK && !is_marked(s, x->addr)) {
-            span_unlink(s, prev, r);
+        if (x->kind != kind || is_marked(s, x->addr)) {
+            prev = r;
+            r = next;
+            continue;
+        }
+        span_unlink(s, prev, r);
+        if (kind == SPECIAL_WEAK) {
             rec_free(r - 1);
             atomic_fetch_add_explicit(&sp->weak_cleared, 1, memory_order_relaxed);
-        } else
-            prev = r;
-        r = next;
-    }
-    /* 2. finalizers of unmarked objects: queue, and resurrect the object */
-    prev = 0;
-    r = atomic_load_explicit(&s->specials, memory_order_relaxed);
-    while (r) {
-        special_t *x = special_at(r - 1);
-        uint32_t next = x->next;
-        if (x->kind == SPECIAL_FINALIZER && !is_marked(s, x->addr)) {
-            uint64_t idx = span_objindex(s, x->addr);
-            atomic_fetch_or_explicit(markbits_of(s->startpage) + idx / 8, (uint8_t)(1u << (idx % 8)),
-                                     memory_order_relaxed);
-            atomic_fetch_add_explicit(&G->mheap.heap_live, s->elemsize, memory_order_relaxed);
-            span_unlink(s, prev, r);
+        } else {
+            if (kind == SPECIAL_FINALIZER) { /* resurrect the object until its finalizer has run */
+                uint64_t idx = span_objindex(s, x->addr);
+                atomic_fetch_or_explicit(markbits_of(s->startpage) + idx / 8, (uint8_t)(1u << (idx % 8)),
+                                         memory_order_relaxed);
+                atomic_fetch_add_explicit(&G->mheap.heap_live, s->elemsize, memory_order_relaxed);
+                atomic_fetch_add_explicit(&sp->fin_queued, 1, memory_order_relaxed);
+            } else {
+                x->addr = 0; /* the cleanup never sees the object */
+                atomic_fetch_add_explicit(&sp->cleanup_queued, 1, memory_order_relaxed);
+            }
             queue_push(x->p, r);
             wake |= 1ull << x->p;
-            atomic_fetch_add_explicit(&sp->fin_queued, 1, memory_order_relaxed);
-        } else
-            prev = r;
+        }
         r = next;
     }
-    /* 3. cleanups of objects still unmarked (none revived them) */
-    prev = 0;
-    r = atomic_load_explicit(&s->specials, memory_order_relaxed);
-    while (r) {
-        special_t *x = special_at(r - 1);
-        uint32_t next = x->next;
-        if (x->kind == SPECIAL_CLEANUP && !is_marked(s, x->addr)) {
-            span_unlink(s, prev, r);
-            x->addr = 0; /* the cleanup never sees the object */
-            queue_push(x->p, r);
-            wake |= 1ull << x->p;
-            atomic_fetch_add_explicit(&sp->cleanup_queued, 1, memory_order_relaxed);
-        } else
-            prev = r;
-        r = next;
-    }
+    return wake;
+}
+
+void specials_sweep(mspan_t *s)
+{
+    if (!atomic_load_explicit(&s->specials, memory_order_relaxed)) return;
+    specials_t *sp = SP();
+    lock(&sp->lock);
+    /* Go's order: 1. weak handles of unmarked objects are zeroed, before any finalizer is queued;
+     * 2. finalizers of unmarked objects are queued and their objects resurrected; 3. cleanups of
+     * objects still unmarked (none revived them) are queued. */
+    sweep_kind(s, sp, SPECIAL_WEAK);
+    uint64_t wake = sweep_kind(s, sp, SPECIAL_FINALIZER); /* P's whose queue got a record */
+    wake |= sweep_kind(s, sp, SPECIAL_CLEANUP);
     unlock(&sp->lock);
     while (wake) { /* the P runs them at its next safepoint outside the runtime (preempt.c) */
         int p = __builtin_ctzll(wake);
